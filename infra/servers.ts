@@ -1,0 +1,128 @@
+/** The real servers this project runs locally: Temporal dev server, FerretDB and moto (SQS + SNS). */
+import { join } from 'node:path';
+import { CreateTopicCommand, SubscribeCommand } from '@aws-sdk/client-sns';
+import { CreateQueueCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import { Connection } from '@temporalio/client';
+import { createSnsClient, createSqsClient } from '../lib/aws';
+import { devServerSearchAttributeFlags } from '../lib/search-attributes';
+import { binaries } from './paths';
+import { portOpen, startProcess, type ManagedProcess } from './processes';
+
+export interface TemporalDevServerOptions {
+  port: number;
+  /** Omit for a headless server (tests). */
+  uiPort?: number;
+  dbFile: string;
+  namespace: string;
+  logDir: string;
+  echo?: boolean;
+}
+
+export async function startTemporalDevServer(options: TemporalDevServerOptions): Promise<ManagedProcess> {
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(options.port),
+    '--db-filename',
+    options.dbFile,
+    '--namespace',
+    options.namespace,
+    '--log-level',
+    'warn',
+    ...devServerSearchAttributeFlags(),
+    ...(options.uiPort ? ['--ui-port', String(options.uiPort)] : ['--headless']),
+  ];
+  return startProcess({
+    name: 'temporal',
+    command: binaries.temporal,
+    args,
+    logFile: join(options.logDir, 'temporal.log'),
+    echo: options.echo,
+    readyTimeoutMs: 90_000,
+    ready: async () => {
+      if (!(await portOpen(options.port))) return false;
+      const connection = await Connection.connect({ address: `127.0.0.1:${options.port}`, connectTimeout: 2000 });
+      try {
+        await connection.workflowService.describeNamespace({ namespace: options.namespace });
+        return true;
+      } finally {
+        await connection.close();
+      }
+    },
+  });
+}
+
+export async function startFerretDb(options: { port: number; dataDir: string; logDir: string; echo?: boolean }) {
+  return startProcess({
+    name: 'ferretdb',
+    command: binaries.ferretdb,
+    args: ['-listen', `127.0.0.1:${options.port}`, '-data', options.dataDir, '-log-level', 'error'],
+    logFile: join(options.logDir, 'ferretdb.log'),
+    echo: options.echo,
+    ready: () => portOpen(options.port),
+  });
+}
+
+export async function startMoto(options: { port: number; logDir: string; echo?: boolean }) {
+  return startProcess({
+    name: 'moto',
+    command: binaries.motoServer,
+    args: ['-H', '127.0.0.1', '-p', String(options.port)],
+    logFile: join(options.logDir, 'moto.log'),
+    echo: options.echo,
+    ready: async () => (await fetch(`http://127.0.0.1:${options.port}/moto-api/`)).ok,
+  });
+}
+
+export interface LocalAwsResources {
+  queueUrl: string;
+  deadLetterQueueUrl: string;
+  topicArn: string;
+}
+
+/**
+ * Creates, idempotently, what AWS Marketplace and our account would have: the
+ * product's SNS topic, our notification queue subscribed to it, and its
+ * dead-letter queue with a redrive policy.
+ */
+export async function ensureLocalAwsResources(options: {
+  endpoint: string;
+  region: string;
+  queueName: string;
+  productCode: string;
+  maxReceiveCount?: number;
+}): Promise<LocalAwsResources> {
+  const aws = { region: options.region, endpoints: { sqs: options.endpoint, sns: options.endpoint } };
+  const sqs = createSqsClient(aws);
+  const sns = createSnsClient(aws);
+  try {
+    const dlq = await sqs.send(new CreateQueueCommand({ QueueName: `${options.queueName}-dlq`, Attributes: { MessageRetentionPeriod: '1209600' } }));
+    const dlqArn = await queueArn(sqs, dlq.QueueUrl!);
+    const queue = await sqs.send(
+      new CreateQueueCommand({
+        QueueName: options.queueName,
+        Attributes: {
+          VisibilityTimeout: '60',
+          ReceiveMessageWaitTimeSeconds: '20',
+          RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: options.maxReceiveCount ?? 5 }),
+        },
+      }),
+    );
+    const topic = await sns.send(new CreateTopicCommand({ Name: `aws-mp-subscription-notification-${options.productCode}` }));
+    await sns.send(
+      new SubscribeCommand({ TopicArn: topic.TopicArn!, Protocol: 'sqs', Endpoint: await queueArn(sqs, queue.QueueUrl!) }),
+    );
+    return { queueUrl: queue.QueueUrl!, deadLetterQueueUrl: dlq.QueueUrl!, topicArn: topic.TopicArn! };
+  } finally {
+    sqs.destroy();
+    sns.destroy();
+  }
+}
+
+async function queueArn(sqs: ReturnType<typeof createSqsClient>, queueUrl: string): Promise<string> {
+  const attributes = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }));
+  return attributes.Attributes!.QueueArn!;
+}

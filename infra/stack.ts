@@ -1,0 +1,100 @@
+/**
+ * Starts the whole local stack on the embedded defaults (infra/local.env):
+ * Temporal dev server with its UI, FerretDB, moto, the Marketplace sandbox, and
+ * this service's API and worker. Data lives in .local/data and survives a
+ * restart (moto keeps its queues in memory; they are re-created at start).
+ * Ctrl-C stops everything it started, in reverse order.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { repoRoot, stackDir } from './paths';
+import { portOpen, startProcess, type ManagedProcess } from './processes';
+import { ensureLocalAwsResources, startFerretDb, startMoto, startTemporalDevServer } from './servers';
+
+function loadLocalEnv(): Record<string, string> {
+  const file = join(repoRoot, 'infra', 'local.env');
+  const values: Record<string, string> = {};
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const match = /^\s*([A-Z0-9_]+)=(.*)$/.exec(line);
+    if (match) values[match[1]!] = process.env[match[1]!] ?? match[2]!.trim();
+  }
+  return values;
+}
+
+const port = (address: string) => Number(address.split(':').pop());
+
+async function main(): Promise<void> {
+  const env = loadLocalEnv();
+  const dataDir = join(stackDir, 'data');
+  const logDir = join(stackDir, 'logs');
+  const running: ManagedProcess[] = [];
+  let stopping = false;
+  const stopAll = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    console.log('\nstopping the stack…');
+    for (const p of [...running].reverse()) await p.stop().catch(() => undefined);
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void stopAll(0));
+  process.on('SIGTERM', () => void stopAll(0));
+
+  const mongoPort = Number(new URL(env.MONGODB_URI!).port || 27017);
+  try {
+    for (const [name, p] of [
+      ['Temporal', port(env.TEMPORAL_ADDRESS!)],
+      ['Temporal UI', Number(env.TEMPORAL_UI_PORT)],
+      ['FerretDB', mongoPort],
+      ['moto', Number(env.MOTO_PORT)],
+      ['sandbox', Number(env.SANDBOX_PORT)],
+      ['API', Number(env.API_PORT)],
+    ] as const) {
+      if (await portOpen(p)) throw new Error(`port ${p} (${name}) is already in use: is another stack running?`);
+    }
+    running.push(
+      ...(await Promise.all([
+        startTemporalDevServer({
+          port: port(env.TEMPORAL_ADDRESS!),
+          uiPort: Number(env.TEMPORAL_UI_PORT),
+          dbFile: join(dataDir, 'temporal.sqlite'),
+          namespace: env.TEMPORAL_NAMESPACE!,
+          logDir,
+        }),
+        startFerretDb({ port: mongoPort, dataDir: join(dataDir, 'ferretdb'), logDir }),
+        startMoto({ port: Number(env.MOTO_PORT), logDir }),
+      ])),
+    );
+    const aws = await ensureLocalAwsResources({
+      endpoint: env.AWS_ENDPOINT_URL_SQS!,
+      region: env.AWS_REGION!,
+      queueName: env.SQS_QUEUE_NAME!,
+      productCode: env.SANDBOX_PRODUCT_CODE!,
+    });
+    const serviceEnv = { ...env, SQS_QUEUE_URL: aws.queueUrl, SANDBOX_SNS_TOPIC_ARN: aws.topicArn };
+    const node = join(repoRoot, 'node_modules', '.bin', 'node');
+    const program = (name: string, script: string, ready: () => Promise<boolean>) =>
+      startProcess({ name, command: node, args: [join(repoRoot, 'dist', script)], env: serviceEnv, logFile: join(logDir, `${name}.log`), echo: true, ready });
+    running.push(await program('sandbox', 'sandbox/server.js', () => portOpen(Number(env.SANDBOX_PORT))));
+    running.push(await program('worker', 'worker/main.js', async () => true));
+    running.push(await program('api', 'api/server.js', () => portOpen(Number(env.API_PORT))));
+    for (const p of running) p.child.once('exit', (code) => !stopping && (console.error(`${p.name} exited (${code}); see ${p.logFile}`), void stopAll(1)));
+
+    console.log(`
+The stack is up (logs in ${logDir}, data in ${dataDir}):
+  API            http://localhost:${env.API_PORT}        (health: /health, /ready)
+  Temporal UI    http://localhost:${env.TEMPORAL_UI_PORT}  (namespace "${env.TEMPORAL_NAMESPACE}")
+  Sandbox        http://localhost:${env.SANDBOX_PORT}    (AWS Marketplace buyer page and control API)
+  Temporal gRPC  ${env.TEMPORAL_ADDRESS}   MongoDB ${env.MONGODB_URI}   SQS/SNS ${env.AWS_ENDPOINT_URL_SQS}
+  Queue          ${aws.queueUrl}
+Press Ctrl-C to stop everything.`);
+  } catch (error) {
+    console.error(`could not start the stack: ${(error as Error).message}`);
+    await stopAll(1);
+  }
+}
+
+if (!existsSync(join(repoRoot, 'dist'))) {
+  console.error('dist/ is missing: run infra/start.sh, which builds first');
+  process.exit(1);
+}
+void main();

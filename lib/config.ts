@@ -1,0 +1,211 @@
+/**
+ * All configuration comes from the environment, is validated once at start-up,
+ * and fails fast naming the offending variable. Defaults target real AWS and a
+ * local Temporal/MongoDB; `infra/local.env` holds the local stack's overrides.
+ */
+import { readFileSync } from 'node:fs';
+import { parseWith, StringEnum, Type, type Static, type TSchema } from './schema';
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const Port = (fallback: number) => Type.Integer({ minimum: 1, maximum: 65535, default: fallback });
+const Url = Type.String({ format: 'uri' });
+const Bool = (fallback: boolean) => Type.Boolean({ default: fallback });
+const NonEmpty = (fallback?: string) =>
+  fallback === undefined ? Type.String({ minLength: 1 }) : Type.String({ minLength: 1, default: fallback });
+const LogLevel = StringEnum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, { default: 'info' });
+
+/** Every variable the service reads, with its default. The README documents each one. */
+export const serviceEnvSchema = Type.Object({
+  LOG_LEVEL: LogLevel,
+  API_HOST: NonEmpty('127.0.0.1'),
+  API_PORT: Port(3000),
+  PUBLIC_BASE_URL: Type.Optional(Url),
+  TEMPORAL_ADDRESS: NonEmpty('localhost:7233'),
+  TEMPORAL_NAMESPACE: NonEmpty('default'),
+  TEMPORAL_TASK_QUEUE: NonEmpty('marketplace-billing'),
+  TEMPORAL_TLS: Bool(false),
+  TEMPORAL_TLS_CERT_PATH: Type.Optional(NonEmpty()),
+  TEMPORAL_TLS_KEY_PATH: Type.Optional(NonEmpty()),
+  TEMPORAL_TLS_CA_PATH: Type.Optional(NonEmpty()),
+  TEMPORAL_TLS_SERVER_NAME: Type.Optional(NonEmpty()),
+  TEMPORAL_API_KEY: Type.Optional(NonEmpty()),
+  MONGODB_URI: Type.String({ pattern: '^mongodb(\\+srv)?://', default: 'mongodb://127.0.0.1:27017/' }),
+  MONGODB_DATABASE: NonEmpty('marketplace_billing'),
+  AWS_REGION: NonEmpty('us-east-1'),
+  AWS_ENDPOINT_URL_SQS: Type.Optional(Url),
+  AWS_ENDPOINT_URL_SNS: Type.Optional(Url),
+  AWS_ENDPOINT_URL_MARKETPLACE_METERING: Type.Optional(Url),
+  SQS_QUEUE_URL: Type.Optional(Url),
+});
+export type ServiceEnv = Static<typeof serviceEnvSchema>;
+
+/** The sandbox is a separate program with its own variables; it shares the store and AWS settings. */
+export const sandboxEnvSchema = Type.Object({
+  LOG_LEVEL: LogLevel,
+  SANDBOX_HOST: NonEmpty('127.0.0.1'),
+  SANDBOX_PORT: Port(4580),
+  SANDBOX_PUBLIC_URL: Type.Optional(Url),
+  SANDBOX_REGISTRATION_URL: Type.String({ format: 'uri', default: 'http://localhost:3000/marketplace/register' }),
+  SANDBOX_PRODUCT_CODE: NonEmpty('demo-paygo-product'),
+  SANDBOX_QUOTA_RPS: Type.Number({ exclusiveMinimum: 0, default: 10 }),
+  SANDBOX_TOKEN_TTL_SECONDS: Type.Integer({ minimum: 1, default: 3600 }),
+  SANDBOX_SNS_TOPIC_ARN: Type.Optional(NonEmpty()),
+  MONGODB_URI: Type.String({ pattern: '^mongodb(\\+srv)?://', default: 'mongodb://127.0.0.1:27017/' }),
+  SANDBOX_MONGODB_DATABASE: NonEmpty('marketplace_sandbox'),
+  AWS_REGION: NonEmpty('us-east-1'),
+  AWS_ENDPOINT_URL_SQS: Type.Optional(Url),
+  AWS_ENDPOINT_URL_SNS: Type.Optional(Url),
+  SQS_QUEUE_URL: Type.Optional(Url),
+});
+export type SandboxEnv = Static<typeof sandboxEnvSchema>;
+
+type Env = Record<string, string | undefined>;
+
+/** Reads exactly the schema's variables, treating empty strings as unset, and reports every bad one by name. */
+export function parseEnv<T extends TSchema>(schema: T, env: Env): Static<T> {
+  const known = Object.keys((schema as unknown as { properties: Record<string, unknown> }).properties);
+  const input: Record<string, string> = {};
+  for (const name of known) {
+    const value = env[name];
+    if (value !== undefined && value.trim() !== '') input[name] = value.trim();
+  }
+  const result = parseWith(schema, input);
+  if (result.ok) return result.value;
+  const byVariable = new Map<string, string>();
+  for (const issue of result.issues) {
+    const name = issue.path.replace(/^\//, '') || '(environment)';
+    if (!byVariable.has(name)) {
+      const shown = name in input && !/KEY|SECRET|PASSWORD|TOKEN/.test(name) ? ` (got "${input[name]}")` : '';
+      byVariable.set(name, `${name}: ${issue.message}${shown}`);
+    }
+  }
+  throw new ConfigError([...byVariable.values()]);
+}
+
+export interface TemporalConfig {
+  address: string;
+  namespace: string;
+  taskQueue: string;
+  /** Undefined means plaintext, as for a local dev server. */
+  tls?: { serverName?: string; caPem?: Buffer; clientCertPem?: Buffer; clientKeyPem?: Buffer };
+  /** Temporal Cloud API key; implies TLS. */
+  apiKey?: string;
+}
+
+export interface AwsConfig {
+  region: string;
+  /** Unset endpoints mean real AWS through the default credential chain. */
+  endpoints: { sqs?: string; sns?: string; metering?: string };
+}
+
+export interface ServiceConfig {
+  logLevel: ServiceEnv['LOG_LEVEL'];
+  api: { host: string; port: number; publicBaseUrl: string };
+  temporal: TemporalConfig;
+  mongo: { uri: string; database: string };
+  aws: AwsConfig;
+  sqs: { queueUrl?: string };
+}
+
+function readPem(name: string, path: string | undefined, problems: string[]): Buffer | undefined {
+  if (!path) return undefined;
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    problems.push(`${name}: cannot read "${path}" (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+    return undefined;
+  }
+}
+
+function temporalFrom(env: ServiceEnv): TemporalConfig {
+  const problems: string[] = [];
+  if (Boolean(env.TEMPORAL_TLS_CERT_PATH) !== Boolean(env.TEMPORAL_TLS_KEY_PATH)) {
+    problems.push('TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH must be set together (mTLS)');
+  }
+  const wantsTls =
+    env.TEMPORAL_TLS || Boolean(env.TEMPORAL_API_KEY) || Boolean(env.TEMPORAL_TLS_CERT_PATH) || Boolean(env.TEMPORAL_TLS_CA_PATH);
+  const tls = wantsTls
+    ? {
+        serverName: env.TEMPORAL_TLS_SERVER_NAME,
+        caPem: readPem('TEMPORAL_TLS_CA_PATH', env.TEMPORAL_TLS_CA_PATH, problems),
+        clientCertPem: readPem('TEMPORAL_TLS_CERT_PATH', env.TEMPORAL_TLS_CERT_PATH, problems),
+        clientKeyPem: readPem('TEMPORAL_TLS_KEY_PATH', env.TEMPORAL_TLS_KEY_PATH, problems),
+      }
+    : undefined;
+  if (problems.length > 0) throw new ConfigError(problems);
+  return {
+    address: env.TEMPORAL_ADDRESS,
+    namespace: env.TEMPORAL_NAMESPACE,
+    taskQueue: env.TEMPORAL_TASK_QUEUE,
+    tls,
+    apiKey: env.TEMPORAL_API_KEY,
+  };
+}
+
+export function loadServiceConfig(env: Env = process.env): ServiceConfig {
+  const parsed = parseEnv(serviceEnvSchema, env);
+  return {
+    logLevel: parsed.LOG_LEVEL,
+    api: {
+      host: parsed.API_HOST,
+      port: parsed.API_PORT,
+      publicBaseUrl: parsed.PUBLIC_BASE_URL ?? `http://localhost:${parsed.API_PORT}`,
+    },
+    temporal: temporalFrom(parsed),
+    mongo: { uri: parsed.MONGODB_URI, database: parsed.MONGODB_DATABASE },
+    aws: {
+      region: parsed.AWS_REGION,
+      endpoints: {
+        sqs: parsed.AWS_ENDPOINT_URL_SQS,
+        sns: parsed.AWS_ENDPOINT_URL_SNS,
+        metering: parsed.AWS_ENDPOINT_URL_MARKETPLACE_METERING,
+      },
+    },
+    sqs: { queueUrl: parsed.SQS_QUEUE_URL },
+  };
+}
+
+export interface SandboxConfig {
+  logLevel: SandboxEnv['LOG_LEVEL'];
+  host: string;
+  port: number;
+  publicUrl: string;
+  registrationUrl: string;
+  productCode: string;
+  quotaRps: number;
+  tokenTtlSeconds: number;
+  snsTopicArn?: string;
+  queueUrl?: string;
+  mongo: { uri: string; database: string };
+  aws: AwsConfig;
+}
+
+export function loadSandboxConfig(env: Env = process.env): SandboxConfig {
+  const parsed = parseEnv(sandboxEnvSchema, env);
+  return {
+    logLevel: parsed.LOG_LEVEL,
+    host: parsed.SANDBOX_HOST,
+    port: parsed.SANDBOX_PORT,
+    publicUrl: parsed.SANDBOX_PUBLIC_URL ?? `http://localhost:${parsed.SANDBOX_PORT}`,
+    registrationUrl: parsed.SANDBOX_REGISTRATION_URL,
+    productCode: parsed.SANDBOX_PRODUCT_CODE,
+    quotaRps: parsed.SANDBOX_QUOTA_RPS,
+    tokenTtlSeconds: parsed.SANDBOX_TOKEN_TTL_SECONDS,
+    snsTopicArn: parsed.SANDBOX_SNS_TOPIC_ARN,
+    queueUrl: parsed.SQS_QUEUE_URL,
+    mongo: { uri: parsed.MONGODB_URI, database: parsed.SANDBOX_MONGODB_DATABASE },
+    aws: {
+      region: parsed.AWS_REGION,
+      endpoints: { sqs: parsed.AWS_ENDPOINT_URL_SQS, sns: parsed.AWS_ENDPOINT_URL_SNS },
+    },
+  };
+}
+
+/** Read by the AWS SDK's default credential chain, not by us; documented in the README. */
+export const AWS_SDK_ENV_VARS = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE'] as const;

@@ -1,0 +1,88 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import formbody from '@fastify/formbody';
+import type { SNSClient } from '@aws-sdk/client-sns';
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import type { Db } from 'mongodb';
+import { registerBuyerPages } from './buyer-pages';
+import { registerControlApi, type ControlApiDeps } from './control-api';
+import { FaultInjector, RequestQuota } from './faults';
+import { AMZ_JSON, AwsError, registerMeteringApi, type MeteringRules } from './metering-api';
+import { NotificationPublisher } from './notifications';
+import { SandboxStore } from './store';
+
+export interface SandboxOptions {
+  db: Db;
+  productCode: string;
+  registrationUrl: string;
+  quotaRps: number;
+  tokenTtlSeconds: number;
+  region: string;
+  dimensions?: readonly string[];
+  maxUsageAgeMs?: number;
+  sns?: SNSClient;
+  snsTopicArn?: string;
+  sqs?: SQSClient;
+  queueUrl?: string;
+  logLevel?: string;
+}
+
+export const DEFAULT_SANDBOX_DIMENSIONS = ['session_hours', 'traffic_gb'] as const;
+
+export interface Sandbox {
+  app: FastifyInstance;
+  store: SandboxStore;
+  faults: FaultInjector;
+}
+
+export async function buildSandbox(options: SandboxOptions): Promise<Sandbox> {
+  const app = Fastify({ logger: { level: options.logLevel ?? 'warn' }, bodyLimit: 1024 * 1024 });
+  const store = new SandboxStore(options.db);
+  await store.ensureIndexes();
+  const faults = new FaultInjector();
+  const quota = { ResolveCustomer: new RequestQuota(options.quotaRps), BatchMeterUsage: new RequestQuota(options.quotaRps) };
+  const rules: MeteringRules = {
+    dimensions: options.dimensions ?? DEFAULT_SANDBOX_DIMENSIONS,
+    maxAgeMs: options.maxUsageAgeMs ?? 6 * 3_600_000,
+    maxFutureMs: 5 * 60_000,
+  };
+  const publisher = new NotificationPublisher({
+    sns: options.sns,
+    topicArn: options.snsTopicArn,
+    sqs: options.sqs,
+    queueUrl: options.queueUrl,
+    region: options.region,
+  });
+  const control: ControlApiDeps = {
+    store,
+    faults,
+    quota,
+    publisher,
+    productCode: options.productCode,
+    tokenTtlSeconds: options.tokenTtlSeconds,
+    registrationUrl: options.registrationUrl,
+  };
+
+  app.setErrorHandler((error: Error & { statusCode?: number }, request, reply) => {
+    if (request.headers['content-type']?.startsWith(AMZ_JSON) || error instanceof AwsError) {
+      const aws =
+        error instanceof AwsError
+          ? error
+          : new AwsError(error.statusCode === 413 ? 'ValidationException' : 'SerializationException', error.message, error.statusCode ?? 400);
+      return reply
+        .code(aws.statusCode)
+        .header('content-type', AMZ_JSON)
+        .header('x-amzn-ErrorType', aws.type)
+        .send(JSON.stringify({ __type: aws.type, message: aws.message }));
+    }
+    const status = error.statusCode && error.statusCode < 500 ? error.statusCode : 500;
+    if (status >= 500) request.log.error({ err: error }, 'sandbox request failed');
+    return reply.code(status).send({ error: status >= 500 ? 'InternalError' : 'BadRequest', message: status >= 500 ? 'Internal error' : error.message });
+  });
+
+  await app.register(formbody);
+  registerMeteringApi(app, { store, faults, quota, rules });
+  registerControlApi(app, control);
+  registerBuyerPages(app, control);
+  app.get('/health', async () => ({ status: 'ok' }));
+  return { app, store, faults };
+}

@@ -1,0 +1,102 @@
+/**
+ * What AWS sends the seller: SNS subscription notifications (delivered into SQS
+ * in the SNS envelope by a real topic subscription) and EventBridge
+ * `aws.agreement-marketplace` events (an EventBridge rule targeting SQS puts the
+ * bare event JSON in the message body, which is what we send).
+ */
+import { randomUUID } from 'node:crypto';
+import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
+import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { SandboxCustomer, SubscriptionStatus } from './store';
+
+export const SNS_ACTIONS = ['subscribe-success', 'subscribe-fail', 'unsubscribe-pending', 'unsubscribe-success'] as const;
+export type SnsAction = (typeof SNS_ACTIONS)[number];
+
+export const EVENT_DETAIL_TYPES = [
+  'Purchase Agreement Created - Manufacturer',
+  'Purchase Agreement Amended - Manufacturer',
+  'Purchase Agreement Ended - Manufacturer',
+  'License Updated - Manufacturer',
+  'License Deprovisioned - Manufacturer',
+] as const;
+export type EventDetailType = (typeof EVENT_DETAIL_TYPES)[number];
+
+/** How each notification moves the customer's subscription in the sandbox (undefined: unchanged). */
+export const statusAfterAction: Record<SnsAction, SubscriptionStatus | undefined> = {
+  'subscribe-success': 'subscribed',
+  'subscribe-fail': undefined,
+  'unsubscribe-pending': 'unsubscribe-pending',
+  'unsubscribe-success': 'unsubscribed',
+};
+
+export const statusAfterEvent: Record<EventDetailType, SubscriptionStatus | undefined> = {
+  'Purchase Agreement Created - Manufacturer': 'subscribed',
+  'Purchase Agreement Amended - Manufacturer': 'subscribed',
+  'Purchase Agreement Ended - Manufacturer': 'unsubscribe-pending',
+  'License Updated - Manufacturer': undefined,
+  'License Deprovisioned - Manufacturer': 'unsubscribed',
+};
+
+export function snsMessage(customer: SandboxCustomer, action: SnsAction): Record<string, string> {
+  return {
+    action,
+    'customer-identifier': customer.customerIdentifier ?? customer.customerAwsAccountId,
+    'customer-aws-account-id': customer.customerAwsAccountId,
+    'product-code': customer.productCode,
+    ...(action.startsWith('subscribe-') ? { 'offer-identifier': customer.offerId } : {}),
+    isFreeTrialTermPresent: String(customer.freeTrial),
+  };
+}
+
+export function eventBridgeEvent(customer: SandboxCustomer, detailType: EventDetailType, region: string) {
+  const now = new Date().toISOString();
+  const agreementId = `agmt-${customer._id.replace(/-/g, '').slice(0, 25)}`;
+  const ended = detailType === 'Purchase Agreement Ended - Manufacturer';
+  return {
+    version: '0',
+    id: randomUUID(),
+    'detail-type': detailType,
+    source: 'aws.agreement-marketplace',
+    account: '111122223333',
+    time: now,
+    region,
+    resources: [`arn:aws:aws-marketplace:${region}:111122223333:AWSMarketplace/Agreement/${agreementId}`],
+    detail: {
+      requestId: randomUUID(),
+      agreement: {
+        id: agreementId,
+        intent: detailType.includes('Amended') ? 'AMEND' : 'NEW',
+        status: ended ? 'CANCELLED' : 'ACTIVE',
+        acceptanceTime: customer.createdAt.toISOString(),
+        startTime: customer.createdAt.toISOString(),
+        ...(ended ? { endTime: now } : {}),
+      },
+      acceptor: { accountId: customer.customerAwsAccountId },
+      proposer: { accountId: '111122223333' },
+      offer: { id: customer.offerId },
+      product: { code: customer.productCode, id: `prod-${customer.productCode}` },
+      license: { arn: customer.licenseArn },
+    },
+  };
+}
+
+export class NotificationPublisher {
+  constructor(
+    private readonly deps: { sns?: SNSClient; topicArn?: string; sqs?: SQSClient; queueUrl?: string; region: string },
+  ) {}
+
+  async publishSns(customer: SandboxCustomer, action: SnsAction): Promise<{ messageId: string }> {
+    const { sns, topicArn } = this.deps;
+    if (!sns || !topicArn) throw new Error('SNS is not configured: set SANDBOX_SNS_TOPIC_ARN and AWS_ENDPOINT_URL_SNS');
+    const result = await sns.send(new PublishCommand({ TopicArn: topicArn, Message: JSON.stringify(snsMessage(customer, action)) }));
+    return { messageId: result.MessageId ?? '' };
+  }
+
+  async publishEvent(customer: SandboxCustomer, detailType: EventDetailType): Promise<{ eventId: string }> {
+    const { sqs, queueUrl, region } = this.deps;
+    if (!sqs || !queueUrl) throw new Error('SQS is not configured: set SQS_QUEUE_URL and AWS_ENDPOINT_URL_SQS');
+    const event = eventBridgeEvent(customer, detailType, region);
+    await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: JSON.stringify(event) }));
+    return { eventId: event.id };
+  }
+}

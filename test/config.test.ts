@@ -1,0 +1,65 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, loadSandboxConfig, loadServiceConfig } from '../lib/config';
+
+describe('configuration', () => {
+  it('has working defaults: real AWS endpoints, local Temporal and MongoDB', () => {
+    const config = loadServiceConfig({});
+    expect(config.api).toEqual({ host: '127.0.0.1', port: 3000, publicBaseUrl: 'http://localhost:3000' });
+    expect(config.temporal).toMatchObject({ address: 'localhost:7233', namespace: 'default', taskQueue: 'marketplace-billing', tls: undefined });
+    expect(config.aws.endpoints).toEqual({ sqs: undefined, sns: undefined, metering: undefined });
+    expect(config.mongo.uri).toBe('mongodb://127.0.0.1:27017/');
+  });
+
+  it('converts and validates values', () => {
+    const config = loadServiceConfig({ API_PORT: '8080', TEMPORAL_TLS: 'true', AWS_ENDPOINT_URL_SQS: 'http://127.0.0.1:4566' });
+    expect(config.api.port).toBe(8080);
+    expect(config.temporal.tls).toBeDefined();
+    expect(config.aws.endpoints.sqs).toBe('http://127.0.0.1:4566');
+  });
+
+  it.each([
+    ['API_PORT', 'eighty'],
+    ['API_PORT', '70000'],
+    ['MONGODB_URI', 'postgres://x'],
+    ['AWS_ENDPOINT_URL_SQS', 'not a url'],
+    ['LOG_LEVEL', 'loud'],
+    ['TEMPORAL_TLS', 'maybe'],
+  ])('fails on a bad %s, naming the variable', (name, value) => {
+    expect(() => loadServiceConfig({ [name]: value })).toThrow(ConfigError);
+    expect(() => loadServiceConfig({ [name]: value })).toThrow(new RegExp(`${name}:`));
+  });
+
+  it('treats a Temporal Cloud API key as implying TLS', () => {
+    const config = loadServiceConfig({ TEMPORAL_API_KEY: 'secret-key', TEMPORAL_ADDRESS: 'ns.acct.tmprl.cloud:7233' });
+    expect(config.temporal.apiKey).toBe('secret-key');
+    expect(config.temporal.tls).toBeDefined();
+  });
+
+  it('requires the mTLS certificate and key together, and readable', () => {
+    expect(() => loadServiceConfig({ TEMPORAL_TLS_CERT_PATH: '/x.pem' })).toThrow(/TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH/);
+    expect(() => loadServiceConfig({ TEMPORAL_TLS_CERT_PATH: '/nonexistent/c.pem', TEMPORAL_TLS_KEY_PATH: '/nonexistent/k.pem' })).toThrow(
+      /TEMPORAL_TLS_CERT_PATH: cannot read/,
+    );
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    writeFileSync(join(dir, 'c.pem'), 'cert');
+    writeFileSync(join(dir, 'k.pem'), 'key');
+    const config = loadServiceConfig({ TEMPORAL_TLS_CERT_PATH: join(dir, 'c.pem'), TEMPORAL_TLS_KEY_PATH: join(dir, 'k.pem') });
+    expect(config.temporal.tls?.clientCertPem?.toString()).toBe('cert');
+  });
+
+  it('reports every bad variable at once', () => {
+    try {
+      loadServiceConfig({ API_PORT: '0', SQS_QUEUE_URL: 'nope' });
+      throw new Error('expected a ConfigError');
+    } catch (error) {
+      expect((error as ConfigError).problems).toHaveLength(2);
+    }
+  });
+
+  it('validates the sandbox variables the same way', () => {
+    expect(loadSandboxConfig({}).quotaRps).toBe(10);
+    expect(() => loadSandboxConfig({ SANDBOX_QUOTA_RPS: '0' })).toThrow(/SANDBOX_QUOTA_RPS/);
+  });
+});

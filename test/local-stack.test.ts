@@ -1,0 +1,60 @@
+/**
+ * The README's start command, for real: the stack comes up on its ports (moved to
+ * free ones so it can't collide with a running stack), the Temporal UI and the
+ * sandbox page answer, the API is ready, and SIGINT stops every process it started.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, waitFor } from '../infra/processes';
+
+const root = join(__dirname, '..');
+const stackScript = join(root, 'dist', 'infra', 'stack.js');
+
+describe('local stack (infra/start.sh)', () => {
+  jest.setTimeout(180_000);
+
+  it('starts everything, answers on its ports, and stops everything on Ctrl-C', async () => {
+    if (!existsSync(stackScript)) throw new Error('dist/ is missing: infra/test.sh builds before running the tests');
+    const localDir = mkdtempSync(join(tmpdir(), 'stack-'));
+    const [temporal, ui, mongo, moto, sandbox, api] = await Promise.all(Array.from({ length: 6 }, freePort));
+    const env = {
+      ...process.env,
+      STACK_DIR: localDir,
+      TEMPORAL_ADDRESS: `127.0.0.1:${temporal}`,
+      TEMPORAL_UI_PORT: String(ui),
+      MONGODB_URI: `mongodb://127.0.0.1:${mongo}/`,
+      MOTO_PORT: String(moto),
+      AWS_ENDPOINT_URL_SQS: `http://127.0.0.1:${moto}`,
+      AWS_ENDPOINT_URL_SNS: `http://127.0.0.1:${moto}`,
+      SANDBOX_PORT: String(sandbox),
+      AWS_ENDPOINT_URL_MARKETPLACE_METERING: `http://127.0.0.1:${sandbox}`,
+      API_PORT: String(api),
+      LOG_LEVEL: 'warn',
+    };
+    const child = spawn(join(root, 'node_modules', '.bin', 'node'), [stackScript], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    try {
+      await waitFor('the stack', async () => output.includes('The stack is up'), 150_000, () => child.exitCode === null);
+      expect((await fetch(`http://127.0.0.1:${ui}/`)).status).toBe(200);
+      const page = await fetch(`http://127.0.0.1:${sandbox}/`);
+      expect(await page.text()).toContain('AWS Marketplace sandbox');
+      const ready = await fetch(`http://127.0.0.1:${api}/ready`);
+      expect(await ready.json()).toEqual({ status: 'ok', checks: { mongodb: 'ok', temporal: 'ok' } });
+      expect(output).toContain(`http://localhost:${ui}`);
+    } catch (error) {
+      throw new Error(`${(error as Error).message}\n--- stack output ---\n${output}`, { cause: error });
+    } finally {
+      child.kill('SIGINT');
+      expect(await exited).toBe(0);
+      rmSync(localDir, { recursive: true, force: true });
+    }
+    for (const port of [temporal, mongo, moto, sandbox, api]) {
+      await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow();
+    }
+  });
+});

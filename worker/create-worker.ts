@@ -1,0 +1,23 @@
+import { NativeConnection, Worker } from '@temporalio/worker';
+import type { TemporalConfig } from '../lib/config';
+import { connectionOptions } from '../lib/temporal';
+
+export interface WorkerOptions {
+  temporal: TemporalConfig;
+  activities: object;
+  /** Tests may point at their own workflows; production bundles `workflows/`. */
+  workflowsPath?: string;
+  taskQueue?: string;
+}
+
+export async function createWorker(options: WorkerOptions): Promise<{ worker: Worker; connection: NativeConnection }> {
+  const connection = await NativeConnection.connect(connectionOptions(options.temporal));
+  const worker = await Worker.create({
+    connection,
+    namespace: options.temporal.namespace,
+    taskQueue: options.taskQueue ?? options.temporal.taskQueue,
+    workflowsPath: options.workflowsPath ?? require.resolve('../workflows'),
+    activities: options.activities,
+  });
+  return { worker, connection };
+}

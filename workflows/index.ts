@@ -1,0 +1,2 @@
+// The worker bundles this module: export every workflow here and nothing with side effects.
+export { checkDependencies } from './diagnostics';
