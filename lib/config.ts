@@ -20,9 +20,21 @@ const NonEmpty = (fallback?: string) =>
   fallback === undefined ? Type.String({ minLength: 1 }) : Type.String({ minLength: 1, default: fallback });
 const LogLevel = StringEnum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, { default: 'info' });
 
+const MongoUri = Type.String({ pattern: '^mongodb(\\+srv)?://', default: 'mongodb://127.0.0.1:27017/' });
+
+/** Variables both programs read: logging, the store and where AWS is. */
+const sharedEnv = {
+  LOG_LEVEL: LogLevel,
+  MONGODB_URI: MongoUri,
+  AWS_REGION: NonEmpty('us-east-1'),
+  AWS_ENDPOINT_URL_SQS: Type.Optional(Url),
+  AWS_ENDPOINT_URL_SNS: Type.Optional(Url),
+  SQS_QUEUE_URL: Type.Optional(Url),
+};
+
 /** Every variable the service reads, with its default. The README documents each one. */
 export const serviceEnvSchema = Type.Object({
-  LOG_LEVEL: LogLevel,
+  ...sharedEnv,
   API_HOST: NonEmpty('127.0.0.1'),
   API_PORT: Port(3000),
   PUBLIC_BASE_URL: Type.Optional(Url),
@@ -35,19 +47,14 @@ export const serviceEnvSchema = Type.Object({
   TEMPORAL_TLS_CA_PATH: Type.Optional(NonEmpty()),
   TEMPORAL_TLS_SERVER_NAME: Type.Optional(NonEmpty()),
   TEMPORAL_API_KEY: Type.Optional(NonEmpty()),
-  MONGODB_URI: Type.String({ pattern: '^mongodb(\\+srv)?://', default: 'mongodb://127.0.0.1:27017/' }),
   MONGODB_DATABASE: NonEmpty('marketplace_billing'),
-  AWS_REGION: NonEmpty('us-east-1'),
-  AWS_ENDPOINT_URL_SQS: Type.Optional(Url),
-  AWS_ENDPOINT_URL_SNS: Type.Optional(Url),
   AWS_ENDPOINT_URL_MARKETPLACE_METERING: Type.Optional(Url),
-  SQS_QUEUE_URL: Type.Optional(Url),
 });
 export type ServiceEnv = Static<typeof serviceEnvSchema>;
 
 /** The sandbox is a separate program with its own variables; it shares the store and AWS settings. */
 export const sandboxEnvSchema = Type.Object({
-  LOG_LEVEL: LogLevel,
+  ...sharedEnv,
   SANDBOX_HOST: NonEmpty('127.0.0.1'),
   SANDBOX_PORT: Port(4580),
   SANDBOX_PUBLIC_URL: Type.Optional(Url),
@@ -56,12 +63,7 @@ export const sandboxEnvSchema = Type.Object({
   SANDBOX_QUOTA_RPS: Type.Number({ exclusiveMinimum: 0, default: 10 }),
   SANDBOX_TOKEN_TTL_SECONDS: Type.Integer({ minimum: 1, default: 3600 }),
   SANDBOX_SNS_TOPIC_ARN: Type.Optional(NonEmpty()),
-  MONGODB_URI: Type.String({ pattern: '^mongodb(\\+srv)?://', default: 'mongodb://127.0.0.1:27017/' }),
   SANDBOX_MONGODB_DATABASE: NonEmpty('marketplace_sandbox'),
-  AWS_REGION: NonEmpty('us-east-1'),
-  AWS_ENDPOINT_URL_SQS: Type.Optional(Url),
-  AWS_ENDPOINT_URL_SNS: Type.Optional(Url),
-  SQS_QUEUE_URL: Type.Optional(Url),
 });
 export type SandboxEnv = Static<typeof sandboxEnvSchema>;
 

@@ -69,6 +69,15 @@ describe('AWS Marketplace sandbox: ResolveCustomer', () => {
     await expect(sandbox.metering.send(new ResolveCustomerCommand({ RegistrationToken: body.token }))).resolves.toHaveProperty('ProductCode');
   });
 
+  it('injects latency: a caller that gives up sooner is cut off, the next call is served', async () => {
+    const { body } = await sandbox.control<Created>('POST', '/control/customers', {});
+    await sandbox.control('POST', '/control/faults', { operation: 'ResolveCustomer', fault: 'latency', latencyMs: 3000, count: 1 });
+    const resolve = (waitMs: number) =>
+      sandbox.metering.send(new ResolveCustomerCommand({ RegistrationToken: body.token }), { abortSignal: AbortSignal.timeout(waitMs) });
+    await expect(resolve(300)).rejects.toMatchObject({ name: expect.stringMatching(/Abort|Timeout/) });
+    await expect(resolve(10_000)).resolves.toHaveProperty('LicenseArn');
+  });
+
   it('enforces its request quota with ThrottlingException, which the SDK retries with backoff', async () => {
     const { body } = await sandbox.control<Created>('POST', '/control/customers', {});
     await sandbox.control('PUT', '/control/quota', { ResolveCustomer: 2 });
@@ -219,18 +228,16 @@ describe('AWS Marketplace sandbox: BatchMeterUsage', () => {
   });
 
   it('answers a clear AWS error for an unknown operation and for a malformed body', async () => {
-    const unknown = await fetch(sandbox.url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': 'AWSMPMeteringService.MeterUsage' },
-      body: '{}',
-    });
+    const call = (operation: string, body: string) =>
+      fetch(sandbox.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': `AWSMPMeteringService.${operation}` },
+        body,
+      });
+    const unknown = await call('MeterUsage', '{}');
     expect(unknown.status).toBe(400);
     expect(await unknown.json()).toMatchObject({ __type: 'UnknownOperationException' });
-    const malformed = await fetch(sandbox.url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': 'AWSMPMeteringService.BatchMeterUsage' },
-      body: '{not json',
-    });
+    const malformed = await call('BatchMeterUsage', '{not json');
     expect(malformed.status).toBe(400);
     expect(await malformed.json()).toMatchObject({ __type: 'SerializationException' });
   });
