@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Client } from '@temporalio/client';
 import type { Db } from 'mongodb';
-import { installErrorHandler } from './plugins/error-handler';
+import { installErrorHandler } from '../lib/error-handler';
 import { registerHealthRoutes } from './routes/health';
 
 export interface AppDeps {

@@ -1,12 +1,13 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import formbody from '@fastify/formbody';
+import { installErrorHandler } from '../lib/error-handler';
 import type { SNSClient } from '@aws-sdk/client-sns';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Db } from 'mongodb';
 import { registerBuyerPages } from './buyer-pages';
 import { registerControlApi, type ControlApiDeps } from './control-api';
 import { FaultInjector, RequestQuota } from './faults';
-import { AMZ_JSON, AwsError, registerMeteringApi, type MeteringRules } from './metering-api';
+import { meteringApi, type MeteringRules } from './metering-api';
 import { NotificationPublisher } from './notifications';
 import { SandboxStore } from './store';
 
@@ -62,25 +63,9 @@ export async function buildSandbox(options: SandboxOptions): Promise<Sandbox> {
     registrationUrl: options.registrationUrl,
   };
 
-  app.setErrorHandler((error: Error & { statusCode?: number }, request, reply) => {
-    if (request.headers['content-type']?.startsWith(AMZ_JSON) || error instanceof AwsError) {
-      const aws =
-        error instanceof AwsError
-          ? error
-          : new AwsError(error.statusCode === 413 ? 'ValidationException' : 'SerializationException', error.message, error.statusCode ?? 400);
-      return reply
-        .code(aws.statusCode)
-        .header('content-type', AMZ_JSON)
-        .header('x-amzn-ErrorType', aws.type)
-        .send(JSON.stringify({ __type: aws.type, message: aws.message }));
-    }
-    const status = error.statusCode && error.statusCode < 500 ? error.statusCode : 500;
-    if (status >= 500) request.log.error({ err: error }, 'sandbox request failed');
-    return reply.code(status).send({ error: status >= 500 ? 'InternalError' : 'BadRequest', message: status >= 500 ? 'Internal error' : error.message });
-  });
-
+  installErrorHandler(app);
   await app.register(formbody);
-  registerMeteringApi(app, { store, faults, quota, rules });
+  await app.register(meteringApi, { store, faults, quota, rules });
   registerControlApi(app, control);
   registerBuyerPages(app, control);
   app.get('/health', async () => ({ status: 'ok' }));

@@ -12,7 +12,7 @@ import {
   type NotificationPublisher,
   type SnsAction,
 } from './notifications';
-import type { SandboxStore } from './store';
+import type { SandboxCustomer, SandboxStore, SubscriptionStatus } from './store';
 
 export interface ControlApiDeps {
   store: SandboxStore;
@@ -39,18 +39,25 @@ export async function createSubscription(
   return { customer, token, expiresAt };
 }
 
-/** Moves the customer's status as AWS would and publishes the SNS notification; undefined if no such customer. */
-export async function notify(deps: ControlApiDeps, customerId: string, action: SnsAction) {
-  const next = statusAfterAction[action];
+/** Moves the customer's status as AWS would, then publishes; undefined if there is no such customer. */
+async function moveAndPublish<R>(
+  deps: ControlApiDeps,
+  customerId: string,
+  next: SubscriptionStatus | undefined,
+  publish: (customer: SandboxCustomer) => Promise<R>,
+): Promise<R | undefined> {
   const customer = next ? await deps.store.setStatus(customerId, next) : await deps.store.getCustomer(customerId);
-  return customer ? deps.publisher.publishSns(customer, action) : undefined;
+  return customer ? publish(customer) : undefined;
+}
+
+/** Publishes an SNS subscription notification. */
+export function notify(deps: ControlApiDeps, customerId: string, action: SnsAction) {
+  return moveAndPublish(deps, customerId, statusAfterAction[action], (c) => deps.publisher.publishSns(c, action));
 }
 
 /** The EventBridge counterpart of `notify`. */
-export async function sendEvent(deps: ControlApiDeps, customerId: string, detailType: EventDetailType) {
-  const next = statusAfterEvent[detailType];
-  const customer = next ? await deps.store.setStatus(customerId, next) : await deps.store.getCustomer(customerId);
-  return customer ? deps.publisher.publishEvent(customer, detailType) : undefined;
+export function sendEvent(deps: ControlApiDeps, customerId: string, detailType: EventDetailType) {
+  return moveAndPublish(deps, customerId, statusAfterEvent[detailType], (c) => deps.publisher.publishEvent(c, detailType));
 }
 
 export function registerControlApi(root: FastifyInstance, deps: ControlApiDeps): void {

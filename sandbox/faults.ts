@@ -29,7 +29,8 @@ export class FaultInjector {
   private rules: Array<FaultRule & { remaining: number }> = [];
 
   set(rules: FaultRule[]): void {
-    this.rules = rules.map((rule) => ({ ...rule, remaining: rule.count ?? Number.POSITIVE_INFINITY }));
+    this.rules = [];
+    rules.forEach((rule) => this.add(rule));
   }
 
   add(rule: FaultRule): void {

@@ -191,7 +191,20 @@ function summarise(result: unknown): { records?: number; statuses?: Record<strin
   return { records: batch.Results.length + (batch.UnprocessedRecords?.length ?? 0), statuses, unprocessed: batch.UnprocessedRecords?.length ?? 0 };
 }
 
-export function registerMeteringApi(app: FastifyInstance, deps: MeteringApiDeps): void {
+/**
+ * A Fastify plugin in its own scope, so that errors raised before the handler
+ * (unparsable JSON, a body over 1 MB) also come back in the AWS error format,
+ * while the rest of the sandbox keeps the project's JSON errors.
+ */
+export async function meteringApi(app: FastifyInstance, deps: MeteringApiDeps): Promise<void> {
+  app.setErrorHandler((error: Error & { statusCode?: number }, _request, reply) => {
+    const aws =
+      error instanceof AwsError
+        ? error
+        : new AwsError(error.statusCode === 413 ? 'ValidationException' : 'SerializationException', error.message, error.statusCode ?? 400);
+    return sendAwsError(reply, aws);
+  });
+
   app.addContentTypeParser(AMZ_JSON, { parseAs: 'string', bodyLimit: 1024 * 1024 }, (_req, body, done) => {
     try {
       done(null, body === '' ? {} : JSON.parse(body as string));

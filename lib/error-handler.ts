@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 
-/** One error handler for the API: clear messages for 4xx, nothing internal leaks on 5xx. */
+/** One error handler for our HTTP services: clear messages for 4xx, nothing internal leaks on 5xx. */
 export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const status = error.statusCode && error.statusCode >= 400 ? error.statusCode : 500;
