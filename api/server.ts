@@ -1,16 +1,26 @@
 /** API entry point: configuration, connections, listen, graceful shutdown. Nothing else. */
-import { loadServiceConfig } from '../lib/config';
+import { createMarketplaceActivities } from '../activities/marketplace';
+import { createMeteringClient } from '../lib/aws';
+import { loadServiceConfig, requireSessionKeys } from '../lib/config';
 import { connectMongo } from '../lib/mongo';
 import { onShutdown } from '../lib/shutdown';
+import { seedDemoAccounts } from '../lib/store/demo-accounts';
+import { ensureIndexes } from '../lib/store/indexes';
 import { connectClient } from '../lib/temporal';
-import { buildApp } from './app';
+import { apiSettings, buildApp } from './app';
 
 async function main(): Promise<void> {
   const config = loadServiceConfig();
+  const signingKeys = requireSessionKeys(config);
   const mongo = await connectMongo(config.mongo.uri, config.mongo.database, 'marketplace-api');
+  await ensureIndexes(mongo.db);
+  if (config.demoAccounts) await seedDemoAccounts(mongo.db);
   const temporal = await connectClient(config.temporal);
-  const app = await buildApp({ db: mongo.db, temporal, logLevel: config.logLevel });
+  const metering = createMeteringClient(config.aws);
+  const { resolveCustomer } = createMarketplaceActivities({ metering });
+  const app = await buildApp({ db: mongo.db, temporal, resolveCustomer, settings: apiSettings(config, signingKeys), logLevel: config.logLevel });
   app.addHook('onClose', async () => {
+    metering.destroy();
     await temporal.connection.close();
     await mongo.close();
   });

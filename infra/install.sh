@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the project needs into the work tree, idempotently:
 # npm packages (including the pinned Node 24 binary), the Python servers in
-# .local/venv, and FerretDB built from its Go module into .local/bin.
+# .local/venv, FerretDB built from its Go module into .local/bin, and
+# Debian's Chromium for the browser test.
 # A stamp per step records the hash of its inputs, so a second run is a no-op.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,6 +49,19 @@ else
   log "ferretdb: building (takes a minute or two the first time)"
   (cd infra/ferretdb && GOTOOLCHAIN=local GOFLAGS=-mod=readonly CGO_ENABLED=0 go build -trimpath -o "$LOCAL/bin/ferretdb" .)
   stamp ferretdb "$go_hash"
+fi
+
+# 4. Debian's Chromium for the browser journey test (playwright-core drives it; it never downloads a browser).
+if [ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
+  log "chromium: $("${CHROMIUM_PATH:-/usr/bin/chromium}" --version 2>/dev/null | head -1)"
+elif command -v apt-get >/dev/null 2>&1; then
+  log "chromium: installing Debian's package"
+  as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi; }
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends chromium >/dev/null
+else
+  echo "install: Chromium is missing and apt-get is not available; set CHROMIUM_PATH to a Chromium binary" >&2
+  exit 1
 fi
 
 log "done"

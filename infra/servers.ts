@@ -94,6 +94,7 @@ export async function ensureLocalAwsResources(options: {
   queueName: string;
   productCode: string;
   maxReceiveCount?: number;
+  visibilityTimeoutSeconds?: number;
 }): Promise<LocalAwsResources> {
   const aws = { region: options.region, endpoints: { sqs: options.endpoint, sns: options.endpoint } };
   const sqs = createSqsClient(aws);
@@ -105,7 +106,7 @@ export async function ensureLocalAwsResources(options: {
       new CreateQueueCommand({
         QueueName: options.queueName,
         Attributes: {
-          VisibilityTimeout: '60',
+          VisibilityTimeout: String(options.visibilityTimeoutSeconds ?? 60),
           ReceiveMessageWaitTimeSeconds: '20',
           RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: options.maxReceiveCount ?? 5 }),
         },

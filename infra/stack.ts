@@ -5,7 +5,8 @@
  * restart (moto keeps its queues in memory; they are re-created at start).
  * Ctrl-C stops everything it started, in reverse order.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot, stackDir } from './paths';
 import { portOpen, startProcess, type ManagedProcess } from './processes';
@@ -22,6 +23,16 @@ function loadLocalEnv(): Record<string, string> {
 }
 
 const port = (address: string) => Number(address.split(':').pop());
+
+/** The local stack's session key: generated once into the data folder, never committed. */
+function localSessionKey(dataDir: string): string {
+  const file = join(dataDir, 'session-signing-key');
+  if (!existsSync(file)) {
+    mkdirSync(dataDir, { recursive: true });
+    writeFileSync(file, randomBytes(48).toString('base64url'), { mode: 0o600 });
+  }
+  return readFileSync(file, 'utf8').trim();
+}
 
 async function main(): Promise<void> {
   const env = loadLocalEnv();
@@ -70,20 +81,27 @@ async function main(): Promise<void> {
       queueName: env.SQS_QUEUE_NAME!,
       productCode: env.SANDBOX_PRODUCT_CODE!,
     });
-    const serviceEnv = { ...env, SQS_QUEUE_URL: aws.queueUrl, SANDBOX_SNS_TOPIC_ARN: aws.topicArn };
+    const serviceEnv = {
+      ...env,
+      SQS_QUEUE_URL: aws.queueUrl,
+      SANDBOX_SNS_TOPIC_ARN: aws.topicArn,
+      SESSION_SIGNING_KEY: process.env.SESSION_SIGNING_KEY ?? localSessionKey(dataDir),
+    };
     const node = join(repoRoot, 'node_modules', '.bin', 'node');
     const program = (name: string, script: string, ready: () => Promise<boolean>) =>
       startProcess({ name, command: node, args: [join(repoRoot, 'dist', script)], env: serviceEnv, logFile: join(logDir, `${name}.log`), echo: true, ready });
     running.push(await program('sandbox', 'sandbox/server.js', () => portOpen(Number(env.SANDBOX_PORT))));
     running.push(await program('worker', 'worker/main.js', async () => true));
+    running.push(await program('poller', 'poller/main.js', async () => true));
     running.push(await program('api', 'api/server.js', () => portOpen(Number(env.API_PORT))));
     for (const p of running) p.child.once('exit', (code) => !stopping && (console.error(`${p.name} exited (${code}); see ${p.logFile}`), void stopAll(1)));
 
     console.log(`
 The stack is up (logs in ${logDir}, data in ${dataDir}):
-  API            http://localhost:${env.API_PORT}        (health: /health, /ready)
+  API            http://localhost:${env.API_PORT}        (index, /billing, /openapi.json, /health, /ready)
   Temporal UI    http://localhost:${env.TEMPORAL_UI_PORT}  (namespace "${env.TEMPORAL_NAMESPACE}")
-  Sandbox        http://localhost:${env.SANDBOX_PORT}    (AWS Marketplace buyer page and control API)
+  Sandbox        http://localhost:${env.SANDBOX_PORT}    (AWS Marketplace buyer page: click "Subscribe" to walk the journey)
+  Sign in        alice@example.com / demo-password (see the README for the other demo accounts)
   Temporal gRPC  ${env.TEMPORAL_ADDRESS}   MongoDB ${env.MONGODB_URI}   SQS/SNS ${env.AWS_ENDPOINT_URL_SQS}
   Queue          ${aws.queueUrl}
 Press Ctrl-C to stop everything.`);

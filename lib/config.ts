@@ -49,6 +49,14 @@ export const serviceEnvSchema = Type.Object({
   TEMPORAL_API_KEY: Type.Optional(NonEmpty()),
   MONGODB_DATABASE: NonEmpty('marketplace_billing'),
   AWS_ENDPOINT_URL_MARKETPLACE_METERING: Type.Optional(Url),
+  SESSION_SIGNING_KEY: Type.Optional(Type.String({ minLength: 32 })),
+  SESSION_SIGNING_KEY_PREVIOUS: Type.Optional(Type.String({ minLength: 32 })),
+  SESSION_TTL_SECONDS: Type.Integer({ minimum: 60, default: 12 * 3600 }),
+  LINK_CODE_TTL_SECONDS: Type.Integer({ minimum: 60, maximum: 86_400, default: 1800 }),
+  LINK_SYNC_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, default: 3600 }),
+  DEMO_ACCOUNTS: Bool(false),
+  SQS_WAIT_TIME_SECONDS: Type.Integer({ minimum: 0, maximum: 20, default: 20 }),
+  SQS_MAX_MESSAGES: Type.Integer({ minimum: 1, maximum: 10, default: 10 }),
 });
 export type ServiceEnv = Static<typeof serviceEnvSchema>;
 
@@ -112,7 +120,25 @@ export interface ServiceConfig {
   temporal: TemporalConfig;
   mongo: { uri: string; database: string };
   aws: AwsConfig;
-  sqs: { queueUrl?: string };
+  sqs: { queueUrl?: string; waitTimeSeconds: number; maxMessages: number };
+  /** Only the API signs and verifies sessions; the first key signs, every key verifies. */
+  session: { signingKeys: string[]; ttlSeconds: number };
+  linking: { codeTtlSeconds: number; syncTimeoutMs: number };
+  demoAccounts: boolean;
+}
+
+/** The API cannot run without a session key; the worker and the poller never need one. */
+export function requireSessionKeys(config: ServiceConfig): string[] {
+  if (config.session.signingKeys.length === 0) {
+    throw new ConfigError(['SESSION_SIGNING_KEY: required by the API (at least 32 characters, e.g. `openssl rand -base64 48`)']);
+  }
+  return config.session.signingKeys;
+}
+
+/** The poller cannot run without its queue. */
+export function requireQueueUrl(config: ServiceConfig): string {
+  if (!config.sqs.queueUrl) throw new ConfigError(['SQS_QUEUE_URL: required by the notification poller']);
+  return config.sqs.queueUrl;
 }
 
 function readPem(name: string, path: string | undefined, problems: string[]): Buffer | undefined {
@@ -169,7 +195,13 @@ export function loadServiceConfig(env: Env = process.env): ServiceConfig {
         metering: parsed.AWS_ENDPOINT_URL_MARKETPLACE_METERING,
       },
     },
-    sqs: { queueUrl: parsed.SQS_QUEUE_URL },
+    sqs: { queueUrl: parsed.SQS_QUEUE_URL, waitTimeSeconds: parsed.SQS_WAIT_TIME_SECONDS, maxMessages: parsed.SQS_MAX_MESSAGES },
+    session: {
+      signingKeys: [parsed.SESSION_SIGNING_KEY, parsed.SESSION_SIGNING_KEY_PREVIOUS].filter((key): key is string => Boolean(key)),
+      ttlSeconds: parsed.SESSION_TTL_SECONDS,
+    },
+    linking: { codeTtlSeconds: parsed.LINK_CODE_TTL_SECONDS, syncTimeoutMs: parsed.LINK_SYNC_TIMEOUT_SECONDS * 1000 },
+    demoAccounts: parsed.DEMO_ACCOUNTS,
   };
 }
 

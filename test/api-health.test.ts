@@ -1,26 +1,23 @@
 /** The API's health endpoints against the real store and Temporal, through HTTP. */
-import type { FastifyInstance } from 'fastify';
 import type { Client } from '@temporalio/client';
-import { buildApp } from '../api/app';
 import { connectMongo, type MongoHandle } from '../lib/mongo';
 import { connectClient } from '../lib/temporal';
+import { startApi, type RunningApi } from './helpers/api';
 import { testServers, uniqueName } from './helpers/test-env';
 
 describe('API health', () => {
   let mongo: MongoHandle;
   let temporal: Client;
-  let app: FastifyInstance;
-  let url: string;
-  const get = (path: string, base = url) => fetch(`${base}${path}`);
+  let api: RunningApi;
+  const get = (path: string, base = api.url) => fetch(`${base}${path}`);
 
   beforeAll(async () => {
     mongo = await connectMongo(testServers.mongoUri(), uniqueName('db'));
     temporal = await connectClient(testServers.temporal());
-    app = await buildApp({ db: mongo.db, temporal, logLevel: 'silent' });
-    url = await app.listen({ host: '127.0.0.1', port: 0 });
+    api = await startApi({ db: mongo.db, temporal });
   });
   afterAll(async () => {
-    await app.close();
+    await api.close();
     await temporal.connection.close();
     await mongo.close();
   });
@@ -35,9 +32,9 @@ describe('API health', () => {
   it('reports 503 naming the dependency that fails', async () => {
     const down = await connectMongo(testServers.mongoUri(), uniqueName('db'));
     await down.close();
-    const degraded = await buildApp({ db: down.db, temporal, logLevel: 'silent' });
+    const degraded = await startApi({ db: down.db, temporal });
     try {
-      const ready = await get('/ready', await degraded.listen({ host: '127.0.0.1', port: 0 }));
+      const ready = await get('/ready', degraded.url);
       expect(ready.status).toBe(503);
       expect(await ready.json()).toEqual({ status: 'degraded', checks: { mongodb: 'failed', temporal: 'ok' } });
     } finally {

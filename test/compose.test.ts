@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { AWS_SDK_ENV_VARS, loadSandboxConfig, loadServiceConfig, sandboxEnvSchema, serviceEnvSchema } from '../lib/config';
+import { AWS_SDK_ENV_VARS, loadSandboxConfig, loadServiceConfig, requireQueueUrl, requireSessionKeys, sandboxEnvSchema, serviceEnvSchema } from '../lib/config';
 import { customSearchAttributes } from '../lib/search-attributes';
 
 interface Service {
@@ -25,7 +25,7 @@ const hostAndPort = (address: string) => {
 const known = (schema: { properties: object }) => new Set([...Object.keys(schema.properties), ...AWS_SDK_ENV_VARS]);
 
 describe('docker-compose.yml', () => {
-  it.each(['api', 'worker'])('%s: its environment is a valid service configuration pointing at compose services', (name) => {
+  it.each(['api', 'worker', 'poller'])('%s: its environment is a valid service configuration pointing at compose services', (name) => {
     const env = envOf(name);
     const config = loadServiceConfig(env);
     const unknown = Object.keys(env).filter((k) => !known(serviceEnvSchema).has(k));
@@ -46,6 +46,10 @@ describe('docker-compose.yml', () => {
     const config = loadServiceConfig(envOf('api'));
     expect(config.api.host).toBe('0.0.0.0');
     expect(containerPort('api')).toBe(config.api.port);
+    // Compose refuses to start without the operator's key: the value is a required-variable interpolation.
+    expect(envOf('api').SESSION_SIGNING_KEY).toMatch(/^\$\{SESSION_SIGNING_KEY:\?/);
+    expect(requireSessionKeys(config)).toHaveLength(1);
+    expect(requireQueueUrl(loadServiceConfig(envOf('poller')))).toBe(envOf('api').SQS_QUEUE_URL);
   });
 
   it('sandbox: valid sandbox configuration, published on its port, registering to the published API', () => {
@@ -70,6 +74,13 @@ describe('docker-compose.yml', () => {
     const registered = [...command.matchAll(/--name (\w+) --type (\w+)/g)].map((m) => m[1]);
     expect(registered.sort()).toEqual(customSearchAttributes.map((k) => k.name).sort());
     expect(command).toContain(`-n ${envOf('worker').TEMPORAL_NAMESPACE}`);
+  });
+
+  it('the Dockerfile copies every source folder the build compiles', () => {
+    const build = JSON.parse(readFileSync(join(root, 'tsconfig.build.json'), 'utf8')) as { include: string[] };
+    const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
+    const copied = [...dockerfile.matchAll(/^COPY (\w+) \.\/\1$/gm)].map((m) => m[1]);
+    expect(copied.sort()).toEqual([...build.include].sort());
   });
 
   it('the Dockerfile uses the Node version the project pins', () => {

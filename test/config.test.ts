@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadSandboxConfig, loadServiceConfig } from '../lib/config';
+import { ConfigError, loadSandboxConfig, loadServiceConfig, requireQueueUrl, requireSessionKeys } from '../lib/config';
 
 describe('configuration', () => {
   it('has working defaults: real AWS endpoints, local Temporal and MongoDB', () => {
@@ -26,6 +26,9 @@ describe('configuration', () => {
     ['AWS_ENDPOINT_URL_SQS', 'not a url'],
     ['LOG_LEVEL', 'loud'],
     ['TEMPORAL_TLS', 'maybe'],
+    ['LINK_CODE_TTL_SECONDS', '5'],
+    ['SQS_MAX_MESSAGES', '11'],
+    ['SQS_WAIT_TIME_SECONDS', '21'],
   ])('fails on a bad %s, naming the variable', (name, value) => {
     expect(() => loadServiceConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadServiceConfig({ [name]: value })).toThrow(new RegExp(`${name}:`));
@@ -56,6 +59,27 @@ describe('configuration', () => {
     } catch (error) {
       expect((error as ConfigError).problems).toHaveLength(2);
     }
+  });
+
+  it('accepts a session key and a previous one for rotation, and never echoes a key it rejects', () => {
+    const current = 'c'.repeat(40);
+    const previous = 'p'.repeat(40);
+    const config = loadServiceConfig({ SESSION_SIGNING_KEY: current, SESSION_SIGNING_KEY_PREVIOUS: previous, LINK_SYNC_TIMEOUT_SECONDS: '90' });
+    expect(requireSessionKeys(config)).toEqual([current, previous]);
+    expect(config.linking.syncTimeoutMs).toBe(90_000);
+    try {
+      loadServiceConfig({ SESSION_SIGNING_KEY: 'short-secret' });
+      throw new Error('expected a ConfigError');
+    } catch (error) {
+      expect((error as ConfigError).message).toMatch(/SESSION_SIGNING_KEY:/);
+      expect((error as ConfigError).message).not.toContain('short-secret');
+    }
+  });
+
+  it('names what the API and the poller cannot run without', () => {
+    const config = loadServiceConfig({});
+    expect(() => requireSessionKeys(config)).toThrow(/SESSION_SIGNING_KEY: required by the API/);
+    expect(() => requireQueueUrl(config)).toThrow(/SQS_QUEUE_URL: required by the notification poller/);
   });
 
   it('validates the sandbox variables the same way', () => {

@@ -1,2 +1,3 @@
 // The worker bundles this module: export every workflow here and nothing with side effects.
 export { checkDependencies } from './diagnostics';
+export { linkAccount } from './link-account';

@@ -1,3 +1,4 @@
+import { MarketplaceMeteringClient } from '@aws-sdk/client-marketplace-metering';
 /** A real workflow with a real activity on the real Temporal dev server and the real store. */
 import { Client, Connection } from '@temporalio/client';
 import { createActivities } from '../../activities';
@@ -7,6 +8,9 @@ import { connectClient } from '../../lib/temporal';
 import { checkDependencies } from '../../workflows';
 import { createWorker } from '../../worker/create-worker';
 import { testServers, uniqueName } from '../helpers/test-env';
+
+// This workflow calls no AWS API; a client pointed nowhere proves it.
+const unusedMetering = new MarketplaceMeteringClient({ region: 'us-east-1', endpoint: 'http://127.0.0.1:9', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
 
 describe('Temporal dev server', () => {
   let mongo: MongoHandle;
@@ -23,7 +27,7 @@ describe('Temporal dev server', () => {
   });
 
   it('runs the dependency-check workflow through a worker whose activity writes to the store', async () => {
-    const { worker, connection } = await createWorker({ temporal, activities: createActivities({ db: mongo.db }) });
+    const { worker, connection } = await createWorker({ temporal, activities: createActivities({ db: mongo.db, metering: unusedMetering }) });
     const workflowId = uniqueName('check');
     try {
       const result = await worker.runUntil(

@@ -1,0 +1,38 @@
+import { escapeHtml, page } from '../../lib/html';
+
+export type RegistrationFailure = 'invalid' | 'expired' | 'replayed' | 'unavailable' | 'not-post';
+
+const explanations: Record<RegistrationFailure, { title: string; text: string }> = {
+  invalid: {
+    title: 'This sign-up link is not valid',
+    text: 'We could not confirm your AWS Marketplace subscription from this link.',
+  },
+  expired: {
+    title: 'This sign-up link has expired',
+    text: 'AWS Marketplace sign-up links are valid for a short time only.',
+  },
+  replayed: {
+    title: 'This sign-up link was already used',
+    text: 'It was used from another browser and cannot be used again.',
+  },
+  unavailable: {
+    title: 'AWS Marketplace did not answer',
+    text: 'We could not reach AWS Marketplace to confirm your subscription. Nothing was changed.',
+  },
+  'not-post': {
+    title: 'Open this page from AWS Marketplace',
+    text: 'This address receives your subscription from AWS Marketplace; it cannot be opened directly.',
+  },
+};
+
+/** What the buyer sees when registration cannot go on; the way forward is always the same. */
+export function registrationProblemPage(failure: RegistrationFailure): string {
+  const { title, text } = explanations[failure];
+  return page(
+    title,
+    `<h1 id="registration-problem" data-problem="${escapeHtml(failure)}">${escapeHtml(title)}</h1>
+<p>${escapeHtml(text)}</p>
+<p class="note">Go back to <strong>AWS Marketplace</strong>, open your subscription to this product, and click
+<strong>Set Up Your Account</strong> again.</p>`,
+  );
+}

@@ -1,0 +1,58 @@
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Db } from 'mongodb';
+import { StringEnum, Type } from '../../lib/schema';
+import { accountsOf, paymentMethodLabel, PAYMENT_METHODS, type AccountDoc } from '../../lib/store/accounts';
+import { ErrorRef } from '../schemas';
+import { requireAccount } from '../session';
+
+export const BillingResponse = Type.Object(
+  {
+    accountId: Type.String(),
+    name: Type.String(),
+    paymentMethod: StringEnum(PAYMENT_METHODS),
+    paymentMethodLabel: Type.String(),
+    marketplace: Type.Optional(
+      Type.Object({ awsAccountId: Type.String(), productCode: Type.String(), linkedAt: Type.String({ format: 'date-time' }) }),
+    ),
+  },
+  { $id: 'Billing' },
+);
+
+export function billingView(account: AccountDoc) {
+  return {
+    accountId: account._id,
+    name: account.name,
+    paymentMethod: account.paymentMethod,
+    paymentMethodLabel: paymentMethodLabel(account),
+    ...(account.marketplace
+      ? {
+          marketplace: {
+            awsAccountId: account.marketplace.awsAccountId,
+            productCode: account.marketplace.productCode,
+            linkedAt: account.marketplace.linkedAt.toISOString(),
+          },
+        }
+      : {}),
+  };
+}
+
+export function registerBillingRoutes(root: FastifyInstance, deps: { db: Db }): void {
+  const app = root.withTypeProvider<TypeBoxTypeProvider>();
+  root.addSchema(BillingResponse);
+  app.get(
+    '/api/billing',
+    {
+      preHandler: requireAccount,
+      schema: {
+        summary: "The signed-in account's payment method",
+        response: { 200: Type.Ref(BillingResponse), 401: ErrorRef, 404: ErrorRef },
+      },
+    },
+    async (request, reply) => {
+      const account = await accountsOf(deps.db).findOne({ _id: request.accountId! });
+      if (!account) return reply.code(404).send({ error: 'NotFound', message: 'This account no longer exists.' });
+      return billingView(account);
+    },
+  );
+}

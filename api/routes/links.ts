@@ -1,0 +1,108 @@
+/** The JSON API of account linking: redeem a link code, then watch the status. */
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Db } from 'mongodb';
+import { signalLinkRequest, type LinkWorkflowTarget } from '../../lib/linking-client';
+import { StringEnum, Type } from '../../lib/schema';
+import { sha256 } from '../../lib/secrets';
+import { latestLinkStatus, saveInitialLinkStatus } from '../../lib/store/link-status';
+import { insertOnce, linkCodesOf, linkCodeUsesOf } from '../../lib/store/registrations';
+import { LINK_PHASES, LINK_REFUSALS, linkMessage } from '../../workflows/link-model';
+import { ErrorRef } from '../schemas';
+import { BINDING_COOKIE, requireAccount } from '../session';
+
+export interface LinkRoutesDeps {
+  db: Db;
+  workflows: LinkWorkflowTarget;
+}
+
+export const LinkStatusResponse = Type.Object(
+  {
+    awsAccountId: Type.String(),
+    productCode: Type.String(),
+    accountId: Type.String(),
+    phase: StringEnum(LINK_PHASES),
+    refusal: Type.Optional(StringEnum(LINK_REFUSALS)),
+    paymentProblem: Type.Boolean(),
+    message: Type.String(),
+    updatedAt: Type.String({ format: 'date-time' }),
+  },
+  { $id: 'LinkStatus', description: "One platform account's link to an AWS customer" },
+);
+
+
+const errors = {
+  unknown: { error: 'UnknownLinkCode', message: 'This link code is not known. Go back to AWS Marketplace and click Set Up Your Account again.' },
+  expired: { error: 'LinkCodeExpired', message: 'This link code has expired. Go back to AWS Marketplace and click Set Up Your Account again.' },
+  notYours: { error: 'LinkCodeNotYours', message: 'This link code was issued to another browser or user and cannot be used here.' },
+  used: { error: 'LinkCodeUsed', message: 'This link code was already used. Your link status is shown on the index page.' },
+};
+
+export function registerLinkRoutes(root: FastifyInstance, deps: LinkRoutesDeps): void {
+  const app = root.withTypeProvider<TypeBoxTypeProvider>();
+  root.addSchema(LinkStatusResponse);
+
+  app.post(
+    '/api/links',
+    {
+      preHandler: requireAccount,
+      schema: {
+        summary: 'Link the signed-in account to the AWS customer behind a link code',
+        body: Type.Object({ linkCode: Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' }) }, { additionalProperties: false }),
+        response: {
+          202: Type.Ref(LinkStatusResponse),
+          401: ErrorRef,
+          403: ErrorRef,
+          404: ErrorRef,
+          409: ErrorRef,
+          410: ErrorRef,
+        },
+      },
+    },
+    async (request, reply) => {
+      const accountId = request.accountId!;
+      const codeHash = sha256(request.body.linkCode);
+      const code = await linkCodesOf(deps.db).findOne({ _id: codeHash });
+      if (!code) return reply.code(404).send(errors.unknown);
+      const binding = request.cookies[BINDING_COOKIE];
+      if (!binding || sha256(binding) !== code.bindingHash) return reply.code(403).send(errors.notYours);
+      if (code.expiresAt.getTime() <= Date.now()) return reply.code(410).send(errors.expired);
+      const use = await linkCodeUsesOf(deps.db).findOne({ _id: codeHash });
+      if (use) return reply.code(use.accountId === accountId ? 409 : 403).send(use.accountId === accountId ? errors.used : errors.notYours);
+
+      const customer = { awsAccountId: code.awsAccountId, productCode: code.productCode };
+      const checking = {
+        ...customer,
+        accountId,
+        phase: 'checking' as const,
+        paymentProblem: false,
+        message: linkMessage('checking'),
+        version: 0,
+        updatedAt: new Date().toISOString(),
+      };
+      await saveInitialLinkStatus(deps.db, checking);
+      // The workflow is idempotent per account, so a crash before the code is marked used only allows a harmless repeat.
+      const workflowId = await signalLinkRequest(deps.workflows, customer, accountId);
+      await insertOnce(linkCodeUsesOf(deps.db), { _id: codeHash, accountId, usedAt: new Date() });
+      request.log.info({ workflowId, accountId }, 'link requested');
+      // The response schema publishes only the documented fields.
+      return reply.code(202).send(checking);
+    },
+  );
+
+  app.get(
+    '/api/links/current',
+    {
+      preHandler: requireAccount,
+      schema: {
+        summary: "The signed-in account's latest link status (read from the store, not from Temporal)",
+        response: { 200: Type.Ref(LinkStatusResponse), 401: ErrorRef, 404: ErrorRef },
+      },
+    },
+    async (request, reply) => {
+      const status = await latestLinkStatus(deps.db, request.accountId!);
+      if (!status) return reply.code(404).send({ error: 'NotFound', message: 'This account has no AWS Marketplace link.' });
+      return status;
+    },
+  );
+}

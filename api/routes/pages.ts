@@ -1,0 +1,83 @@
+/** The buyer's pages: sign-in (local demo), the index page with the link modal, and Billing. */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Db } from 'mongodb';
+import { verifyPassword } from '../../lib/passwords';
+import { Type } from '../../lib/schema';
+import { accountsOf, deploymentsOf } from '../../lib/store/accounts';
+import { billingPage } from '../pages/billing-page';
+import { indexPage } from '../pages/index-page';
+import { signInPage } from '../pages/sign-in';
+import { endSession, safeLocalPath, startSession, type SessionSettings } from '../session';
+import { billingView } from './billing';
+
+export interface PageDeps {
+  db: Db;
+  session: SessionSettings;
+  demoAccounts: boolean;
+}
+
+const html = (reply: FastifyReply, body: string, status = 200) => reply.code(status).type('text/html; charset=utf-8').send(body);
+
+function toSignIn(request: FastifyRequest, reply: FastifyReply) {
+  return reply.redirect(`/signin?next=${encodeURIComponent(request.url)}`, 303);
+}
+
+export function registerPages(root: FastifyInstance, deps: PageDeps): void {
+  const app = root.withTypeProvider<TypeBoxTypeProvider>();
+  const hidden = { hide: true };
+
+  app.get('/', { schema: hidden }, async (request, reply) => {
+    const account = request.accountId ? await accountsOf(deps.db).findOne({ _id: request.accountId }) : null;
+    if (!account) return toSignIn(request, reply);
+    const deployments = await deploymentsOf(deps.db).find({ accountId: account._id, state: { $ne: 'deleted' } }).sort({ name: 1 }).toArray();
+    return html(reply, indexPage(account, deployments));
+  });
+
+  app.get('/billing', { schema: hidden }, async (request, reply) => {
+    const account = request.accountId ? await accountsOf(deps.db).findOne({ _id: request.accountId }) : null;
+    if (!account) return toSignIn(request, reply);
+    return html(reply, billingPage(billingView(account)));
+  });
+
+  app.get(
+    '/signin',
+    { schema: { ...hidden, querystring: Type.Object({ next: Type.Optional(Type.String({ maxLength: 2048 })) }) } },
+    async (request, reply) => {
+      const next = safeLocalPath(request.query.next);
+      if (request.accountId) return reply.redirect(next, 303);
+      return html(reply, signInPage(next, undefined, deps.demoAccounts));
+    },
+  );
+
+  app.post(
+    '/signin',
+    {
+      bodyLimit: 8 * 1024,
+      attachValidation: true,
+      schema: {
+        ...hidden,
+        body: Type.Object({
+          email: Type.String({ minLength: 3, maxLength: 320 }),
+          password: Type.String({ minLength: 1, maxLength: 1024 }),
+          next: Type.Optional(Type.String({ maxLength: 2048 })),
+        }),
+      },
+    },
+    async (request, reply) => {
+      const next = safeLocalPath((request.body as { next?: string } | undefined)?.next);
+      if (request.validationError) return html(reply, signInPage(next, 'Enter your email and password.', deps.demoAccounts), 400);
+      const account = await accountsOf(deps.db).findOne({ email: request.body.email.trim().toLowerCase() });
+      if (!account || !(await verifyPassword(request.body.password, account.passwordHash))) {
+        return html(reply, signInPage(next, 'That email and password do not match an account.', deps.demoAccounts), 401);
+      }
+      startSession(reply, account._id, deps.session);
+      return reply.redirect(next, 303);
+    },
+  );
+
+  app.post('/signout', { schema: hidden }, async (_request, reply) => {
+    endSession(reply, deps.session);
+    return reply.redirect('/signin', 303);
+  });
+}

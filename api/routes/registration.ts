@@ -1,0 +1,116 @@
+/**
+ * The registration webhook: AWS posts the buyer's browser here with
+ * `x-amzn-marketplace-token`. The token is redeemed at once, the customer
+ * stored, and the browser sent on with a one-time link code bound to it.
+ */
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Db } from 'mongodb';
+import type { RegistrationError, ResolvedRegistration } from '../../activities/marketplace';
+import { StringEnum, Type } from '../../lib/schema';
+import { randomSecret, sha256 } from '../../lib/secrets';
+import { saveResolvedCustomer, type AwsCustomerRef } from '../../lib/store/marketplace';
+import { insertOnce, linkCodesOf, redeemedTokensOf } from '../../lib/store/registrations';
+import { registrationProblemPage, type RegistrationFailure } from '../pages/registration';
+import { setCookie } from '../cookies';
+import { BINDING_COOKIE, cookieOptions, type SessionSettings } from '../session';
+
+export const REGISTRATION_PATH = '/marketplace/register';
+
+export interface RegistrationDeps {
+  db: Db;
+  resolveCustomer(token: string): Promise<ResolvedRegistration>;
+  linkCodeTtlSeconds: number;
+  session: SessionSettings;
+}
+
+const RegistrationForm = Type.Object({
+  // Real tokens are long base64 strings; anything else is refused before AWS is asked.
+  'x-amzn-marketplace-token': Type.String({ minLength: 1, maxLength: 4096, pattern: '^[A-Za-z0-9+/=_.-]+$' }),
+  'x-amzn-marketplace-offer-type': Type.Optional(StringEnum(['free-trial'] as const)),
+});
+
+const failureStatus: Record<RegistrationFailure, number> = { invalid: 400, expired: 400, replayed: 409, unavailable: 503, 'not-post': 405 };
+
+function problem(reply: FastifyReply, failure: RegistrationFailure) {
+  if (failure === 'unavailable') reply.header('retry-after', '60');
+  if (failure === 'not-post') reply.header('allow', 'POST');
+  return reply.code(failureStatus[failure]).type('text/html; charset=utf-8').send(registrationProblemPage(failure));
+}
+
+const failureOf: Record<RegistrationError['problem'], RegistrationFailure> = {
+  'invalid-token': 'invalid',
+  'expired-token': 'expired',
+  'api-disabled': 'unavailable',
+  'aws-unavailable': 'unavailable',
+};
+
+export function registerRegistrationRoute(root: FastifyInstance, deps: RegistrationDeps): void {
+  const app = root.withTypeProvider<TypeBoxTypeProvider>();
+
+  app.post(
+    REGISTRATION_PATH,
+    {
+      bodyLimit: 16 * 1024,
+      attachValidation: true,
+      schema: {
+        summary: 'AWS Marketplace registration webhook (the buyer\'s browser, form-encoded)',
+        consumes: ['application/x-www-form-urlencoded'],
+        body: RegistrationForm,
+        response: { 303: Type.Null({ description: 'To the sign-in page or the index page, with a one-time link code' }) },
+      },
+    },
+    async (request, reply) => {
+      if (request.validationError) return problem(reply, 'invalid');
+      const token = request.body['x-amzn-marketplace-token'];
+      const offerType = request.body['x-amzn-marketplace-offer-type'] === 'free-trial' ? 'free-trial' : 'standard';
+      const binding = request.cookies[BINDING_COOKIE] ?? randomSecret();
+      const bindingHash = sha256(binding);
+      const tokenHash = sha256(token);
+
+      let customer: AwsCustomerRef;
+      const earlier = await redeemedTokensOf(deps.db).findOne({ _id: tokenHash });
+      if (earlier) {
+        // The same browser posting twice (a double click, a reload) goes on; any other browser is refused.
+        if (earlier.bindingHash !== bindingHash) return problem(reply, 'replayed');
+        customer = earlier;
+      } else {
+        let resolved: ResolvedRegistration;
+        try {
+          resolved = await deps.resolveCustomer(token);
+        } catch (error) {
+          const failure = failureOf[(error as RegistrationError).problem] ?? 'unavailable';
+          request.log.warn({ awsError: (error as RegistrationError).awsErrorName, failure }, 'registration token not redeemed');
+          return problem(reply, failure);
+        }
+        await saveResolvedCustomer(deps.db, { ...resolved, offerType });
+        const { stored } = await insertOnce(redeemedTokensOf(deps.db), {
+          _id: tokenHash,
+          awsAccountId: resolved.awsAccountId,
+          productCode: resolved.productCode,
+          bindingHash,
+          redeemedAt: new Date(),
+        });
+        if (stored.bindingHash !== bindingHash) return problem(reply, 'replayed');
+        customer = resolved;
+      }
+
+      const code = randomSecret();
+      const now = Date.now();
+      await linkCodesOf(deps.db).insertOne({
+        _id: sha256(code),
+        awsAccountId: customer.awsAccountId,
+        productCode: customer.productCode,
+        bindingHash,
+        createdAt: new Date(now),
+        expiresAt: new Date(now + deps.linkCodeTtlSeconds * 1000),
+      });
+      setCookie(reply, BINDING_COOKIE, binding, cookieOptions(deps.session, deps.linkCodeTtlSeconds));
+      const index = `/?link=${code}`;
+      return reply.redirect(request.accountId ? index : `/signin?next=${encodeURIComponent(index)}`, 303);
+    },
+  );
+
+  // Browsers that open the URL directly get an explanation, not a bare 404.
+  app.get(REGISTRATION_PATH, { schema: { hide: true } }, async (_request, reply) => problem(reply, 'not-post'));
+}

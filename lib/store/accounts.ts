@@ -1,0 +1,66 @@
+/**
+ * The platform's accounts. The real account service lives outside this
+ * service; here accounts are documents we read for eligibility and whose
+ * payment method we switch when a link completes.
+ */
+import type { Collection, Db } from 'mongodb';
+
+export const PAYMENT_METHODS = ['none', 'credit-card', 'available-credits', 'aws-marketplace'] as const;
+export type PaymentMethod = (typeof PAYMENT_METHODS)[number];
+
+export interface MarketplaceBilling {
+  awsAccountId: string;
+  productCode: string;
+  customerIdentifier?: string;
+  licenseArn?: string;
+  linkedAt: Date;
+}
+
+export interface AccountDoc {
+  _id: string;
+  email: string;
+  name: string;
+  /** scrypt, see lib/passwords.ts; absent for accounts that cannot sign in here. */
+  passwordHash?: string;
+  paymentMethod: PaymentMethod;
+  creditCard?: { brand: string; last4: string };
+  /** Prepaid balance in US dollars; a positive balance means the account uses Available Credits. */
+  availableCredits?: number;
+  marketplace?: MarketplaceBilling;
+  createdAt: Date;
+}
+
+export const DEPLOYMENT_STATES = ['running', 'stopped', 'deleted'] as const;
+export type DeploymentState = (typeof DEPLOYMENT_STATES)[number];
+
+export interface DeploymentDoc {
+  _id: string;
+  accountId: string;
+  name: string;
+  plan: 'trial' | 'standard';
+  state: DeploymentState;
+  trialEndsAt?: Date;
+  createdAt: Date;
+}
+
+export const paymentMethodLabels: Record<PaymentMethod, string> = {
+  none: 'None',
+  'credit-card': 'Credit card',
+  'available-credits': 'Available Credits',
+  'aws-marketplace': 'AWS Marketplace Subscription',
+};
+
+export function paymentMethodLabel(account: Pick<AccountDoc, 'paymentMethod' | 'creditCard'>): string {
+  if (account.paymentMethod === 'credit-card' && account.creditCard) {
+    return `Credit card (${account.creditCard.brand} ending ${account.creditCard.last4})`;
+  }
+  return paymentMethodLabels[account.paymentMethod];
+}
+
+export function accountsOf(db: Db): Collection<AccountDoc> {
+  return db.collection<AccountDoc>('accounts');
+}
+
+export function deploymentsOf(db: Db): Collection<DeploymentDoc> {
+  return db.collection<DeploymentDoc>('deployments');
+}

@@ -1,0 +1,22 @@
+import type { Db } from 'mongodb';
+import { accountsOf, deploymentsOf } from './accounts';
+import { linkStatusesOf } from './link-status';
+import { marketplaceCustomersOf, marketplaceLinksOf, notificationsOf } from './marketplace';
+import { linkCodesOf } from './registrations';
+
+/**
+ * Every index the service relies on. The unique ones carry correctness: one
+ * platform account per AWS customer and one AWS customer per platform account.
+ */
+export async function ensureIndexes(db: Db): Promise<void> {
+  await Promise.all([
+    accountsOf(db).createIndex({ email: 1 }, { unique: true }),
+    deploymentsOf(db).createIndex({ accountId: 1 }),
+    marketplaceCustomersOf(db).createIndex({ productCode: 1, customerIdentifier: 1 }),
+    marketplaceLinksOf(db).createIndex({ accountId: 1 }, { unique: true }),
+    notificationsOf(db).createIndex({ productCode: 1, awsAccountId: 1 }),
+    notificationsOf(db).createIndex({ productCode: 1, customerIdentifier: 1 }),
+    linkStatusesOf(db).createIndex({ accountId: 1, updatedAt: -1 }),
+    linkCodesOf(db).createIndex({ expiresAt: 1 }),
+  ]);
+}

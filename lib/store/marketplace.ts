@@ -1,0 +1,111 @@
+/**
+ * What we know about AWS Marketplace customers: who ResolveCustomer said they
+ * are, which platform account each one is linked to, and every notification AWS
+ * sent about them. The key of an AWS customer is its AWS account plus product.
+ */
+import type { Collection, Db } from 'mongodb';
+import { isDuplicateKeyError } from '../mongo';
+
+export interface AwsCustomerRef {
+  awsAccountId: string;
+  productCode: string;
+}
+
+export function customerKey(ref: AwsCustomerRef): string {
+  return `${ref.awsAccountId}:${ref.productCode}`;
+}
+
+export type OfferType = 'free-trial' | 'standard';
+
+export interface MarketplaceCustomerDoc {
+  _id: string;
+  awsAccountId: string;
+  productCode: string;
+  /** Absent for products that use the CustomerAWSAccountId + LicenseArn model. */
+  customerIdentifier?: string;
+  licenseArn?: string;
+  offerType: OfferType;
+  firstResolvedAt: Date;
+  lastResolvedAt: Date;
+}
+
+/** The reservation of an AWS customer by a platform account; unique both ways. */
+export interface MarketplaceLinkDoc {
+  _id: string;
+  awsAccountId: string;
+  productCode: string;
+  accountId: string;
+  state: 'reserved' | 'active';
+  reservedAt: Date;
+  activatedAt?: Date;
+}
+
+export type NotificationAction = 'subscribe-success' | 'subscribe-fail' | 'unsubscribe-pending' | 'unsubscribe-success';
+
+export interface NotificationDoc {
+  /** The SNS MessageId: a redelivery has the same one. */
+  _id: string;
+  action: NotificationAction;
+  productCode: string;
+  customerIdentifier?: string;
+  awsAccountId?: string;
+  offerIdentifier?: string;
+  freeTrial?: boolean;
+  sentAt?: Date;
+  receivedAt: Date;
+}
+
+export function marketplaceCustomersOf(db: Db): Collection<MarketplaceCustomerDoc> {
+  return db.collection<MarketplaceCustomerDoc>('marketplace_customers');
+}
+
+export function marketplaceLinksOf(db: Db): Collection<MarketplaceLinkDoc> {
+  return db.collection<MarketplaceLinkDoc>('marketplace_links');
+}
+
+export function notificationsOf(db: Db): Collection<NotificationDoc> {
+  return db.collection<NotificationDoc>('notifications');
+}
+
+export interface ResolvedCustomer extends AwsCustomerRef {
+  customerIdentifier?: string;
+  licenseArn?: string;
+  offerType: OfferType;
+}
+
+/** Idempotent: a replayed registration refreshes what AWS said and keeps the first-seen time. */
+export async function saveResolvedCustomer(db: Db, customer: ResolvedCustomer, now = new Date()): Promise<MarketplaceCustomerDoc> {
+  const customers = marketplaceCustomersOf(db);
+  const _id = customerKey(customer);
+  const fields = {
+    awsAccountId: customer.awsAccountId,
+    productCode: customer.productCode,
+    offerType: customer.offerType,
+    lastResolvedAt: now,
+    ...(customer.customerIdentifier ? { customerIdentifier: customer.customerIdentifier } : {}),
+    ...(customer.licenseArn ? { licenseArn: customer.licenseArn } : {}),
+  };
+  const upsert = () =>
+    customers.findOneAndUpdate({ _id }, { $set: fields, $setOnInsert: { firstResolvedAt: now } }, { upsert: true, returnDocument: 'after' });
+  // Two concurrent first registrations can both try the insert; the loser simply updates.
+  const saved = await upsert().catch((error: unknown) => (isDuplicateKeyError(error) ? upsert() : Promise.reject(error)));
+  if (!saved) throw new Error(`customer ${_id} was not saved`);
+  return saved;
+}
+
+/** Records a notification once; returns false when this MessageId was already recorded. */
+export async function recordNotification(db: Db, notification: NotificationDoc): Promise<boolean> {
+  try {
+    await notificationsOf(db).insertOne(notification);
+    return true;
+  } catch (error) {
+    if (isDuplicateKeyError(error)) return false;
+    throw error;
+  }
+}
+
+/** Finds the AWS account of a customer known only by its legacy CustomerIdentifier. */
+export async function findAwsAccountId(db: Db, productCode: string, customerIdentifier: string): Promise<string | undefined> {
+  const customer = await marketplaceCustomersOf(db).findOne({ productCode, customerIdentifier });
+  return customer?.awsAccountId;
+}

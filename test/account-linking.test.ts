@@ -1,0 +1,277 @@
+/**
+ * Account linking end to end on the real stack: the registration webhook
+ * redeems a sandbox token with ResolveCustomer, the buyer signs in and links,
+ * the sandbox publishes subscribe-success through SNS into SQS, the poller
+ * signals the workflow, and the payment method changes in MongoDB.
+ */
+import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { createSqsClient } from '../lib/aws';
+import { accountsOf } from '../lib/store/accounts';
+import { DEMO_PASSWORD, seedDemoAccounts } from '../lib/store/demo-accounts';
+import { linkStatusesOf } from '../lib/store/link-status';
+import { marketplaceCustomersOf, notificationsOf } from '../lib/store/marketplace';
+import { linkCodesOf, redeemedTokensOf } from '../lib/store/registrations';
+import { linkWorkflowId } from '../workflows/ids';
+import { linkStateQuery } from '../workflows/link-account';
+import { Browser, sessionFor } from './helpers/api';
+import { startLinkingStack, type LinkingStack } from './helpers/linking-stack';
+import { testServers } from './helpers/test-env';
+import { eventually } from './helpers/time-skipping';
+
+interface Subscription {
+  customer: { _id: string; customerAwsAccountId: string; customerIdentifier?: string; licenseArn: string };
+  token: string;
+}
+
+describe('account linking on the real stack', () => {
+  let stack: LinkingStack;
+  const sqs = () => createSqsClient(testServers.aws());
+
+  beforeAll(async () => {
+    stack = await startLinkingStack();
+    await seedDemoAccounts(stack.mongo.db);
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  const subscribe = async (body: Record<string, unknown> = {}) => {
+    const created = await stack.sandbox.control<Subscription>('POST', '/control/customers', body);
+    expect(created.status).toBe(201);
+    return created.body;
+  };
+  const notify = (subscription: Subscription, action: string) =>
+    stack.sandbox.control('POST', `/control/customers/${subscription.customer._id}/notifications`, { action });
+  const register = (browser: Browser, token: string, extra: Record<string, string> = {}) =>
+    browser.postForm('/marketplace/register', { 'x-amzn-marketplace-token': token, ...extra });
+  const linkCodeOf = (location: string) => new URL(decodeURIComponent(location), 'http://x').searchParams.get('link')!;
+  const signIn = (browser: Browser, email: string, next = '/') => browser.postForm('/signin', { email, password: DEMO_PASSWORD, next });
+  const counts = async () => ({
+    customers: await marketplaceCustomersOf(stack.mongo.db).countDocuments(),
+    tokens: await redeemedTokensOf(stack.mongo.db).countDocuments(),
+    codes: await linkCodesOf(stack.mongo.db).countDocuments(),
+    statuses: await linkStatusesOf(stack.mongo.db).countDocuments(),
+  });
+  const currentStatus = (browser: Browser) => browser.get('/api/links/current');
+  const phaseOf = async (browser: Browser) => (await currentStatus(browser)).json<{ phase?: string }>().phase;
+
+  /** Registration and sign-in as a buyer does them; returns the link code the index page would redeem. */
+  async function arriveFromAws(browser: Browser, subscription: Subscription, email: string, offer: Record<string, string> = {}) {
+    const registered = await register(browser, subscription.token, offer);
+    expect(registered.status).toBe(303);
+    const location = registered.headers.get('location')!;
+    expect(location).toMatch(/^\/signin\?next=/);
+    expect((await browser.get(location)).status).toBe(200);
+    const signedIn = await signIn(browser, email, decodeURIComponent(location.split('next=')[1]!));
+    expect(signedIn.status).toBe(303);
+    expect(signedIn.headers.get('location')).toMatch(/^\/\?link=/);
+    return linkCodeOf(signedIn.headers.get('location')!);
+  }
+
+  it('links a buyer from the webhook through subscribe-success to the payment method', async () => {
+    const subscription = await subscribe({ freeTrial: true });
+    const browser = new Browser(stack.api.url);
+    const code = await arriveFromAws(browser, subscription, 'alice@example.com', { 'x-amzn-marketplace-offer-type': 'free-trial' });
+    expect(browser.cookies.get('mp_link_binding')).toBeTruthy();
+
+    const stored = await marketplaceCustomersOf(stack.mongo.db).findOne({ awsAccountId: subscription.customer.customerAwsAccountId });
+    expect(stored).toMatchObject({ productCode: stack.productCode, licenseArn: subscription.customer.licenseArn, offerType: 'free-trial' });
+
+    const linked = await browser.postJson('/api/links', { linkCode: code });
+    expect(linked.status).toBe(202);
+    expect(linked.json()).toMatchObject({ phase: 'checking', accountId: 'acct-alice' });
+    await eventually(() => phaseOf(browser), (phase) => phase === 'waiting-for-aws');
+    expect((await browser.get('/api/billing')).json()).toMatchObject({ paymentMethod: 'none' });
+
+    expect((await notify(subscription, 'subscribe-success')).status).toBe(202);
+    const done = await eventually(() => currentStatus(browser).then((r) => r.json()), (s) => s.phase === 'linked');
+    expect(Object.keys(done).sort()).toEqual(['accountId', 'awsAccountId', 'message', 'paymentProblem', 'phase', 'productCode', 'updatedAt'].sort());
+    expect((await browser.get('/api/billing')).json()).toMatchObject({
+      paymentMethod: 'aws-marketplace',
+      paymentMethodLabel: 'AWS Marketplace Subscription',
+      marketplace: { awsAccountId: subscription.customer.customerAwsAccountId, productCode: stack.productCode },
+    });
+    expect(await accountsOf(stack.mongo.db).findOne({ _id: 'acct-alice' })).toMatchObject({ paymentMethod: 'aws-marketplace' });
+    expect(await notificationsOf(stack.mongo.db).countDocuments({ awsAccountId: subscription.customer.customerAwsAccountId })).toBe(1);
+    const billingPage = await browser.get('/billing');
+    expect(billingPage.text).toContain('AWS Marketplace Subscription');
+
+    // The notification was deleted after the hand-off: nothing is left in flight.
+    const attributes = await sqs().send(
+      new GetQueueAttributesCommand({ QueueUrl: stack.aws.queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
+    );
+    expect(attributes.Attributes).toMatchObject({ ApproximateNumberOfMessages: '0', ApproximateNumberOfMessagesNotVisible: '0' });
+  });
+
+  it('links a legacy (CustomerIdentifier) buyer whose subscribe-success arrived before the link', async () => {
+    const subscription = await subscribe({ model: 'legacy' });
+    const browser = new Browser(stack.api.url);
+    const code = await arriveFromAws(browser, subscription, 'bob@example.com');
+    await notify(subscription, 'subscribe-success');
+    await eventually(
+      () => notificationsOf(stack.mongo.db).countDocuments({ customerIdentifier: subscription.customer.customerIdentifier }),
+      (n) => n === 1,
+    );
+    expect((await browser.postJson('/api/links', { linkCode: code })).status).toBe(202);
+    await eventually(() => phaseOf(browser), (phase) => phase === 'linked');
+    const workflow = stack.temporal.workflow.getHandle(
+      linkWorkflowId({ awsAccountId: subscription.customer.customerAwsAccountId, productCode: stack.productCode }),
+    );
+    expect(await workflow.result()).toEqual({ status: 'linked', accountId: 'acct-bob' });
+  });
+
+  it('shows the refusal for an account with a credit card and changes nothing', async () => {
+    const subscription = await subscribe();
+    const browser = new Browser(stack.api.url);
+    const code = await arriveFromAws(browser, subscription, 'carol@example.com');
+    expect((await browser.postJson('/api/links', { linkCode: code })).status).toBe(202);
+    const refused = await eventually(() => currentStatus(browser).then((r) => r.json()), (s) => s.phase === 'refused');
+    expect(refused).toMatchObject({ refusal: 'CreditCardOnFile', message: expect.stringMatching(/credit card/) });
+    expect(await accountsOf(stack.mongo.db).findOne({ _id: 'acct-carol' })).toMatchObject({ paymentMethod: 'credit-card' });
+  });
+
+  it('retries throttled and failing ResolveCustomer calls with backoff, and never retries an invalid token', async () => {
+    const subscription = await subscribe();
+    await stack.sandbox.control('PUT', '/control/faults', [
+      { operation: 'ResolveCustomer', fault: 'throttle', count: 2 },
+      { operation: 'ResolveCustomer', fault: 'internal', count: 1 },
+    ]);
+    const before = (await stack.sandbox.control<Record<string, { outcomes: Record<string, number> }>>('GET', '/control/calls/summary')).body
+      .ResolveCustomer?.outcomes ?? {};
+    const registered = await register(new Browser(stack.api.url), subscription.token);
+    expect(registered.status).toBe(303);
+    const after = (await stack.sandbox.control<Record<string, { outcomes: Record<string, number> }>>('GET', '/control/calls/summary')).body
+      .ResolveCustomer!.outcomes;
+    const delta = (key: string) => (after[key] ?? 0) - (before[key] ?? 0);
+    expect([delta('ThrottlingException'), delta('InternalServiceErrorException'), delta('ok')]).toEqual([2, 1, 1]);
+
+    const invalid = await register(new Browser(stack.api.url), 'bm90LWEtcmVhbC10b2tlbg==');
+    expect(invalid.status).toBe(400);
+    const again = (await stack.sandbox.control<Record<string, { outcomes: Record<string, number> }>>('GET', '/control/calls/summary')).body
+      .ResolveCustomer!.outcomes;
+    expect((again.InvalidTokenException ?? 0) - (after.InvalidTokenException ?? 0)).toBe(1);
+  });
+
+  it('answers a missing, garbage, invalid, expired or replayed token with a clear page and stores nothing', async () => {
+    const expiring = await subscribe({ tokenTtlSeconds: 1 });
+    const used = await subscribe();
+    const first = new Browser(stack.api.url);
+    expect((await register(first, used.token)).status).toBe(303);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const before = await counts();
+
+    const cases: Array<[string, Record<string, string>, number, string]> = [
+      ['missing', {}, 400, 'invalid'],
+      ['garbage', { 'x-amzn-marketplace-token': '<script>alert(1)</script>' }, 400, 'invalid'],
+      ['unknown', { 'x-amzn-marketplace-token': 'dW5rbm93bi10b2tlbg==' }, 400, 'invalid'],
+      ['expired', { 'x-amzn-marketplace-token': expiring.token }, 400, 'expired'],
+      ['replayed from another browser', { 'x-amzn-marketplace-token': used.token }, 409, 'replayed'],
+    ];
+    for (const [name, form, status, problem] of cases) {
+      const response = await new Browser(stack.api.url).postForm('/marketplace/register', form);
+      expect({ name, status: response.status }).toEqual({ name, status });
+      expect(response.headers.get('content-type')).toMatch(/text\/html/);
+      expect(response.text).toContain(`data-problem="${problem}"`);
+      expect(response.text).toContain('Set Up Your Account');
+      expect(response.headers.get('set-cookie')).toBeNull();
+    }
+    expect(await counts()).toEqual(before);
+
+    // The browser that redeemed it may post again (a double click) and simply goes on.
+    const repeat = await register(first, used.token);
+    expect(repeat.status).toBe(303);
+  });
+
+  it('accepts POST only, and limits the body size', async () => {
+    const browser = new Browser(stack.api.url);
+    const get = await browser.get('/marketplace/register');
+    expect(get.status).toBe(405);
+    expect(get.headers.get('allow')).toBe('POST');
+    const huge = await browser.postForm('/marketplace/register', { 'x-amzn-marketplace-token': 'A'.repeat(20_000) });
+    expect(huge.status).toBe(413);
+  });
+
+  it('refuses a link without a session, with another user\'s code, with a replayed or expired code', async () => {
+    const subscription = await subscribe();
+    const buyer = new Browser(stack.api.url);
+    const code = await arriveFromAws(buyer, subscription, 'alice@example.com');
+    const before = await counts();
+    const workflowId = linkWorkflowId({ awsAccountId: subscription.customer.customerAwsAccountId, productCode: stack.productCode });
+
+    const anonymous = new Browser(stack.api.url);
+    anonymous.cookies.set('mp_link_binding', buyer.cookies.get('mp_link_binding')!);
+    const noSession = await anonymous.postJson('/api/links', { linkCode: code });
+    expect([noSession.status, noSession.json().error]).toEqual([401, 'Unauthorized']);
+
+    const forged = await anonymous.request('POST', '/api/links', { json: { linkCode: code } }, { authorization: `Bearer ${sessionFor('acct-bob')}x` });
+    expect(forged.status).toBe(401);
+
+    const otherUser = new Browser(stack.api.url);
+    otherUser.cookies.set('mp_session', sessionFor('acct-bob'));
+    const stolen = await otherUser.postJson('/api/links', { linkCode: code });
+    expect([stolen.status, stolen.json().error]).toEqual([403, 'LinkCodeNotYours']);
+
+    const garbage = await buyer.postJson('/api/links', { linkCode: 'not a code' });
+    expect([garbage.status, garbage.json().error]).toEqual([400, 'ValidationError']);
+    const unknown = await buyer.postJson('/api/links', { linkCode: 'A'.repeat(43) });
+    expect([unknown.status, unknown.json().error]).toEqual([404, 'UnknownLinkCode']);
+
+    expect(await counts()).toEqual(before);
+    await expect(stack.temporal.workflow.getHandle(workflowId).describe()).rejects.toThrow(/not found/i);
+
+    expect((await buyer.postJson('/api/links', { linkCode: code })).status).toBe(202);
+    const replay = await buyer.postJson('/api/links', { linkCode: code });
+    expect([replay.status, replay.json().error]).toEqual([409, 'LinkCodeUsed']);
+
+    // An expired code: a second registration, whose code we age past its expiry in the store.
+    const second = await subscribe();
+    const late = new Browser(stack.api.url);
+    const lateCode = await arriveFromAws(late, second, 'bob@example.com');
+    await linkCodesOf(stack.mongo.db).updateMany({ awsAccountId: second.customer.customerAwsAccountId }, { $set: { expiresAt: new Date(Date.now() - 1000) } });
+    const expired = await late.postJson('/api/links', { linkCode: lateCode });
+    expect([expired.status, expired.json().error]).toEqual([410, 'LinkCodeExpired']);
+    expect(await linkStatusesOf(stack.mongo.db).countDocuments({ awsAccountId: second.customer.customerAwsAccountId })).toBe(0);
+  });
+
+  it('leaves an unreadable message for the dead-letter queue without stalling the others', async () => {
+    const client = sqs();
+    await client.send(new SendMessageCommand({ QueueUrl: stack.aws.queueUrl, MessageBody: 'this is not json' }));
+    const subscription = await subscribe();
+    const browser = new Browser(stack.api.url);
+    const code = await arriveFromAws(browser, subscription, 'bob@example.com');
+    await notify(subscription, 'subscribe-success');
+    expect((await browser.postJson('/api/links', { linkCode: code })).status).toBe(202);
+    // bob may already be linked by an earlier test: either way the notification was handed off.
+    await eventually(
+      () => notificationsOf(stack.mongo.db).countDocuments({ awsAccountId: subscription.customer.customerAwsAccountId }),
+      (n) => n === 1,
+    );
+    const deadLettered = await eventually(
+      async () => (await client.send(new ReceiveMessageCommand({ QueueUrl: stack.aws.deadLetterQueueUrl, WaitTimeSeconds: 1 }))).Messages ?? [],
+      (messages) => messages.length === 1,
+    );
+    expect(deadLettered[0]!.Body).toBe('this is not json');
+    expect(stack.pollerLog.some((line) => line.includes('unreadable notification'))).toBe(true);
+    client.destroy();
+  });
+
+  it('answers queries for operators and serves an OpenAPI document', async () => {
+    const subscription = await subscribe();
+    const browser = new Browser(stack.api.url);
+    const code = await arriveFromAws(browser, subscription, 'alice@example.com');
+    await browser.postJson('/api/links', { linkCode: code });
+    const handle = stack.temporal.workflow.getHandle(
+      linkWorkflowId({ awsAccountId: subscription.customer.customerAwsAccountId, productCode: stack.productCode }),
+    );
+    const state = await eventually(() => handle.query(linkStateQuery), (s) => s.accounts.length > 0 && s.status !== 'checking');
+    expect(state.customer.awsAccountId).toBe(subscription.customer.customerAwsAccountId);
+    const described = await handle.describe();
+    expect(described.typedSearchAttributes.getAll().map((pair) => pair.key.name)).toEqual(
+      expect.arrayContaining(['AwsAccountId', 'AwsProductCode', 'BillingStatus']),
+    );
+
+    const openapi = (await browser.get('/openapi.json')).json<{ openapi: string; paths: Record<string, unknown> }>();
+    expect(openapi.openapi).toBe('3.1.0');
+    expect(Object.keys(openapi.paths)).toEqual(expect.arrayContaining(['/marketplace/register', '/api/links', '/api/links/current', '/api/billing']));
+  });
+});

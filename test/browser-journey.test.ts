@@ -1,0 +1,85 @@
+/**
+ * The buyer's whole journey in a real browser (Debian's Chromium, driven by
+ * playwright-core; no browser is downloaded): subscribe on the sandbox, land
+ * on the registration webhook, sign in, watch the modal wait, have AWS send
+ * subscribe-success, watch it link, and read the Billing page.
+ */
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { existsSync } from 'node:fs';
+import { DEMO_PASSWORD, seedDemoAccounts } from '../lib/store/demo-accounts';
+import { startLinkingStack, type LinkingStack } from './helpers/linking-stack';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+describe('the buyer journey in Chromium', () => {
+  let stack: LinkingStack;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: infra/install.sh installs Debian's chromium package`);
+    stack = await startLinkingStack();
+    await seedDemoAccounts(stack.mongo.db);
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking'],
+    });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await stack?.stop();
+  });
+
+  const modalPhase = (page: Page) => page.locator('#link-modal').getAttribute('data-phase');
+
+  it('subscribes, registers, signs in, waits for AWS, links, and shows the payment method', async () => {
+    const context = await browser.newContext();
+    const buyer = await context.newPage();
+
+    // 1. The sandbox subscribes; its form posts the browser to our registration webhook.
+    await buyer.goto(stack.sandbox.url);
+    await Promise.all([buyer.waitForURL(/\/signin\?next=/), buyer.click('#subscribe')]);
+
+    // 2-3. Registration sent us to sign in; signing in lands on the index page with the link code.
+    await buyer.fill('#email', 'alice@example.com');
+    await buyer.fill('#password', DEMO_PASSWORD);
+    await Promise.all([buyer.waitForURL(`${stack.api.url}/`), buyer.click('#sign-in')]);
+    expect(new URL(buyer.url()).search).toBe('');
+
+    // 4. The modal shows that we wait for AWS, and the pop-up shows the sync status.
+    await buyer.locator('#link-modal[data-phase="waiting-for-aws"]').waitFor();
+    expect(await buyer.locator('#link-message').textContent()).toMatch(/Waiting for AWS/);
+    await buyer.locator('#sync-popup[data-state="waiting-for-aws"]').waitFor();
+
+    // 5. AWS sends subscribe-success (the sandbox publishes it through SNS into our queue).
+    const aws = await context.newPage();
+    await aws.goto(stack.sandbox.url);
+    await Promise.all([aws.waitForURL(stack.sandbox.url + '/'), aws.locator('button[value="subscribe-success"]').first().click()]);
+    expect(await aws.locator('[data-status]').first().textContent()).toBe('subscribed');
+
+    // 6. The modal shows the link is done.
+    await buyer.locator('#link-modal[data-phase="linked"]').waitFor();
+    expect(await modalPhase(buyer)).toBe('linked');
+    expect(await buyer.locator('#sync-popup').getAttribute('data-state')).toBe('synced');
+
+    // 7. Billing shows the new payment method.
+    await Promise.all([buyer.waitForURL(`${stack.api.url}/billing`), buyer.click('#link-modal a[href="/billing"]')]);
+    expect(await buyer.locator('#payment-method').textContent()).toBe('AWS Marketplace Subscription');
+    await context.close();
+  });
+
+  it('shows the refusal reason in the modal for an account with Available Credits', async () => {
+    const context = await browser.newContext();
+    const buyer = await context.newPage();
+    await buyer.goto(stack.sandbox.url);
+    await Promise.all([buyer.waitForURL(/\/signin\?next=/), buyer.click('#subscribe')]);
+    await buyer.fill('#email', 'dave@example.com');
+    await buyer.fill('#password', DEMO_PASSWORD);
+    await Promise.all([buyer.waitForURL(`${stack.api.url}/`), buyer.click('#sign-in')]);
+    await buyer.locator('#link-modal[data-phase="refused"]').waitFor();
+    expect(await buyer.locator('#link-message').textContent()).toMatch(/Available Credits/);
+    await buyer.goto(`${stack.api.url}/billing`);
+    expect(await buyer.locator('#payment-method').textContent()).toBe('Available Credits');
+    await context.close();
+  });
+});

@@ -1,0 +1,101 @@
+/**
+ * The whole account-linking path on real servers, in this process: the API on
+ * a real port, the Marketplace sandbox (ResolveCustomer, SNS publishing), a
+ * worker on the Temporal dev server, and the SQS poller on moto.
+ */
+import { createActivities } from '../../activities';
+import { createMarketplaceActivities } from '../../activities/marketplace';
+import { createMeteringClient, createSnsClient, createSqsClient } from '../../lib/aws';
+import type { ApiSettings } from '../../api/app';
+import { connectMongo, type MongoHandle } from '../../lib/mongo';
+import { ensureIndexes } from '../../lib/store/indexes';
+import { connectClient } from '../../lib/temporal';
+import { ensureLocalAwsResources, type LocalAwsResources } from '../../infra/servers';
+import { createHandOff } from '../../poller/hand-off';
+import { SqsNotificationPoller } from '../../poller/sqs-poller';
+import { createWorker } from '../../worker/create-worker';
+import type { Client } from '@temporalio/client';
+import { startApi, type RunningApi } from './api';
+import { startSandbox, type RunningSandbox } from './sandbox';
+import { testServers, uniqueName } from './test-env';
+import { REGISTRATION_PATH } from '../../api/routes/registration';
+
+export interface LinkingStack {
+  api: RunningApi;
+  sandbox: RunningSandbox;
+  mongo: MongoHandle;
+  temporal: Client;
+  aws: LocalAwsResources;
+  productCode: string;
+  pollerLog: string[];
+  stop(): Promise<void>;
+}
+
+export async function startLinkingStack(options: { settings?: Partial<ApiSettings>; visibilityTimeoutSeconds?: number; maxReceiveCount?: number } = {}): Promise<LinkingStack> {
+  const productCode = uniqueName('prod');
+  const temporalConfig = testServers.temporal();
+  const awsConfig = testServers.aws();
+  const mongo = await connectMongo(testServers.mongoUri(), uniqueName('linking'));
+  await ensureIndexes(mongo.db);
+  const temporal = await connectClient(temporalConfig);
+  const aws = await ensureLocalAwsResources({
+    endpoint: testServers.awsEndpoint(),
+    region: awsConfig.region,
+    queueName: uniqueName('notifications'),
+    productCode,
+    visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? 2,
+    maxReceiveCount: options.maxReceiveCount ?? 3,
+  });
+  const sqs = createSqsClient(awsConfig);
+  const sns = createSnsClient(awsConfig);
+
+  // The API and the sandbox point at each other; the API asks for ResolveCustomer only once the sandbox is up.
+  const marketplace: Partial<ReturnType<typeof createMarketplaceActivities>> = {};
+  const settings = { taskQueue: temporalConfig.taskQueue, ...options.settings };
+  const api = await startApi({ db: mongo.db, temporal, resolveCustomer: (token) => marketplace.resolveCustomer!(token), settings });
+  const sandbox = await startSandbox({ productCode, sns, snsTopicArn: aws.topicArn, sqs, queueUrl: aws.queueUrl, registrationUrl: `${api.url}${REGISTRATION_PATH}` });
+  const metering = createMeteringClient({ ...awsConfig, endpoints: { ...awsConfig.endpoints, metering: sandbox.url } });
+  Object.assign(marketplace, createMarketplaceActivities({ metering }));
+
+  const { worker, connection } = await createWorker({ temporal: temporalConfig, activities: createActivities({ db: mongo.db, metering }) });
+  const workerDone = worker.run();
+
+  const pollerLog: string[] = [];
+  const record = (level: string) => (fields: object, message: string) => pollerLog.push(`${level} ${message} ${JSON.stringify(fields)}`);
+  const stopPoller = new AbortController();
+  const poller = new SqsNotificationPoller({
+    sqs,
+    queueUrl: aws.queueUrl,
+    waitTimeSeconds: 1,
+    maxMessages: 10,
+    handOff: createHandOff({ db: mongo.db, workflows: { temporal, taskQueue: temporalConfig.taskQueue, syncTimeoutMs: 60_000 } }),
+    log: { info: record('info'), warn: record('warn'), error: record('error') },
+    backoff: { initialMs: 100, maxMs: 1000 },
+  });
+  const pollerDone = poller.run(stopPoller.signal);
+
+  return {
+    api,
+    sandbox,
+    mongo,
+    temporal,
+    aws,
+    productCode,
+    pollerLog,
+    async stop() {
+      stopPoller.abort();
+      await pollerDone;
+      worker.shutdown();
+      await workerDone;
+      await connection.close();
+      await api.close();
+      await sandbox.close();
+      metering.destroy();
+      sqs.destroy();
+      sns.destroy();
+      await temporal.connection.close();
+      await mongo.db.dropDatabase();
+      await mongo.close();
+    },
+  };
+}
