@@ -1,7 +1,7 @@
 /** The side effects of account linking, each idempotent so Temporal may retry any of them. */
 import { ApplicationFailure } from '@temporalio/common';
 import type { Db } from 'mongodb';
-import { accountsOf } from '../lib/store/accounts';
+import { accountsOf, type AccountDoc } from '../lib/store/accounts';
 import { saveLinkStatus } from '../lib/store/link-status';
 import { customerKey, marketplaceCustomersOf, marketplaceLinksOf, notificationsOf } from '../lib/store/marketplace';
 import { isDuplicateKeyError } from '../lib/mongo';
@@ -21,10 +21,19 @@ function refuse(refusal: LinkRefusal): never {
   throw ApplicationFailure.nonRetryable(refusalMessages[refusal], refusal);
 }
 
+/** The three platform rules, for `customer`; throws the refusal. */
+function assertEligible(account: AccountDoc | null, customer: AwsCustomer): asserts account is AccountDoc {
+  if (!account) refuse('AccountNotFound');
+  const linkedElsewhere = account.marketplace !== undefined && customerKey(account.marketplace) !== customerKey(customer);
+  if (linkedElsewhere || (account.paymentMethod === 'aws-marketplace' && !account.marketplace)) refuse('AccountAlreadyLinked');
+  if (account.creditCard || account.paymentMethod === 'credit-card') refuse('CreditCardOnFile');
+  if (account.paymentMethod === 'available-credits' || (account.availableCredits ?? 0) > 0) refuse('UsesAvailableCredits');
+}
+
 export interface LinkRecord {
   /** The platform account that reserved this AWS customer, if any. */
   owner?: { accountId: string; active: boolean };
-  /** subscribe-* notifications recorded before this run could receive them as signals. */
+  /** subscribe-* notifications since the last unsubscribe, recorded before this run could receive them as signals. */
   notifications: AwsSyncNotification[];
 }
 
@@ -38,29 +47,21 @@ export function createLinkingActivities({ db }: LinkingDeps) {
       ]);
       const byIdentifier = known?.customerIdentifier ? [{ customerIdentifier: known.customerIdentifier }] : [];
       const recorded = await notificationsOf(db)
-        .find({
-          productCode: customer.productCode,
-          action: { $in: ['subscribe-success', 'subscribe-fail'] },
-          $or: [{ awsAccountId: customer.awsAccountId }, ...byIdentifier],
-        })
-        .sort({ receivedAt: 1 })
+        .find({ productCode: customer.productCode, $or: [{ awsAccountId: customer.awsAccountId }, ...byIdentifier] })
+        .sort({ sentAt: 1, receivedAt: 1 })
         .toArray();
+      // A subscription that ended does not confirm a new one: only what came after the last unsubscribe counts.
+      const lastUnsubscribe = recorded.map((n) => n.action).lastIndexOf('unsubscribe-success');
+      const current = recorded.slice(lastUnsubscribe + 1).filter((n) => n.action === 'subscribe-success' || n.action === 'subscribe-fail');
       return {
         owner: link ? { accountId: link.accountId, active: link.state === 'active' } : undefined,
-        notifications: recorded.map((n) => ({ messageId: n._id, action: n.action as AwsSyncNotification['action'] })),
+        notifications: current.map((n) => ({ messageId: n._id, action: n.action as AwsSyncNotification['action'] })),
       };
     },
 
-    /** The three platform rules. A refusal is a non-retryable ApplicationFailure typed with its reason. */
+    /** A refusal is a non-retryable ApplicationFailure whose type is the reason. */
     async checkEligibility(input: { customer: AwsCustomer; accountId: string }): Promise<void> {
-      const account = await accountsOf(db).findOne({ _id: input.accountId });
-      if (!account) refuse('AccountNotFound');
-      const linkedElsewhere =
-        account.marketplace !== undefined &&
-        customerKey(account.marketplace) !== customerKey(input.customer);
-      if (linkedElsewhere || (account.paymentMethod === 'aws-marketplace' && !account.marketplace)) refuse('AccountAlreadyLinked');
-      if (account.creditCard || account.paymentMethod === 'credit-card') refuse('CreditCardOnFile');
-      if (account.paymentMethod === 'available-credits' || (account.availableCredits ?? 0) > 0) refuse('UsesAvailableCredits');
+      assertEligible(await accountsOf(db).findOne({ _id: input.accountId }), input.customer);
     },
 
     /**
@@ -75,37 +76,60 @@ export function createLinkingActivities({ db }: LinkingDeps) {
         await links.insertOne({ _id, ...input.customer, accountId: input.accountId, state: 'reserved', reservedAt: new Date() });
       } catch (error) {
         if (!isDuplicateKeyError(error)) throw error;
-        const mine = await links.findOne({ _id });
-        if (mine?.accountId === input.accountId) return;
-        if (mine) refuse('CustomerLinkedToAnotherAccount');
-        refuse('AccountAlreadyLinked');
+        const forCustomer = await links.findOne({ _id });
+        if (forCustomer?.accountId === input.accountId) return;
+        if (forCustomer) refuse('CustomerLinkedToAnotherAccount');
+        const forAccount = await links.findOne({ accountId: input.accountId });
+        refuse(forAccount?.state === 'reserved' ? 'AccountLinkPending' : 'AccountAlreadyLinked');
       }
+    },
+
+    /** Gives a reservation back (an operator cancelled it, or the account stopped being eligible); never an active link. */
+    async releaseLink(input: { customer: AwsCustomer; accountId: string }): Promise<void> {
+      await marketplaceLinksOf(db).deleteOne({ _id: customerKey(input.customer), accountId: input.accountId, state: 'reserved' });
     },
 
     async publishLinkStatus(status: LinkStatus): Promise<void> {
       await saveLinkStatus(db, status);
     },
 
-    /** AWS confirmed the subscription: the account now pays through AWS Marketplace. */
+    /**
+     * AWS confirmed the subscription: the account now pays through AWS
+     * Marketplace. The wait may have lasted hours, so the rules are checked
+     * again, and the update's filter repeats them: a card added meanwhile is
+     * never overwritten.
+     */
     async activateMarketplaceBilling(input: { customer: AwsCustomer; accountId: string }): Promise<void> {
       const key = customerKey(input.customer);
-      const known = await marketplaceCustomersOf(db).findOne({ _id: key });
-      const activatedAt = new Date();
-      await accountsOf(db).updateOne(
-        { _id: input.accountId, 'marketplace.linkedAt': { $exists: false } },
-        {
-          $set: {
-            paymentMethod: 'aws-marketplace',
-            marketplace: {
-              ...input.customer,
-              ...(known?.customerIdentifier ? { customerIdentifier: known.customerIdentifier } : {}),
-              ...(known?.licenseArn ? { licenseArn: known.licenseArn } : {}),
-              linkedAt: activatedAt,
+      const accounts = accountsOf(db);
+      const account = await accounts.findOne({ _id: input.accountId });
+      assertEligible(account, input.customer);
+      if (!account.marketplace) {
+        const known = await marketplaceCustomersOf(db).findOne({ _id: key });
+        const activated = await accounts.updateOne(
+          {
+            _id: input.accountId,
+            marketplace: { $exists: false },
+            creditCard: { $exists: false },
+            paymentMethod: { $in: ['none', 'aws-marketplace'] },
+            availableCredits: { $not: { $gt: 0 } },
+          },
+          {
+            $set: {
+              paymentMethod: 'aws-marketplace',
+              marketplace: {
+                ...input.customer,
+                ...(known?.customerIdentifier ? { customerIdentifier: known.customerIdentifier } : {}),
+                ...(known?.licenseArn ? { licenseArn: known.licenseArn } : {}),
+                linkedAt: new Date(),
+              },
             },
           },
-        },
-      );
-      await marketplaceLinksOf(db).updateOne({ _id: key, state: 'reserved' }, { $set: { state: 'active', activatedAt } });
+        );
+        // Changed between the read and the write: decide again on what is there now.
+        if (activated.matchedCount === 0) assertEligible(await accounts.findOne({ _id: input.accountId }), input.customer);
+      }
+      await marketplaceLinksOf(db).updateOne({ _id: key, state: 'reserved' }, { $set: { state: 'active', activatedAt: new Date() } });
     },
   };
 }

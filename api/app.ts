@@ -21,6 +21,7 @@ export interface ApiSettings {
   session: Omit<SessionSettings, 'secureCookies'>;
   linking: ServiceConfig['linking'];
   demoAccounts: boolean;
+  signInUrl: string;
 }
 
 export interface AppDeps {
@@ -39,6 +40,7 @@ export function apiSettings(config: ServiceConfig, signingKeys: string[]): ApiSe
     session: { signingKeys, ttlSeconds: config.session.ttlSeconds },
     linking: config.linking,
     demoAccounts: config.demoAccounts,
+    signInUrl: config.signInUrl,
   };
 }
 
@@ -73,12 +75,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     mongodb: () => deps.db.command({ ping: 1 }),
     temporal: () => deps.temporal.workflowService.getSystemInfo({}),
   });
-  registerRegistrationRoute(app, { db: deps.db, resolveCustomer: deps.resolveCustomer, linkCodeTtlSeconds: settings.linking.codeTtlSeconds, session });
+  registerRegistrationRoute(app, {
+    db: deps.db,
+    resolveCustomer: deps.resolveCustomer,
+    linkCodeTtlSeconds: settings.linking.codeTtlSeconds,
+    session,
+    signInUrl: settings.signInUrl,
+  });
   registerLinkRoutes(app, {
     db: deps.db,
     workflows: { temporal: deps.temporal, taskQueue: settings.taskQueue, syncTimeoutMs: settings.linking.syncTimeoutMs },
+    publicBaseUrl: settings.publicBaseUrl,
   });
   registerBillingRoutes(app, { db: deps.db });
-  registerPages(app, { db: deps.db, session, demoAccounts: settings.demoAccounts });
+  registerPages(app, { db: deps.db, session, demoAccounts: settings.demoAccounts, signInUrl: settings.signInUrl, publicBaseUrl: settings.publicBaseUrl });
   return app;
 }

@@ -13,7 +13,7 @@ declare module 'fastify' {
 
 export interface CookieOptions {
   httpOnly: boolean;
-  sameSite: 'lax' | 'strict';
+  sameSite: 'lax' | 'strict' | 'none';
   secure: boolean;
   path: string;
   maxAge: number;
@@ -39,7 +39,7 @@ export function serializeCookie(name: string, value: string, options: CookieOpti
     `Max-Age=${options.maxAge}`,
     ...(options.maxAge === 0 ? ['Expires=Thu, 01 Jan 1970 00:00:00 GMT'] : []),
     ...(options.httpOnly ? ['HttpOnly'] : []),
-    `SameSite=${options.sameSite === 'lax' ? 'Lax' : 'Strict'}`,
+    `SameSite=${{ lax: 'Lax', strict: 'Strict', none: 'None' }[options.sameSite]}`,
     ...(options.secure ? ['Secure'] : []),
   ].join('; ');
 }

@@ -1,7 +1,7 @@
 /** API entry point: configuration, connections, listen, graceful shutdown. Nothing else. */
 import { createMarketplaceActivities } from '../activities/marketplace';
 import { createMeteringClient } from '../lib/aws';
-import { loadServiceConfig, requireSessionKeys } from '../lib/config';
+import { loadServiceConfig, requireApiConfig } from '../lib/config';
 import { connectMongo } from '../lib/mongo';
 import { onShutdown } from '../lib/shutdown';
 import { seedDemoAccounts } from '../lib/store/demo-accounts';
@@ -11,7 +11,7 @@ import { apiSettings, buildApp } from './app';
 
 async function main(): Promise<void> {
   const config = loadServiceConfig();
-  const signingKeys = requireSessionKeys(config);
+  const signingKeys = requireApiConfig(config);
   const mongo = await connectMongo(config.mongo.uri, config.mongo.database, 'marketplace-api');
   await ensureIndexes(mongo.db);
   if (config.demoAccounts) await seedDemoAccounts(mongo.db);

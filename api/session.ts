@@ -24,9 +24,33 @@ declare module 'fastify' {
   }
 }
 
+/** Session cookies: Lax, so the redirect after AWS's cross-site POST and every later page carry them. */
 export function cookieOptions(settings: Pick<SessionSettings, 'secureCookies'>, maxAgeSeconds: number): CookieOptions {
-  // Lax, not Strict: the buyer arrives from AWS by a cross-site POST and the cookie set there must ride the redirect.
-  return { httpOnly: true, sameSite: 'lax' as const, secure: settings.secureCookies, path: '/', maxAge: maxAgeSeconds };
+  return { httpOnly: true, sameSite: 'lax', secure: settings.secureCookies, path: '/', maxAge: maxAgeSeconds };
+}
+
+/**
+ * The browser-binding cookie must also ride AWS's cross-site POST, so that a
+ * buyer posting the same token twice is recognised: SameSite=None, which
+ * browsers accept only with Secure (https). It grants nothing on its own.
+ */
+export function bindingCookieOptions(settings: Pick<SessionSettings, 'secureCookies'>, maxAgeSeconds: number): CookieOptions {
+  return { ...cookieOptions(settings, maxAgeSeconds), sameSite: settings.secureCookies ? 'none' : 'lax' };
+}
+
+/**
+ * Cross-site request forgery guard for cookie-authenticated POSTs: browsers
+ * send Origin on every POST, and it must be ours. Requests without Origin come
+ * from non-browser clients, which carry no ambient cookies to abuse.
+ */
+export function sameOriginOnly(publicBaseUrl: string) {
+  const ours = new URL(publicBaseUrl).origin;
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const origin = request.headers.origin;
+    if (origin && origin !== ours && origin !== `http://${request.headers.host}` && origin !== `https://${request.headers.host}`) {
+      await reply.code(403).send({ error: 'CrossSiteRequest', message: 'This request came from another site and was refused.' });
+    }
+  };
 }
 
 function presentedToken(request: FastifyRequest): string | undefined {
@@ -59,8 +83,16 @@ export async function requireAccount(request: FastifyRequest, reply: FastifyRepl
   }
 }
 
-/** Only same-site paths may follow sign-in, so the form cannot bounce the user elsewhere. */
+/**
+ * Only a path on this site may follow sign-in, so the form cannot bounce the
+ * user elsewhere. Browsers drop tabs and newlines and read `\\` as `/` in a
+ * Location, so anything with control characters or backslashes is refused, and
+ * what is left must resolve to our own origin.
+ */
 export function safeLocalPath(next: string | undefined, fallback = '/'): string {
-  if (!next || !next.startsWith('/') || next.startsWith('//') || next.includes('\\')) return fallback;
-  return next;
+  const unsafe = [...(next ?? '')].some((c) => c < ' ' || c === '\u007f' || c === '\\');
+  if (!next || !next.startsWith('/') || unsafe) return fallback;
+  const base = 'http://local.invalid';
+  const url = new URL(next, base);
+  return url.origin === base ? `${url.pathname}${url.search}` : fallback;
 }

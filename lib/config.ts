@@ -55,6 +55,7 @@ export const serviceEnvSchema = Type.Object({
   LINK_CODE_TTL_SECONDS: Type.Integer({ minimum: 60, maximum: 86_400, default: 1800 }),
   LINK_SYNC_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, default: 3600 }),
   DEMO_ACCOUNTS: Bool(false),
+  SIGN_IN_URL: NonEmpty('/signin'),
   SQS_WAIT_TIME_SECONDS: Type.Integer({ minimum: 0, maximum: 20, default: 20 }),
   SQS_MAX_MESSAGES: Type.Integer({ minimum: 1, maximum: 10, default: 10 }),
 });
@@ -125,12 +126,17 @@ export interface ServiceConfig {
   session: { signingKeys: string[]; ttlSeconds: number };
   linking: { codeTtlSeconds: number; syncTimeoutMs: number };
   demoAccounts: boolean;
+  /** Where buyers sign in: the local demo page, or the platform's own sign-in URL. */
+  signInUrl: string;
 }
 
-/** The API cannot run without a session key; the worker and the poller never need one. */
-export function requireSessionKeys(config: ServiceConfig): string[] {
+/** What only the API needs: a session key (the worker and the poller never do) and somewhere to sign in. */
+export function requireApiConfig(config: ServiceConfig): string[] {
   if (config.session.signingKeys.length === 0) {
     throw new ConfigError(['SESSION_SIGNING_KEY: required by the API (at least 32 characters, e.g. `openssl rand -base64 48`)']);
+  }
+  if (!config.demoAccounts && config.signInUrl === '/signin') {
+    throw new ConfigError(["SIGN_IN_URL: set it to the platform's sign-in page; the local /signin page exists only with DEMO_ACCOUNTS=true"]);
   }
   return config.session.signingKeys;
 }
@@ -202,6 +208,7 @@ export function loadServiceConfig(env: Env = process.env): ServiceConfig {
     },
     linking: { codeTtlSeconds: parsed.LINK_CODE_TTL_SECONDS, syncTimeoutMs: parsed.LINK_SYNC_TIMEOUT_SECONDS * 1000 },
     demoAccounts: parsed.DEMO_ACCOUNTS,
+    signInUrl: parsed.SIGN_IN_URL,
   };
 }
 

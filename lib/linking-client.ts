@@ -13,7 +13,11 @@ export interface LinkWorkflowTarget {
   temporal: Client;
   taskQueue: string;
   syncTimeoutMs: number;
+  /** How long a hand-off may take before the caller gives up; a buyer is waiting on the API's. */
+  deadlineMs?: number;
 }
+
+const DEFAULT_DEADLINE_MS = 5000;
 
 function startOptions(target: LinkWorkflowTarget, customer: AwsCustomer) {
   const input: LinkAccountInput = { customer, syncTimeoutMs: target.syncTimeoutMs };
@@ -31,20 +35,22 @@ function startOptions(target: LinkWorkflowTarget, customer: AwsCustomer) {
 }
 
 /**
- * Two starters racing on a brand-new id can see "already started"; by then the
- * workflow exists, so the second attempt simply signals it.
+ * Two starters racing on a brand-new id can see "already started" (the
+ * time-skipping test server does this under concurrent signalWithStart); by
+ * then the workflow exists, so the second attempt simply signals it.
  */
-async function signalWithStartOnce(start: () => Promise<{ workflowId: string }>): Promise<string> {
+async function signalWithStartOnce(target: LinkWorkflowTarget, start: () => Promise<{ workflowId: string }>): Promise<string> {
+  const attempt = () => target.temporal.withDeadline(Date.now() + (target.deadlineMs ?? DEFAULT_DEADLINE_MS), start);
   try {
-    return (await start()).workflowId;
+    return (await attempt()).workflowId;
   } catch (error) {
     if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
-    return (await start()).workflowId;
+    return (await attempt()).workflowId;
   }
 }
 
 export function signalLinkRequest(target: LinkWorkflowTarget, customer: AwsCustomer, accountId: string): Promise<string> {
-  return signalWithStartOnce(() =>
+  return signalWithStartOnce(target, () =>
     target.temporal.workflow.signalWithStart(linkAccount, {
       ...startOptions(target, customer),
       signal: requestLinkSignal,
@@ -54,7 +60,7 @@ export function signalLinkRequest(target: LinkWorkflowTarget, customer: AwsCusto
 }
 
 export function signalAwsNotification(target: LinkWorkflowTarget, customer: AwsCustomer, notification: AwsSyncNotification): Promise<string> {
-  return signalWithStartOnce(() =>
+  return signalWithStartOnce(target, () =>
     target.temporal.workflow.signalWithStart(linkAccount, {
       ...startOptions(target, customer),
       signal: awsNotificationSignal,

@@ -5,17 +5,19 @@
  * signals the workflow, and the payment method changes in MongoDB.
  */
 import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { Connection, Client } from '@temporalio/client';
+import { hashPassword } from '../lib/passwords';
 import { createSqsClient } from '../lib/aws';
 import { accountsOf } from '../lib/store/accounts';
 import { DEMO_PASSWORD, seedDemoAccounts } from '../lib/store/demo-accounts';
 import { linkStatusesOf } from '../lib/store/link-status';
-import { marketplaceCustomersOf, notificationsOf } from '../lib/store/marketplace';
-import { linkCodesOf, redeemedTokensOf } from '../lib/store/registrations';
+import { marketplaceCustomersOf, marketplaceLinksOf, notificationsOf } from '../lib/store/marketplace';
+import { linkCodesOf, linkCodeUsesOf, redeemedTokensOf } from '../lib/store/registrations';
 import { linkWorkflowId } from '../workflows/ids';
 import { linkStateQuery } from '../workflows/link-account';
-import { Browser, sessionFor } from './helpers/api';
+import { Browser, sessionFor, startApi } from './helpers/api';
 import { startLinkingStack, type LinkingStack } from './helpers/linking-stack';
-import { testServers } from './helpers/test-env';
+import { testServers, uniqueName } from './helpers/test-env';
 import { eventually } from './helpers/time-skipping';
 
 interface Subscription {
@@ -46,12 +48,23 @@ describe('account linking on the real stack', () => {
     browser.postForm('/marketplace/register', { 'x-amzn-marketplace-token': token, ...extra });
   const linkCodeOf = (location: string) => new URL(decodeURIComponent(location), 'http://x').searchParams.get('link')!;
   const signIn = (browser: Browser, email: string, next = '/') => browser.postForm('/signin', { email, password: DEMO_PASSWORD, next });
+  /** Everything a request could store or change, to show that a refused one changed nothing. */
   const counts = async () => ({
     customers: await marketplaceCustomersOf(stack.mongo.db).countDocuments(),
     tokens: await redeemedTokensOf(stack.mongo.db).countDocuments(),
     codes: await linkCodesOf(stack.mongo.db).countDocuments(),
+    uses: await linkCodeUsesOf(stack.mongo.db).countDocuments(),
     statuses: await linkStatusesOf(stack.mongo.db).countDocuments(),
+    links: await marketplaceLinksOf(stack.mongo.db).countDocuments(),
+    accounts: await accountsOf(stack.mongo.db).find({}, { sort: { _id: 1 } }).toArray(),
   });
+  /** A fresh eligible account that signs in with the demo password, so tests do not share buyers. */
+  const newBuyer = async () => {
+    const _id = uniqueName('acct');
+    const email = `${_id}@example.com`;
+    await accountsOf(stack.mongo.db).insertOne({ _id, email, name: _id, paymentMethod: 'none', passwordHash: await hashPassword(DEMO_PASSWORD), createdAt: new Date() });
+    return { _id, email };
+  };
   const currentStatus = (browser: Browser) => browser.get('/api/links/current');
   const phaseOf = async (browser: Browser) => (await currentStatus(browser)).json<{ phase?: string }>().phase;
 
@@ -120,7 +133,22 @@ describe('account linking on the real stack', () => {
     expect(await workflow.result()).toEqual({ status: 'linked', accountId: 'acct-bob' });
   });
 
-  it('shows the refusal for an account with a credit card and changes nothing', async () => {
+  it('links a legacy buyer whose subscribe-success arrived before we had ever heard of them', async () => {
+    const subscription = await subscribe({ model: 'legacy' });
+    const buyer = await newBuyer();
+    await notify(subscription, 'subscribe-success');
+    // Only a customer-identifier we cannot map yet: the poller records it and hands nothing to Temporal.
+    await eventually(
+      () => notificationsOf(stack.mongo.db).countDocuments({ customerIdentifier: subscription.customer.customerIdentifier }),
+      (n) => n === 1,
+    );
+    const browser = new Browser(stack.api.url);
+    const code = await arriveFromAws(browser, subscription, buyer.email);
+    expect((await browser.postJson('/api/links', { linkCode: code })).status).toBe(202);
+    await eventually(() => phaseOf(browser), (phase) => phase === 'linked');
+  });
+
+  it('shows the refusal for an account with a credit card, changes nothing, and links once the card is gone', async () => {
     const subscription = await subscribe();
     const browser = new Browser(stack.api.url);
     const code = await arriveFromAws(browser, subscription, 'carol@example.com');
@@ -128,6 +156,19 @@ describe('account linking on the real stack', () => {
     const refused = await eventually(() => currentStatus(browser).then((r) => r.json()), (s) => s.phase === 'refused');
     expect(refused).toMatchObject({ refusal: 'CreditCardOnFile', message: expect.stringMatching(/credit card/) });
     expect(await accountsOf(stack.mongo.db).findOne({ _id: 'acct-carol' })).toMatchObject({ paymentMethod: 'credit-card' });
+
+    // Carol removes her card (the platform's account service does that) and sets up her account again from AWS.
+    await accountsOf(stack.mongo.db).updateOne({ _id: 'acct-carol' }, { $set: { paymentMethod: 'none' }, $unset: { creditCard: '' } });
+    const again = await stack.sandbox.control<{ token: string }>('POST', `/control/customers/${subscription.customer._id}/tokens`, {});
+    const registered = await register(browser, again.body.token);
+    expect(registered.headers.get('location')).toMatch(/^\/\?link=/);
+    expect((await browser.postJson('/api/links', { linkCode: linkCodeOf(registered.headers.get('location')!) })).status).toBe(202);
+    // The old refusal is not shown for the new attempt.
+    expect(await phaseOf(browser)).not.toBe('refused');
+    await eventually(() => phaseOf(browser), (phase) => phase === 'waiting-for-aws');
+    await notify(subscription, 'subscribe-success');
+    await eventually(() => phaseOf(browser), (phase) => phase === 'linked');
+    expect(await accountsOf(stack.mongo.db).findOne({ _id: 'acct-carol' })).toMatchObject({ paymentMethod: 'aws-marketplace' });
   });
 
   it('retries throttled and failing ResolveCustomer calls with backoff, and never retries an invalid token', async () => {
@@ -189,6 +230,71 @@ describe('account linking on the real stack', () => {
     expect(get.headers.get('allow')).toBe('POST');
     const huge = await browser.postForm('/marketplace/register', { 'x-amzn-marketplace-token': 'A'.repeat(20_000) });
     expect(huge.status).toBe(413);
+    expect(huge.text).toContain('Set Up Your Account');
+    const json = await browser.postJson('/marketplace/register', { 'x-amzn-marketplace-token': 'abc' });
+    expect(json.status).toBe(415);
+    expect(json.headers.get('content-type')).toMatch(/text\/html/);
+  });
+
+  it('sends only buyers to pages of this site after sign-in', async () => {
+    const browser = new Browser(stack.api.url);
+    browser.cookies.set('mp_session', sessionFor('acct-alice'));
+    for (const next of ['/%09/evil.example', '//evil.example', '/\\evil.example', 'https://evil.example', '/%0a/evil.example']) {
+      const response = await browser.get(`/signin?next=${next}`);
+      expect([next, response.status, response.headers.get('location')]).toEqual([next, 303, '/']);
+    }
+    const local = await browser.get(`/signin?next=${encodeURIComponent('/billing?x=1')}`);
+    expect(local.headers.get('location')).toBe('/billing?x=1');
+  });
+
+  it('refuses cross-site posts to the cookie-authenticated routes', async () => {
+    const browser = new Browser(stack.api.url);
+    const session = sessionFor('acct-alice');
+    browser.cookies.set('mp_session', session);
+    const evil = { origin: 'https://evil.example' };
+    const link = await browser.request('POST', '/api/links', { json: { linkCode: 'A'.repeat(43) } }, evil);
+    expect([link.status, link.json().error]).toEqual([403, 'CrossSiteRequest']);
+    const signIn = await browser.request('POST', '/signin', { form: { email: 'bob@example.com', password: DEMO_PASSWORD } }, evil);
+    expect(signIn.status).toBe(403);
+    // The forged sign-in did not replace the victim's session.
+    expect(browser.cookies.get('mp_session')).toBe(session);
+  });
+
+  it('binds the link code with a cookie that survives the cross-site POST from AWS when served over https', async () => {
+    const https = await startApi({ db: stack.mongo.db, temporal: stack.temporal, resolveCustomer: stack.resolveCustomer, settings: { publicBaseUrl: 'https://billing.example' } });
+    try {
+      const subscription = await subscribe();
+      const registered = await new Browser(https.url).postForm('/marketplace/register', { 'x-amzn-marketplace-token': subscription.token });
+      expect(registered.status).toBe(303);
+      const binding = registered.headers.getSetCookie().find((c) => c.startsWith('mp_link_binding='))!;
+      expect(binding).toMatch(/; HttpOnly/);
+      expect(binding).toMatch(/; SameSite=None/);
+      expect(binding).toMatch(/; Secure/);
+    } finally {
+      await https.close();
+    }
+  });
+
+  it('changes nothing and says so when Temporal cannot take the link request', async () => {
+    const down = new Client({ connection: Connection.lazy({ address: '127.0.0.1:9', connectTimeout: 500 }), namespace: 'test' });
+    const api = await startApi({ db: stack.mongo.db, temporal: down, resolveCustomer: stack.resolveCustomer });
+    try {
+      const subscription = await subscribe();
+      const buyer = await newBuyer();
+      const browser = new Browser(api.url);
+      const code = await arriveFromAws(browser, subscription, buyer.email);
+      const before = await counts();
+      const refused = await browser.postJson('/api/links', { linkCode: code });
+      expect([refused.status, refused.json().error]).toEqual([503, 'LinkingUnavailable']);
+      expect(await counts()).toEqual(before);
+      // Once Temporal is back, the same code works.
+      const healthy = new Browser(stack.api.url);
+      healthy.cookies.set('mp_session', browser.cookies.get('mp_session')!);
+      healthy.cookies.set('mp_link_binding', browser.cookies.get('mp_link_binding')!);
+      expect((await healthy.postJson('/api/links', { linkCode: code })).status).toBe(202);
+    } finally {
+      await api.close();
+    }
   });
 
   it('refuses a link without a session, with another user\'s code, with a replayed or expired code', async () => {
@@ -219,9 +325,18 @@ describe('account linking on the real stack', () => {
     expect(await counts()).toEqual(before);
     await expect(stack.temporal.workflow.getHandle(workflowId).describe()).rejects.toThrow(/not found/i);
 
-    expect((await buyer.postJson('/api/links', { linkCode: code })).status).toBe(202);
+    // A double click: two concurrent uses, one takes effect.
+    const both = await Promise.all([buyer.postJson('/api/links', { linkCode: code }), buyer.postJson('/api/links', { linkCode: code })]);
+    expect(both.map((r) => r.status).sort()).toEqual([202, 409]);
     const replay = await buyer.postJson('/api/links', { linkCode: code });
     expect([replay.status, replay.json().error]).toEqual([409, 'LinkCodeUsed']);
+    // Another account in the same browser cannot take a used code over.
+    const sameBrowserOtherUser = new Browser(stack.api.url);
+    sameBrowserOtherUser.cookies.set('mp_link_binding', buyer.cookies.get('mp_link_binding')!);
+    sameBrowserOtherUser.cookies.set('mp_session', sessionFor('acct-bob'));
+    const takeover = await sameBrowserOtherUser.postJson('/api/links', { linkCode: code });
+    expect([takeover.status, takeover.json().error]).toEqual([403, 'LinkCodeNotYours']);
+    expect(await linkStatusesOf(stack.mongo.db).countDocuments({ accountId: 'acct-bob', awsAccountId: subscription.customer.customerAwsAccountId })).toBe(0);
 
     // An expired code: a second registration, whose code we age past its expiry in the store.
     const second = await subscribe();
@@ -237,15 +352,13 @@ describe('account linking on the real stack', () => {
     const client = sqs();
     await client.send(new SendMessageCommand({ QueueUrl: stack.aws.queueUrl, MessageBody: 'this is not json' }));
     const subscription = await subscribe();
+    const buyer = await newBuyer();
     const browser = new Browser(stack.api.url);
-    const code = await arriveFromAws(browser, subscription, 'bob@example.com');
-    await notify(subscription, 'subscribe-success');
+    const code = await arriveFromAws(browser, subscription, buyer.email);
     expect((await browser.postJson('/api/links', { linkCode: code })).status).toBe(202);
-    // bob may already be linked by an earlier test: either way the notification was handed off.
-    await eventually(
-      () => notificationsOf(stack.mongo.db).countDocuments({ awsAccountId: subscription.customer.customerAwsAccountId }),
-      (n) => n === 1,
-    );
+    await notify(subscription, 'subscribe-success');
+    // The poison message sits in the queue all along; the good one still gets through.
+    await eventually(() => phaseOf(browser), (phase) => phase === 'linked');
     const deadLettered = await eventually(
       async () => (await client.send(new ReceiveMessageCommand({ QueueUrl: stack.aws.deadLetterQueueUrl, WaitTimeSeconds: 1 }))).Messages ?? [],
       (messages) => messages.length === 1,

@@ -52,10 +52,12 @@ describe('the buyer journey in Chromium', () => {
     await buyer.locator('#sync-popup[data-state="waiting-for-aws"]').waitFor();
 
     // 5. AWS sends subscribe-success (the sandbox publishes it through SNS into our queue).
+    const [subscribed] = await stack.sandbox.store.customers.find().sort({ createdAt: -1 }).limit(1).toArray();
+    const row = (page: Page) => page.locator('tr', { has: page.locator(`code:text-is("${subscribed!.customerAwsAccountId}")`) });
     const aws = await context.newPage();
     await aws.goto(stack.sandbox.url);
-    await Promise.all([aws.waitForURL(stack.sandbox.url + '/'), aws.locator('button[value="subscribe-success"]').first().click()]);
-    expect(await aws.locator('[data-status]').first().textContent()).toBe('subscribed');
+    await Promise.all([aws.waitForURL(stack.sandbox.url + '/'), row(aws).locator('button[value="subscribe-success"]').click()]);
+    expect(await row(aws).locator('[data-status]').textContent()).toBe('subscribed');
 
     // 6. The modal shows the link is done.
     await buyer.locator('#link-modal[data-phase="linked"]').waitFor();

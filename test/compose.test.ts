@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { AWS_SDK_ENV_VARS, loadSandboxConfig, loadServiceConfig, requireQueueUrl, requireSessionKeys, sandboxEnvSchema, serviceEnvSchema } from '../lib/config';
+import { AWS_SDK_ENV_VARS, loadSandboxConfig, loadServiceConfig, requireQueueUrl, requireApiConfig, sandboxEnvSchema, serviceEnvSchema } from '../lib/config';
 import { customSearchAttributes } from '../lib/search-attributes';
 
 interface Service {
@@ -48,7 +48,7 @@ describe('docker-compose.yml', () => {
     expect(containerPort('api')).toBe(config.api.port);
     // Compose refuses to start without the operator's key: the value is a required-variable interpolation.
     expect(envOf('api').SESSION_SIGNING_KEY).toMatch(/^\$\{SESSION_SIGNING_KEY:\?/);
-    expect(requireSessionKeys(config)).toHaveLength(1);
+    expect(requireApiConfig(config)).toHaveLength(1);
     expect(requireQueueUrl(loadServiceConfig(envOf('poller')))).toBe(envOf('api').SQS_QUEUE_URL);
   });
 

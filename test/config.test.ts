@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadSandboxConfig, loadServiceConfig, requireQueueUrl, requireSessionKeys } from '../lib/config';
+import { ConfigError, loadSandboxConfig, loadServiceConfig, requireQueueUrl, requireApiConfig } from '../lib/config';
 
 describe('configuration', () => {
   it('has working defaults: real AWS endpoints, local Temporal and MongoDB', () => {
@@ -64,8 +64,13 @@ describe('configuration', () => {
   it('accepts a session key and a previous one for rotation, and never echoes a key it rejects', () => {
     const current = 'c'.repeat(40);
     const previous = 'p'.repeat(40);
-    const config = loadServiceConfig({ SESSION_SIGNING_KEY: current, SESSION_SIGNING_KEY_PREVIOUS: previous, LINK_SYNC_TIMEOUT_SECONDS: '90' });
-    expect(requireSessionKeys(config)).toEqual([current, previous]);
+    const config = loadServiceConfig({
+      SESSION_SIGNING_KEY: current,
+      SESSION_SIGNING_KEY_PREVIOUS: previous,
+      LINK_SYNC_TIMEOUT_SECONDS: '90',
+      SIGN_IN_URL: 'https://platform.example/login',
+    });
+    expect(requireApiConfig(config)).toEqual([current, previous]);
     expect(config.linking.syncTimeoutMs).toBe(90_000);
     try {
       loadServiceConfig({ SESSION_SIGNING_KEY: 'short-secret' });
@@ -78,7 +83,10 @@ describe('configuration', () => {
 
   it('names what the API and the poller cannot run without', () => {
     const config = loadServiceConfig({});
-    expect(() => requireSessionKeys(config)).toThrow(/SESSION_SIGNING_KEY: required by the API/);
+    expect(() => requireApiConfig(config)).toThrow(/SESSION_SIGNING_KEY: required by the API/);
+    const keyed = loadServiceConfig({ SESSION_SIGNING_KEY: 'k'.repeat(40) });
+    expect(() => requireApiConfig(keyed)).toThrow(/SIGN_IN_URL: set it to the platform's sign-in page/);
+    expect(requireApiConfig(loadServiceConfig({ SESSION_SIGNING_KEY: 'k'.repeat(40), DEMO_ACCOUNTS: 'true' }))).toHaveLength(1);
     expect(() => requireQueueUrl(config)).toThrow(/SQS_QUEUE_URL: required by the notification poller/);
   });
 

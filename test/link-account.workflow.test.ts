@@ -15,7 +15,7 @@ import { ensureIndexes } from '../lib/store/indexes';
 import { linkStatusesOf } from '../lib/store/link-status';
 import { marketplaceLinksOf } from '../lib/store/marketplace';
 import { linkWorkflowId } from '../workflows/ids';
-import { linkStateQuery, retrySyncUpdate, type LinkOutcome } from '../workflows/link-account';
+import { cancelLinkUpdate, linkStateQuery, retrySyncUpdate, type LinkOutcome } from '../workflows/link-account';
 import type { AwsCustomer, LinkStatus } from '../workflows/link-model';
 import { testServers, uniqueName } from './helpers/test-env';
 import { createTimeSkippingEnv, eventually } from './helpers/time-skipping';
@@ -75,6 +75,11 @@ describe('linkAccount workflow', () => {
     });
     return worker.runUntil(run({ temporal: env.client, taskQueue, syncTimeoutMs }));
   }
+  /** A link request, then the moment the account holds the reservation and waits for AWS. */
+  const claim = async (target: LinkWorkflowTarget, customer: AwsCustomer, accountId: string) => {
+    await signalLinkRequest(target, customer, accountId);
+    return phaseIs(customer, accountId, 'waiting-for-aws');
+  };
   const handleOf = (customer: AwsCustomer) => env.client.workflow.getHandle(linkWorkflowId(customer));
   const resultOf = (customer: AwsCustomer) => handleOf(customer).result() as Promise<LinkOutcome>;
   const success = (id = uniqueName('msg')) => ({ messageId: id, action: 'subscribe-success' as const });
@@ -84,8 +89,7 @@ describe('linkAccount workflow', () => {
     const customer = newCustomer();
     const alice = await newAccount();
     await withWorker(async (target) => {
-      await signalLinkRequest(target, customer, alice);
-      const waiting = await phaseIs(customer, alice, 'waiting-for-aws');
+      const waiting = await claim(target, customer, alice);
       expect(waiting?.message).toMatch(/Waiting for AWS/);
       expect(await accountsOf(mongo.db).findOne({ _id: alice })).toMatchObject({ paymentMethod: 'none' });
       await signalAwsNotification(target, customer, success());
@@ -155,20 +159,18 @@ describe('linkAccount workflow', () => {
     const [first, second] = [newCustomer(), newCustomer()];
     const alice = await newAccount();
     await withWorker(async (target) => {
-      await signalLinkRequest(target, first, alice);
-      await phaseIs(first, alice, 'waiting-for-aws');
+      await claim(target, first, alice);
       await signalLinkRequest(target, second, alice);
       expect(await resultOf(second)).toEqual({ status: 'refused' });
     });
-    expect(await statusOf(second, alice)).toMatchObject({ phase: 'refused', refusal: 'AccountAlreadyLinked' });
+    expect(await statusOf(second, alice)).toMatchObject({ phase: 'refused', refusal: 'AccountLinkPending' });
   });
 
   it('shows a payment problem on subscribe-fail, keeps waiting, and links on subscribe-success', async () => {
     const customer = newCustomer();
     const alice = await newAccount();
     await withWorker(async (target) => {
-      await signalLinkRequest(target, customer, alice);
-      await phaseIs(customer, alice, 'waiting-for-aws');
+      await claim(target, customer, alice);
       await signalAwsNotification(target, customer, failure());
       const problem = await eventually(() => statusOf(customer, alice), (s) => s?.paymentProblem === true);
       expect(problem).toMatchObject({ phase: 'waiting-for-aws', message: 'AWS reported a payment problem; still waiting.' });
@@ -183,8 +185,7 @@ describe('linkAccount workflow', () => {
     const customer = newCustomer();
     const alice = await newAccount();
     await withWorker(async (target) => {
-      await signalLinkRequest(target, customer, alice);
-      await phaseIs(customer, alice, 'waiting-for-aws');
+      await claim(target, customer, alice);
       const handle = handleOf(customer);
       await expect(handle.executeUpdate(retrySyncUpdate)).rejects.toHaveProperty('cause.message', expect.stringMatching(/only allowed after the sync timed out/));
 
@@ -199,6 +200,43 @@ describe('linkAccount workflow', () => {
       await signalAwsNotification(target, customer, success());
       expect(await resultOf(customer)).toEqual({ status: 'linked', accountId: alice });
     });
+  });
+
+  it('lets an operator cancel a pending link, which frees the account for another subscription', async () => {
+    const [stuck, next] = [newCustomer(), newCustomer()];
+    const alice = await newAccount();
+    await withWorker(async (target) => {
+      await signalAwsNotification(target, stuck, failure());
+      const handle = handleOf(stuck);
+      await eventually(() => handle.query(linkStateQuery), (s) => s.paymentProblem);
+      await expect(handle.executeUpdate(cancelLinkUpdate)).rejects.toHaveProperty('cause.message', expect.stringMatching(/needs a pending link/));
+
+      await claim(target, stuck, alice);
+      await handle.executeUpdate(cancelLinkUpdate);
+      expect(await resultOf(stuck)).toEqual({ status: 'cancelled', accountId: alice });
+
+      await signalLinkRequest(target, next, alice);
+      await signalAwsNotification(target, next, success());
+      expect(await resultOf(next)).toEqual({ status: 'linked', accountId: alice });
+    });
+    expect(await statusOf(stuck, alice)).toMatchObject({ phase: 'refused', refusal: 'LinkCancelled' });
+    expect(await marketplaceLinksOf(mongo.db).countDocuments({ awsAccountId: stuck.awsAccountId })).toBe(0);
+    expect(await accountsOf(mongo.db).findOne({ _id: alice })).toMatchObject({ marketplace: { awsAccountId: next.awsAccountId } });
+  });
+
+  it('checks the rules again when AWS confirms: a card added while waiting is kept and the link refused', async () => {
+    const customer = newCustomer();
+    const alice = await newAccount();
+    await withWorker(async (target) => {
+      await claim(target, customer, alice);
+      await accountsOf(mongo.db).updateOne({ _id: alice }, { $set: { paymentMethod: 'credit-card', creditCard: { brand: 'Visa', last4: '1111' } } });
+      await signalAwsNotification(target, customer, success());
+      expect(await resultOf(customer)).toEqual({ status: 'refused', accountId: alice });
+    });
+    expect(await accountsOf(mongo.db).findOne({ _id: alice })).toMatchObject({ paymentMethod: 'credit-card', creditCard: { last4: '1111' } });
+    expect(await accountsOf(mongo.db).findOne({ _id: alice })).not.toHaveProperty('marketplace');
+    expect(await statusOf(customer, alice)).toMatchObject({ phase: 'refused', refusal: 'CreditCardOnFile' });
+    expect(await marketplaceLinksOf(mongo.db).countDocuments({ awsAccountId: customer.awsAccountId })).toBe(0);
   });
 
   it('gives duplicate signals a single effect', async () => {

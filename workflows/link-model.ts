@@ -9,7 +9,9 @@ export const LINK_REFUSALS = [
   'UsesAvailableCredits',
   'AccountAlreadyLinked',
   'CustomerLinkedToAnotherAccount',
+  'AccountLinkPending',
   'AccountNotFound',
+  'LinkCancelled',
 ] as const;
 export type LinkRefusal = (typeof LINK_REFUSALS)[number];
 
@@ -19,12 +21,14 @@ export function isLinkRefusal(type: unknown): type is LinkRefusal {
 
 export const refusalMessages: Record<LinkRefusal, string> = {
   CreditCardOnFile:
-    'Your account already has a credit card set up. Remove the card on the Billing page, then click Set Up Your Account on AWS Marketplace again.',
+    'Your account already has a credit card set up. Remove the card from your billing settings, then click Set Up Your Account on AWS Marketplace again.',
   UsesAvailableCredits:
     'Your account uses Available Credits, which cannot be combined with an AWS Marketplace subscription. Contact support to move your billing.',
   AccountAlreadyLinked: 'Your account is already linked to an AWS Marketplace product.',
   CustomerLinkedToAnotherAccount: 'This AWS Marketplace subscription is already linked to another platform account.',
+  AccountLinkPending: 'Your account is already being linked to another AWS Marketplace subscription. Wait for that link to finish.',
   AccountNotFound: 'We could not find your platform account. Sign in again and retry.',
+  LinkCancelled: 'Our operators cancelled this link. Click Set Up Your Account on AWS Marketplace to start again.',
 };
 
 /** Where one platform account's link request stands. */
@@ -71,6 +75,7 @@ export type BillingStatus =
   | 'linked'
   | 'refused'
   | 'sync-timed-out'
+  | 'cancelled'
   | 'abandoned';
 
 export type SyncAction = 'subscribe-success' | 'subscribe-fail';

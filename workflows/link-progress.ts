@@ -134,9 +134,31 @@ export class LinkProgress {
     if (this.owner) this.setPhase(this.owner, 'linked');
   }
 
+  cancelRequested = false;
+
+  /** Update validator: an operator may cancel a link that has an owner and is not yet active. */
+  assertCanCancel(): void {
+    if (!this.owner || this.linked) throw new Error(`cancelLink needs a pending link; the link is "${this.status()}"`);
+  }
+
+  requestCancel(): void {
+    this.cancelRequested = true;
+  }
+
+  /** The owner's claim ends without a link (cancelled, or no longer eligible); the reservation is released by the workflow. */
+  dropOwner(refusal: LinkRefusal): void {
+    if (this.owner) this.refuse(this.owner, refusal);
+    this.owner = undefined;
+    this.syncDeadline = undefined;
+    this.syncTimedOut = false;
+  }
+
+  get linked(): boolean {
+    return this.owner !== undefined && this.statuses.get(this.owner)?.phase === 'linked';
+  }
+
   status(): BillingStatus {
-    const ownerPhase = this.owner ? this.statuses.get(this.owner)?.phase : undefined;
-    if (ownerPhase === 'linked') return 'linked';
+    if (this.linked) return 'linked';
     if (this.owner) {
       if (this.syncTimedOut) return 'sync-timed-out';
       return this.paymentProblem ? 'payment-problem' : 'waiting-for-aws';

@@ -5,15 +5,16 @@ import type { Db } from 'mongodb';
 import { signalLinkRequest, type LinkWorkflowTarget } from '../../lib/linking-client';
 import { StringEnum, Type } from '../../lib/schema';
 import { sha256 } from '../../lib/secrets';
-import { latestLinkStatus, saveInitialLinkStatus } from '../../lib/store/link-status';
+import { latestLinkStatus, linkStatusesOf, linkStatusId, saveInitialLinkStatus } from '../../lib/store/link-status';
 import { insertOnce, linkCodesOf, linkCodeUsesOf } from '../../lib/store/registrations';
 import { LINK_PHASES, LINK_REFUSALS, linkMessage } from '../../workflows/link-model';
 import { ErrorRef } from '../schemas';
-import { BINDING_COOKIE, requireAccount } from '../session';
+import { BINDING_COOKIE, requireAccount, sameOriginOnly } from '../session';
 
 export interface LinkRoutesDeps {
   db: Db;
   workflows: LinkWorkflowTarget;
+  publicBaseUrl: string;
 }
 
 export const LinkStatusResponse = Type.Object(
@@ -36,6 +37,7 @@ const errors = {
   expired: { error: 'LinkCodeExpired', message: 'This link code has expired. Go back to AWS Marketplace and click Set Up Your Account again.' },
   notYours: { error: 'LinkCodeNotYours', message: 'This link code was issued to another browser or user and cannot be used here.' },
   used: { error: 'LinkCodeUsed', message: 'This link code was already used. Your link status is shown on the index page.' },
+  unavailable: { error: 'LinkingUnavailable', message: 'Linking is briefly unavailable. Nothing was changed; please retry in a few seconds.' },
 };
 
 export function registerLinkRoutes(root: FastifyInstance, deps: LinkRoutesDeps): void {
@@ -45,7 +47,7 @@ export function registerLinkRoutes(root: FastifyInstance, deps: LinkRoutesDeps):
   app.post(
     '/api/links',
     {
-      preHandler: requireAccount,
+      preHandler: [sameOriginOnly(deps.publicBaseUrl), requireAccount],
       schema: {
         summary: 'Link the signed-in account to the AWS customer behind a link code',
         body: Type.Object({ linkCode: Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' }) }, { additionalProperties: false }),
@@ -56,6 +58,7 @@ export function registerLinkRoutes(root: FastifyInstance, deps: LinkRoutesDeps):
           404: ErrorRef,
           409: ErrorRef,
           410: ErrorRef,
+          503: ErrorRef,
         },
       },
     },
@@ -67,8 +70,9 @@ export function registerLinkRoutes(root: FastifyInstance, deps: LinkRoutesDeps):
       const binding = request.cookies[BINDING_COOKIE];
       if (!binding || sha256(binding) !== code.bindingHash) return reply.code(403).send(errors.notYours);
       if (code.expiresAt.getTime() <= Date.now()) return reply.code(410).send(errors.expired);
-      const use = await linkCodeUsesOf(deps.db).findOne({ _id: codeHash });
-      if (use) return reply.code(use.accountId === accountId ? 409 : 403).send(use.accountId === accountId ? errors.used : errors.notYours);
+      // Claim the code first: of two concurrent uses exactly one inserts.
+      const claim = await insertOnce(linkCodeUsesOf(deps.db), { _id: codeHash, accountId, usedAt: new Date() });
+      if (!claim.inserted && claim.stored.accountId !== accountId) return reply.code(403).send(errors.notYours);
 
       const customer = { awsAccountId: code.awsAccountId, productCode: code.productCode };
       const checking = {
@@ -80,11 +84,23 @@ export function registerLinkRoutes(root: FastifyInstance, deps: LinkRoutesDeps):
         version: 0,
         updatedAt: new Date().toISOString(),
       };
-      await saveInitialLinkStatus(deps.db, checking);
-      // The workflow is idempotent per account, so a crash before the code is marked used only allows a harmless repeat.
-      const workflowId = await signalLinkRequest(deps.workflows, customer, accountId);
-      await insertOnce(linkCodeUsesOf(deps.db), { _id: codeHash, accountId, usedAt: new Date() });
+      if (claim.inserted) await saveInitialLinkStatus(deps.db, checking);
+      let workflowId: string;
+      try {
+        // Signalled again on a repeat by the same account: the workflow ignores a second request, and a crash
+        // between the claim and the first signal is healed by the retry.
+        workflowId = await signalLinkRequest(deps.workflows, customer, accountId);
+      } catch (error) {
+        // Nothing reached the workflow: undo the claim and the "checking" status, so the buyer can simply retry.
+        if (claim.inserted) {
+          await linkCodeUsesOf(deps.db).deleteOne({ _id: codeHash, accountId });
+          await linkStatusesOf(deps.db).deleteOne({ _id: linkStatusId(checking), version: 0 });
+        }
+        request.log.error({ err: error, accountId }, 'could not hand the link request to Temporal');
+        return reply.code(503).header('retry-after', '10').send(errors.unavailable);
+      }
       request.log.info({ workflowId, accountId }, 'link requested');
+      if (!claim.inserted) return reply.code(409).send(errors.used);
       // The response schema publishes only the documented fields.
       return reply.code(202).send(checking);
     },

@@ -2,25 +2,32 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Db } from 'mongodb';
-import { verifyPassword } from '../../lib/passwords';
+import { hashPassword, verifyPassword } from '../../lib/passwords';
+import { randomSecret } from '../../lib/secrets';
 import { Type } from '../../lib/schema';
 import { accountsOf, deploymentsOf } from '../../lib/store/accounts';
 import { billingPage } from '../pages/billing-page';
 import { indexPage } from '../pages/index-page';
 import { signInPage } from '../pages/sign-in';
-import { endSession, safeLocalPath, startSession, type SessionSettings } from '../session';
+import { endSession, safeLocalPath, sameOriginOnly, startSession, type SessionSettings } from '../session';
 import { billingView } from './billing';
 
 export interface PageDeps {
   db: Db;
   session: SessionSettings;
+  /** The local sign-in page exists only with demo accounts; production signs in on the platform. */
   demoAccounts: boolean;
+  signInUrl: string;
+  publicBaseUrl: string;
 }
+
+// Verifying against this when the email is unknown keeps both answers equally slow.
+const unknownAccountHash = hashPassword(randomSecret());
 
 const html = (reply: FastifyReply, body: string, status = 200) => reply.code(status).type('text/html; charset=utf-8').send(body);
 
-function toSignIn(request: FastifyRequest, reply: FastifyReply) {
-  return reply.redirect(`/signin?next=${encodeURIComponent(request.url)}`, 303);
+function toSignIn(request: FastifyRequest, reply: FastifyReply, signInUrl: string) {
+  return reply.redirect(`${signInUrl}?next=${encodeURIComponent(request.url)}`, 303);
 }
 
 export function registerPages(root: FastifyInstance, deps: PageDeps): void {
@@ -29,16 +36,24 @@ export function registerPages(root: FastifyInstance, deps: PageDeps): void {
 
   app.get('/', { schema: hidden }, async (request, reply) => {
     const account = request.accountId ? await accountsOf(deps.db).findOne({ _id: request.accountId }) : null;
-    if (!account) return toSignIn(request, reply);
+    if (!account) return toSignIn(request, reply, deps.signInUrl);
     const deployments = await deploymentsOf(deps.db).find({ accountId: account._id, state: { $ne: 'deleted' } }).sort({ name: 1 }).toArray();
     return html(reply, indexPage(account, deployments));
   });
 
   app.get('/billing', { schema: hidden }, async (request, reply) => {
     const account = request.accountId ? await accountsOf(deps.db).findOne({ _id: request.accountId }) : null;
-    if (!account) return toSignIn(request, reply);
+    if (!account) return toSignIn(request, reply, deps.signInUrl);
     return html(reply, billingPage(billingView(account)));
   });
+
+  const sameOrigin = sameOriginOnly(deps.publicBaseUrl);
+  app.post('/signout', { schema: hidden, preHandler: sameOrigin }, async (_request, reply) => {
+    endSession(reply, deps.session);
+    return reply.redirect(deps.signInUrl, 303);
+  });
+
+  if (!deps.demoAccounts) return;
 
   app.get(
     '/signin',
@@ -55,6 +70,7 @@ export function registerPages(root: FastifyInstance, deps: PageDeps): void {
     {
       bodyLimit: 8 * 1024,
       attachValidation: true,
+      preHandler: sameOrigin,
       schema: {
         ...hidden,
         body: Type.Object({
@@ -68,7 +84,8 @@ export function registerPages(root: FastifyInstance, deps: PageDeps): void {
       const next = safeLocalPath((request.body as { next?: string } | undefined)?.next);
       if (request.validationError) return html(reply, signInPage(next, 'Enter your email and password.', deps.demoAccounts), 400);
       const account = await accountsOf(deps.db).findOne({ email: request.body.email.trim().toLowerCase() });
-      if (!account || !(await verifyPassword(request.body.password, account.passwordHash))) {
+      const valid = await verifyPassword(request.body.password, account?.passwordHash ?? (await unknownAccountHash));
+      if (!account || !valid) {
         return html(reply, signInPage(next, 'That email and password do not match an account.', deps.demoAccounts), 401);
       }
       startSession(reply, account._id, deps.session);
@@ -76,8 +93,4 @@ export function registerPages(root: FastifyInstance, deps: PageDeps): void {
     },
   );
 
-  app.post('/signout', { schema: hidden }, async (_request, reply) => {
-    endSession(reply, deps.session);
-    return reply.redirect('/signin', 303);
-  });
 }

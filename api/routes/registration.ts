@@ -13,7 +13,7 @@ import { saveResolvedCustomer, type AwsCustomerRef } from '../../lib/store/marke
 import { insertOnce, linkCodesOf, redeemedTokensOf } from '../../lib/store/registrations';
 import { registrationProblemPage, type RegistrationFailure } from '../pages/registration';
 import { setCookie } from '../cookies';
-import { BINDING_COOKIE, cookieOptions, type SessionSettings } from '../session';
+import { BINDING_COOKIE, bindingCookieOptions, type SessionSettings } from '../session';
 
 export const REGISTRATION_PATH = '/marketplace/register';
 
@@ -22,6 +22,8 @@ export interface RegistrationDeps {
   resolveCustomer(token: string): Promise<ResolvedRegistration>;
   linkCodeTtlSeconds: number;
   session: SessionSettings;
+  /** Where buyers who are not signed in go first; the platform's own sign-in in production. */
+  signInUrl: string;
 }
 
 const RegistrationForm = Type.Object({
@@ -32,10 +34,10 @@ const RegistrationForm = Type.Object({
 
 const failureStatus: Record<RegistrationFailure, number> = { invalid: 400, expired: 400, replayed: 409, unavailable: 503, 'not-post': 405 };
 
-function problem(reply: FastifyReply, failure: RegistrationFailure) {
+function problem(reply: FastifyReply, failure: RegistrationFailure, status = failureStatus[failure]) {
   if (failure === 'unavailable') reply.header('retry-after', '60');
   if (failure === 'not-post') reply.header('allow', 'POST');
-  return reply.code(failureStatus[failure]).type('text/html; charset=utf-8').send(registrationProblemPage(failure));
+  return reply.code(status).type('text/html; charset=utf-8').send(registrationProblemPage(failure));
 }
 
 const failureOf: Record<RegistrationError['problem'], RegistrationFailure> = {
@@ -53,6 +55,12 @@ export function registerRegistrationRoute(root: FastifyInstance, deps: Registrat
     {
       bodyLimit: 16 * 1024,
       attachValidation: true,
+      // The buyer's browser reads these answers: an oversized or unreadable body gets the page too, not JSON.
+      errorHandler: (error, request, reply) => {
+        if ((error.statusCode ?? 500) >= 500) throw error;
+        request.log.warn({ code: error.code }, 'registration request rejected');
+        return problem(reply, 'invalid', error.statusCode);
+      },
       schema: {
         summary: 'AWS Marketplace registration webhook (the buyer\'s browser, form-encoded)',
         consumes: ['application/x-www-form-urlencoded'],
@@ -61,6 +69,8 @@ export function registerRegistrationRoute(root: FastifyInstance, deps: Registrat
       },
     },
     async (request, reply) => {
+      const form = request.headers['content-type']?.startsWith('application/x-www-form-urlencoded');
+      if (!form) return problem(reply, 'invalid', 415);
       if (request.validationError) return problem(reply, 'invalid');
       const token = request.body['x-amzn-marketplace-token'];
       const offerType = request.body['x-amzn-marketplace-offer-type'] === 'free-trial' ? 'free-trial' : 'standard';
@@ -105,9 +115,11 @@ export function registerRegistrationRoute(root: FastifyInstance, deps: Registrat
         createdAt: new Date(now),
         expiresAt: new Date(now + deps.linkCodeTtlSeconds * 1000),
       });
-      setCookie(reply, BINDING_COOKIE, binding, cookieOptions(deps.session, deps.linkCodeTtlSeconds));
+      setCookie(reply, BINDING_COOKIE, binding, bindingCookieOptions(deps.session, deps.linkCodeTtlSeconds));
+      // AWS's POST is cross-site, so a Lax session cookie usually is not sent here; the sign-in page forwards
+      // a signed-in buyer straight to `next`.
       const index = `/?link=${code}`;
-      return reply.redirect(request.accountId ? index : `/signin?next=${encodeURIComponent(index)}`, 303);
+      return reply.redirect(request.accountId ? index : `${deps.signInUrl}?next=${encodeURIComponent(index)}`, 303);
     },
   );
 

@@ -12,7 +12,7 @@ export function linkStatusesOf(db: Db): Collection<LinkStatusDoc> {
   return db.collection<LinkStatusDoc>('link_statuses');
 }
 
-const idOf = (status: Pick<LinkStatus, 'awsAccountId' | 'productCode' | 'accountId'>) => `${customerKey(status)}|${status.accountId}`;
+export const linkStatusId = (status: Pick<LinkStatus, 'awsAccountId' | 'productCode' | 'accountId'>) => `${customerKey(status)}|${status.accountId}`;
 
 /**
  * Writes `status` unless a newer version is already stored: a retried or late
@@ -21,7 +21,7 @@ const idOf = (status: Pick<LinkStatus, 'awsAccountId' | 'productCode' | 'account
  * exactly the "nothing to do" case.
  */
 export async function saveLinkStatus(db: Db, status: LinkStatus): Promise<void> {
-  const _id = idOf(status);
+  const _id = linkStatusId(status);
   try {
     await linkStatusesOf(db).updateOne({ _id, version: { $lt: status.version } }, { $set: { ...status } }, { upsert: true });
   } catch (error) {
@@ -29,10 +29,18 @@ export async function saveLinkStatus(db: Db, status: LinkStatus): Promise<void> 
   }
 }
 
-/** The API's first word on a new request; never overwrites what the workflow already wrote. */
+/**
+ * The API's first word on a new request. It replaces a refusal from an earlier
+ * attempt (whose run has ended), so a buyer who fixed the reason does not see
+ * the old refusal; it never overwrites what a running workflow wrote.
+ */
 export async function saveInitialLinkStatus(db: Db, status: LinkStatus): Promise<void> {
+  const statuses = linkStatusesOf(db);
+  const _id = linkStatusId(status);
+  const retried = await statuses.updateOne({ _id, phase: 'refused' }, { $set: { ...status } });
+  if (retried.matchedCount > 0) return;
   try {
-    await linkStatusesOf(db).updateOne({ _id: idOf(status) }, { $setOnInsert: { ...status } }, { upsert: true });
+    await statuses.updateOne({ _id }, { $setOnInsert: { ...status } }, { upsert: true });
   } catch (error) {
     if (!isDuplicateKeyError(error)) throw error;
   }

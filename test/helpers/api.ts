@@ -14,6 +14,7 @@ export function testApiSettings(overrides: Partial<ApiSettings> = {}): ApiSettin
     session: { signingKeys: [TEST_SIGNING_KEY], ttlSeconds: 3600 },
     linking: { codeTtlSeconds: 600, syncTimeoutMs: 60_000 },
     demoAccounts: true,
+    signInUrl: '/signin',
     ...overrides,
   };
 }

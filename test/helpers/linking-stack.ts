@@ -4,7 +4,7 @@
  * worker on the Temporal dev server, and the SQS poller on moto.
  */
 import { createActivities } from '../../activities';
-import { createMarketplaceActivities } from '../../activities/marketplace';
+import { createMarketplaceActivities, type ResolvedRegistration } from '../../activities/marketplace';
 import { createMeteringClient, createSnsClient, createSqsClient } from '../../lib/aws';
 import type { ApiSettings } from '../../api/app';
 import { connectMongo, type MongoHandle } from '../../lib/mongo';
@@ -28,6 +28,8 @@ export interface LinkingStack {
   aws: LocalAwsResources;
   productCode: string;
   pollerLog: string[];
+  /** The ResolveCustomer activity the API uses, for tests that build a second API. */
+  resolveCustomer(token: string): Promise<ResolvedRegistration>;
   stop(): Promise<void>;
 }
 
@@ -82,6 +84,7 @@ export async function startLinkingStack(options: { settings?: Partial<ApiSetting
     aws,
     productCode,
     pollerLog,
+    resolveCustomer: (token) => marketplace.resolveCustomer!(token),
     async stop() {
       stopPoller.abort();
       await pollerDone;
