@@ -13,6 +13,7 @@ COPY poller ./poller
 COPY lib ./lib
 COPY sandbox ./sandbox
 COPY infra ./infra
+COPY bench ./bench
 RUN npx tsc -p tsconfig.build.json
 
 FROM --platform=linux/amd64 node:24.21.0-bookworm-slim

@@ -5,13 +5,19 @@
  */
 import type { MarketplaceMeteringClient } from '@aws-sdk/client-marketplace-metering';
 import type { Db } from 'mongodb';
+import type { MeteringConfig } from '../lib/config';
 import { createDiagnosticsActivities } from './diagnostics';
 import { createLinkingActivities } from './linking';
 import { createMarketplaceActivities } from './marketplace';
+import { createMeteringActivities } from './metering';
 
 export interface ActivityDeps {
   db: Db;
+  /** For ResolveCustomer: the SDK retries throttling. */
   metering: MarketplaceMeteringClient;
+  /** For BatchMeterUsage: one attempt per call, paced and retried by the usage sender. */
+  usageMetering: MarketplaceMeteringClient;
+  meteringConfig: MeteringConfig;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -19,6 +25,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createDiagnosticsActivities(deps),
     ...createLinkingActivities(deps),
     ...createMarketplaceActivities(deps),
+    ...createMeteringActivities({ db: deps.db, metering: deps.usageMetering, settings: deps.meteringConfig }),
   };
 }
 

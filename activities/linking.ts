@@ -104,8 +104,12 @@ export function createLinkingActivities({ db }: LinkingDeps) {
       const accounts = accountsOf(db);
       const account = await accounts.findOne({ _id: input.accountId });
       assertEligible(account, input.customer);
+      const known = await marketplaceCustomersOf(db).findOne({ _id: key });
+      const identifiers = {
+        ...(known?.customerIdentifier ? { customerIdentifier: known.customerIdentifier } : {}),
+        ...(known?.licenseArn ? { licenseArn: known.licenseArn } : {}),
+      };
       if (!account.marketplace) {
-        const known = await marketplaceCustomersOf(db).findOne({ _id: key });
         const activated = await accounts.updateOne(
           {
             _id: input.accountId,
@@ -117,19 +121,14 @@ export function createLinkingActivities({ db }: LinkingDeps) {
           {
             $set: {
               paymentMethod: 'aws-marketplace',
-              marketplace: {
-                ...input.customer,
-                ...(known?.customerIdentifier ? { customerIdentifier: known.customerIdentifier } : {}),
-                ...(known?.licenseArn ? { licenseArn: known.licenseArn } : {}),
-                linkedAt: new Date(),
-              },
+              marketplace: { ...input.customer, ...identifiers, linkedAt: new Date() },
             },
           },
         );
         // Changed between the read and the write: decide again on what is there now.
         if (activated.matchedCount === 0) assertEligible(await accounts.findOne({ _id: input.accountId }), input.customer);
       }
-      await marketplaceLinksOf(db).updateOne({ _id: key, state: 'reserved' }, { $set: { state: 'active', activatedAt: new Date() } });
+      await marketplaceLinksOf(db).updateOne({ _id: key, state: 'reserved' }, { $set: { state: 'active', activatedAt: new Date(), ...identifiers } });
     },
   };
 }

@@ -5,6 +5,7 @@ import { loadServiceConfig, requireApiConfig } from '../lib/config';
 import { connectMongo } from '../lib/mongo';
 import { onShutdown } from '../lib/shutdown';
 import { seedDemoAccounts } from '../lib/store/demo-accounts';
+import { seedUsage } from '../lib/store/usage-generator';
 import { ensureIndexes } from '../lib/store/indexes';
 import { connectClient } from '../lib/temporal';
 import { apiSettings, buildApp } from './app';
@@ -14,12 +15,19 @@ async function main(): Promise<void> {
   const signingKeys = requireApiConfig(config);
   const mongo = await connectMongo(config.mongo.uri, config.mongo.database, 'marketplace-api');
   await ensureIndexes(mongo.db);
-  if (config.demoAccounts) await seedDemoAccounts(mongo.db);
+  let usageTimer: NodeJS.Timeout | undefined;
+  if (config.demoAccounts) {
+    await seedDemoAccounts(mongo.db);
+    // The demo platform "records" usage: the last 6 hours now, and each new hour as it starts.
+    await seedUsage(mongo.db, 6);
+    usageTimer = setInterval(() => void seedUsage(mongo.db, 1).catch((error: unknown) => console.error('demo usage', error)), 10 * 60_000);
+  }
   const temporal = await connectClient(config.temporal);
   const metering = createMeteringClient(config.aws);
   const { resolveCustomer } = createMarketplaceActivities({ metering });
   const app = await buildApp({ db: mongo.db, temporal, resolveCustomer, settings: apiSettings(config, signingKeys), logLevel: config.logLevel });
   app.addHook('onClose', async () => {
+    clearInterval(usageTimer);
     metering.destroy();
     await temporal.connection.close();
     await mongo.close();

@@ -31,3 +31,13 @@ export function createSnsClient(aws: AwsConfig): SNSClient {
 export function createMeteringClient(aws: AwsConfig): MarketplaceMeteringClient {
   return new MarketplaceMeteringClient(clientOptions(aws, aws.endpoints.metering));
 }
+
+/**
+ * BatchMeterUsage paces itself to the quota and retries throttling with its
+ * own jittered backoff (activities/usage-sender.ts), so this client makes one
+ * attempt per call: the SDK's adaptive limiter would fight our pacing, and
+ * every call AWS sees is one we counted.
+ */
+export function createUsageMeteringClient(aws: AwsConfig): MarketplaceMeteringClient {
+  return new MarketplaceMeteringClient({ ...clientOptions(aws, aws.endpoints.metering), retryMode: 'standard', maxAttempts: 1 });
+}

@@ -56,6 +56,15 @@ export const serviceEnvSchema = Type.Object({
   LINK_SYNC_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, default: 3600 }),
   DEMO_ACCOUNTS: Bool(false),
   SIGN_IN_URL: NonEmpty('/signin'),
+  METERING_DIMENSIONS: Type.String({
+    pattern: '^[A-Za-z0-9_.-]+=[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+=[A-Za-z0-9_.-]+)*$',
+    default: 'session_hours=session_hours,traffic_gb=traffic_gb',
+  }),
+  METERING_RATE_PER_SECOND: Type.Number({ exclusiveMinimum: 0, default: 10 }),
+  METERING_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 100, default: 10 }),
+  METERING_PAGE_SIZE: Type.Integer({ minimum: 1, maximum: 10_000, default: 1000 }),
+  METERING_SCHEDULE: Bool(true),
+  METERING_SCHEDULE_OFFSET_MINUTES: Type.Integer({ minimum: 0, maximum: 59, default: 5 }),
   SQS_WAIT_TIME_SECONDS: Type.Integer({ minimum: 0, maximum: 20, default: 20 }),
   SQS_MAX_MESSAGES: Type.Integer({ minimum: 1, maximum: 10, default: 10 }),
 });
@@ -128,6 +137,26 @@ export interface ServiceConfig {
   demoAccounts: boolean;
   /** Where buyers sign in: the local demo page, or the platform's own sign-in URL. */
   signInUrl: string;
+  metering: MeteringConfig;
+}
+
+export interface MeteringConfig {
+  /** Platform metric → AWS dimension. */
+  dimensions: Record<string, string>;
+  ratePerSecond: number;
+  concurrency: number;
+  pageSize: number;
+  schedule: { enabled: boolean; offsetMinutes: number };
+}
+
+function dimensionsFrom(spec: string): Record<string, string> {
+  const pairs = spec.split(',').map((pair) => pair.split('=') as [string, string]);
+  const targets = pairs.map(([, dimension]) => dimension);
+  // Two metrics on one AWS dimension would share one record per hour, and one of them would be lost.
+  if (new Set(targets).size !== targets.length || new Set(pairs.map(([metric]) => metric)).size !== pairs.length) {
+    throw new ConfigError([`METERING_DIMENSIONS: each metric and each AWS dimension may appear once (got "${spec}")`]);
+  }
+  return Object.fromEntries(pairs);
 }
 
 /** What only the API needs: a session key (the worker and the poller never do) and somewhere to sign in. */
@@ -209,6 +238,13 @@ export function loadServiceConfig(env: Env = process.env): ServiceConfig {
     linking: { codeTtlSeconds: parsed.LINK_CODE_TTL_SECONDS, syncTimeoutMs: parsed.LINK_SYNC_TIMEOUT_SECONDS * 1000 },
     demoAccounts: parsed.DEMO_ACCOUNTS,
     signInUrl: parsed.SIGN_IN_URL,
+    metering: {
+      dimensions: dimensionsFrom(parsed.METERING_DIMENSIONS),
+      ratePerSecond: parsed.METERING_RATE_PER_SECOND,
+      concurrency: parsed.METERING_CONCURRENCY,
+      pageSize: parsed.METERING_PAGE_SIZE,
+      schedule: { enabled: parsed.METERING_SCHEDULE, offsetMinutes: parsed.METERING_SCHEDULE_OFFSET_MINUTES },
+    },
   };
 }
 

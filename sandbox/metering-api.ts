@@ -114,17 +114,9 @@ function checkRecord(record: UsageRecordInput, rules: MeteringRules, productCode
 }
 
 async function findCustomers(store: SandboxStore, records: UsageRecordInput[], productCode: string | undefined) {
-  const identifiers = records.flatMap((r) => (r.CustomerIdentifier ? [r.CustomerIdentifier] : []));
-  const accounts = records.flatMap((r) => (r.CustomerAWSAccountId ? [r.CustomerAWSAccountId] : []));
-  const found = await store.customers
-    .find({ $or: [{ customerIdentifier: { $in: identifiers } }, { customerAwsAccountId: { $in: accounts } }] })
-    .toArray();
-  return (record: UsageRecordInput): SandboxCustomer | undefined =>
-    found.find((c) =>
-      record.CustomerIdentifier
-        ? c.customerIdentifier === record.CustomerIdentifier && c.productCode === productCode
-        : c.customerAwsAccountId === record.CustomerAWSAccountId && c.licenseArn === record.LicenseArn,
-    );
+  const found = new Map<UsageRecordInput, SandboxCustomer | undefined>();
+  for (const record of records) found.set(record, await store.customerFor(record, productCode));
+  return (record: UsageRecordInput): SandboxCustomer | undefined => found.get(record);
 }
 
 const meterable = (customer: SandboxCustomer | undefined): customer is SandboxCustomer =>

@@ -1,6 +1,7 @@
 /** The sandbox's own state, kept in the MongoDB-compatible store so that it survives a restart. */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Collection, Db } from 'mongodb';
+import { insertNew } from '../lib/mongo';
 
 export type CustomerModel = 'legacy' | 'account';
 export type SubscriptionStatus = 'subscribing' | 'subscribed' | 'unsubscribe-pending' | 'unsubscribed';
@@ -68,6 +69,39 @@ export class SandboxStore {
     this.calls = db.collection('calls');
   }
 
+  /**
+   * Customers by the keys metering records name them with, loaded once and kept
+   * current by this store's own writes: FerretDB cannot use an index for the
+   * `$in` lookups a BatchMeterUsage call needs, and AWS answers from memory too.
+   */
+  private lookup?: Promise<{ byAccount: Map<string, SandboxCustomer>; byIdentifier: Map<string, SandboxCustomer> }>;
+
+  private remember(customer: SandboxCustomer, maps: { byAccount: Map<string, SandboxCustomer>; byIdentifier: Map<string, SandboxCustomer> }): void {
+    maps.byAccount.set(`${customer.customerAwsAccountId}|${customer.licenseArn}`, customer);
+    if (customer.customerIdentifier) maps.byIdentifier.set(`${customer.customerIdentifier}|${customer.productCode}`, customer);
+  }
+
+  private customerLookup() {
+    this.lookup ??= this.customers.find({}).toArray().then((all) => {
+      const maps = { byAccount: new Map<string, SandboxCustomer>(), byIdentifier: new Map<string, SandboxCustomer>() };
+      all.forEach((customer) => this.remember(customer, maps));
+      return maps;
+    });
+    return this.lookup;
+  }
+
+  private async refresh(customer: SandboxCustomer | null): Promise<void> {
+    if (customer && this.lookup) this.remember(customer, await this.lookup);
+  }
+
+  /** The customer a usage record names: by account and LicenseArn, or by CustomerIdentifier and the call's ProductCode. */
+  async customerFor(record: { CustomerIdentifier?: string; CustomerAWSAccountId?: string; LicenseArn?: string }, productCode?: string) {
+    const { byAccount, byIdentifier } = await this.customerLookup();
+    return record.CustomerIdentifier
+      ? byIdentifier.get(`${record.CustomerIdentifier}|${productCode}`)
+      : byAccount.get(`${record.CustomerAWSAccountId}|${record.LicenseArn}`);
+  }
+
   async ensureIndexes(): Promise<void> {
     await this.customers.createIndex({ customerIdentifier: 1 }, { unique: true, sparse: true });
     await this.customers.createIndex({ customerAwsAccountId: 1, licenseArn: 1 }, { unique: true });
@@ -90,6 +124,7 @@ export class SandboxStore {
       createdAt: new Date(),
     };
     await this.customers.insertOne(customer);
+    await this.refresh(customer);
     return customer;
   }
 
@@ -114,13 +149,15 @@ export class SandboxStore {
   }
 
   async setStatus(id: string, status: SubscriptionStatus): Promise<SandboxCustomer | null> {
-    return this.customers.findOneAndUpdate({ _id: id }, { $set: { status } }, { returnDocument: 'after' });
+    const customer = await this.customers.findOneAndUpdate({ _id: id }, { $set: { status } }, { returnDocument: 'after' });
+    await this.refresh(customer);
+    return customer;
   }
 
   /**
    * Records usage "first write wins": an identical record returns the stored
    * MeteringRecordId, a different quantity for the same customer, dimension and
-   * hour is a duplicate. Single-document upserts keep this atomic without transactions.
+   * hour is a duplicate. The unique _id keeps this atomic without transactions.
    */
   async recordUsage(
     records: Array<Omit<UsageDoc, '_id' | 'meteringRecordId' | 'receivedAt'>>,
@@ -133,18 +170,10 @@ export class SandboxStore {
       meteringRecordId: randomUUID(),
       receivedAt: now,
     }));
-    await this.usage
-      .bulkWrite(
-        docs.map((doc) => ({ updateOne: { filter: { _id: doc._id }, update: { $setOnInsert: doc }, upsert: true } })),
-        { ordered: false },
-      )
-      .catch((error: unknown) => {
-        // Concurrent upserts of one key can race to a duplicate-key error; the stored document still decides.
-        if ((error as { code?: number }).code !== 11000) throw error;
-      });
-    const stored = new Map(
-      (await this.usage.find({ _id: { $in: docs.map((doc) => doc._id) } }).toArray()).map((doc) => [doc._id, doc]),
-    );
+    // Inserts, not upserts: the unique _id makes the first write win; only keys that existed are read back.
+    const existing = [...(await insertNew(this.usage, docs))];
+    const stored = new Map<string, UsageDoc>(docs.map((doc) => [doc._id, doc]));
+    if (existing.length > 0) for (const doc of await this.usage.find({ _id: { $in: existing } }).toArray()) stored.set(doc._id, doc);
     return docs.map((doc) => {
       const existing = stored.get(doc._id);
       if (!existing) throw new Error(`usage record ${doc._id} was not stored`);
@@ -159,6 +188,7 @@ export class SandboxStore {
   }
 
   async reset(): Promise<void> {
+    this.lookup = undefined;
     await Promise.all([
       this.customers.deleteMany({}),
       this.tokens.deleteMany({}),

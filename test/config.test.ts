@@ -29,6 +29,9 @@ describe('configuration', () => {
     ['LINK_CODE_TTL_SECONDS', '5'],
     ['SQS_MAX_MESSAGES', '11'],
     ['SQS_WAIT_TIME_SECONDS', '21'],
+    ['METERING_DIMENSIONS', 'session_hours'],
+    ['METERING_RATE_PER_SECOND', '0'],
+    ['METERING_PAGE_SIZE', '0'],
   ])('fails on a bad %s, naming the variable', (name, value) => {
     expect(() => loadServiceConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadServiceConfig({ [name]: value })).toThrow(new RegExp(`${name}:`));
@@ -88,6 +91,18 @@ describe('configuration', () => {
     expect(() => requireApiConfig(keyed)).toThrow(/SIGN_IN_URL: set it to the platform's sign-in page/);
     expect(requireApiConfig(loadServiceConfig({ SESSION_SIGNING_KEY: 'k'.repeat(40), DEMO_ACCOUNTS: 'true' }))).toHaveLength(1);
     expect(() => requireQueueUrl(config)).toThrow(/SQS_QUEUE_URL: required by the notification poller/);
+  });
+
+  it('maps platform metrics to AWS dimensions, with AWS\'s quota as the default rate', () => {
+    expect(loadServiceConfig({}).metering).toMatchObject({
+      dimensions: { session_hours: 'session_hours', traffic_gb: 'traffic_gb' },
+      ratePerSecond: 10,
+      schedule: { enabled: true, offsetMinutes: 5 },
+    });
+    expect(loadServiceConfig({ METERING_DIMENSIONS: 'sessions=SessionHours,bytes_gb=TrafficGB' }).metering.dimensions).toEqual({
+      sessions: 'SessionHours',
+      bytes_gb: 'TrafficGB',
+    });
   });
 
   it('validates the sandbox variables the same way', () => {

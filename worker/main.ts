@@ -1,22 +1,35 @@
 /** Worker entry point. The SDK's runtime shuts the worker down gracefully on SIGINT/SIGTERM. */
 import { createActivities } from '../activities';
-import { createMeteringClient } from '../lib/aws';
+import { createMeteringClient, createUsageMeteringClient } from '../lib/aws';
 import { loadServiceConfig } from '../lib/config';
 import { connectMongo } from '../lib/mongo';
 import { ensureIndexes } from '../lib/store/indexes';
+import { connectClient } from '../lib/temporal';
 import { createWorker } from './create-worker';
+import { ensureMeteringSchedule } from './metering-schedule';
 
 async function main(): Promise<void> {
   const config = loadServiceConfig();
   const mongo = await connectMongo(config.mongo.uri, config.mongo.database, 'marketplace-worker');
   await ensureIndexes(mongo.db);
+  if (config.metering.schedule.enabled) {
+    const client = await connectClient(config.temporal);
+    const outcome = await ensureMeteringSchedule(client, config.temporal.taskQueue, config.metering.schedule.offsetMinutes);
+    console.log(`hourly metering schedule ${outcome}`);
+    await client.connection.close();
+  }
   const metering = createMeteringClient(config.aws);
-  const { worker, connection } = await createWorker({ temporal: config.temporal, activities: createActivities({ db: mongo.db, metering }) });
+  const usageMetering = createUsageMeteringClient(config.aws);
+  const { worker, connection } = await createWorker({
+    temporal: config.temporal,
+    activities: createActivities({ db: mongo.db, metering, usageMetering, meteringConfig: config.metering }),
+  });
   console.log(`worker polling task queue "${config.temporal.taskQueue}" in namespace "${config.temporal.namespace}"`);
   try {
     await worker.run();
   } finally {
     metering.destroy();
+    usageMetering.destroy();
     await connection.close();
     await mongo.close();
   }

@@ -3,7 +3,7 @@
  * service; here accounts are documents we read for eligibility and whose
  * payment method we switch when a link completes.
  */
-import type { Collection, Db } from 'mongodb';
+import { collectionOf } from '../mongo';
 
 export const PAYMENT_METHODS = ['none', 'credit-card', 'available-credits', 'aws-marketplace'] as const;
 export type PaymentMethod = (typeof PAYMENT_METHODS)[number];
@@ -57,10 +57,6 @@ export function paymentMethodLabel(account: Pick<AccountDoc, 'paymentMethod' | '
   return paymentMethodLabels[account.paymentMethod];
 }
 
-export function accountsOf(db: Db): Collection<AccountDoc> {
-  return db.collection<AccountDoc>('accounts');
-}
+export const accountsOf = collectionOf<AccountDoc>('accounts');
 
-export function deploymentsOf(db: Db): Collection<DeploymentDoc> {
-  return db.collection<DeploymentDoc>('deployments');
-}
+export const deploymentsOf = collectionOf<DeploymentDoc>('deployments');

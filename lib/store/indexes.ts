@@ -3,6 +3,7 @@ import { accountsOf, deploymentsOf } from './accounts';
 import { linkStatusesOf } from './link-status';
 import { marketplaceCustomersOf, marketplaceLinksOf, notificationsOf } from './marketplace';
 import { linkCodesOf } from './registrations';
+import { usageOf } from './usage';
 
 /**
  * Every index the service relies on. The unique ones carry correctness: one
@@ -18,5 +19,7 @@ export async function ensureIndexes(db: Db): Promise<void> {
     notificationsOf(db).createIndex({ productCode: 1, customerIdentifier: 1 }),
     linkStatusesOf(db).createIndex({ accountId: 1, updatedAt: -1 }),
     linkCodesOf(db).createIndex({ expiresAt: 1 }),
+    marketplaceLinksOf(db).createIndex({ state: 1, _id: 1 }),
+    usageOf(db).createIndex({ hour: 1, accountId: 1 }),
   ]);
 }

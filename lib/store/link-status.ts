@@ -1,16 +1,14 @@
 /** Each platform account's link status, persisted so pages show it without asking Temporal. */
-import type { Collection, Db } from 'mongodb';
+import type { Db } from 'mongodb';
 import type { LinkStatus } from '../../workflows/link-model';
-import { isDuplicateKeyError } from '../mongo';
+import { collectionOf, isDuplicateKeyError } from '../mongo';
 import { customerKey } from './marketplace';
 
 export interface LinkStatusDoc extends LinkStatus {
   _id: string;
 }
 
-export function linkStatusesOf(db: Db): Collection<LinkStatusDoc> {
-  return db.collection<LinkStatusDoc>('link_statuses');
-}
+export const linkStatusesOf = collectionOf<LinkStatusDoc>('link_statuses');
 
 export const linkStatusId = (status: Pick<LinkStatus, 'awsAccountId' | 'productCode' | 'accountId'>) => `${customerKey(status)}|${status.accountId}`;
 

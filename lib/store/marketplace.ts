@@ -3,8 +3,8 @@
  * are, which platform account each one is linked to, and every notification AWS
  * sent about them. The key of an AWS customer is its AWS account plus product.
  */
-import type { Collection, Db } from 'mongodb';
-import { isDuplicateKeyError } from '../mongo';
+import type { Db } from 'mongodb';
+import { collectionOf, isDuplicateKeyError } from '../mongo';
 
 export interface AwsCustomerRef {
   awsAccountId: string;
@@ -29,15 +29,21 @@ export interface MarketplaceCustomerDoc {
   lastResolvedAt: Date;
 }
 
+/** Link states in which the customer is metered every hour. */
+export const METERED_LINK_STATES = ['active', 'unsubscribe-pending'] as const;
+
 /** The reservation of an AWS customer by a platform account; unique both ways. */
 export interface MarketplaceLinkDoc {
   _id: string;
   awsAccountId: string;
   productCode: string;
   accountId: string;
-  state: 'reserved' | 'active';
+  state: 'reserved' | (typeof METERED_LINK_STATES)[number];
   reservedAt: Date;
   activatedAt?: Date;
+  /** Copied from the resolved customer at activation: what metering records name the customer by. */
+  licenseArn?: string;
+  customerIdentifier?: string;
 }
 
 export type NotificationAction = 'subscribe-success' | 'subscribe-fail' | 'unsubscribe-pending' | 'unsubscribe-success';
@@ -55,17 +61,11 @@ export interface NotificationDoc {
   receivedAt: Date;
 }
 
-export function marketplaceCustomersOf(db: Db): Collection<MarketplaceCustomerDoc> {
-  return db.collection<MarketplaceCustomerDoc>('marketplace_customers');
-}
+export const marketplaceCustomersOf = collectionOf<MarketplaceCustomerDoc>('marketplace_customers');
 
-export function marketplaceLinksOf(db: Db): Collection<MarketplaceLinkDoc> {
-  return db.collection<MarketplaceLinkDoc>('marketplace_links');
-}
+export const marketplaceLinksOf = collectionOf<MarketplaceLinkDoc>('marketplace_links');
 
-export function notificationsOf(db: Db): Collection<NotificationDoc> {
-  return db.collection<NotificationDoc>('notifications');
-}
+export const notificationsOf = collectionOf<NotificationDoc>('notifications');
 
 export interface ResolvedCustomer extends AwsCustomerRef {
   customerIdentifier?: string;

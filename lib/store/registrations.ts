@@ -5,8 +5,8 @@
  * is enforced with inserts on unique keys, the one atomic primitive FerretDB
  * offers under concurrency.
  */
-import type { Collection, Db } from 'mongodb';
-import { isDuplicateKeyError } from '../mongo';
+import type { Collection } from 'mongodb';
+import { collectionOf, isDuplicateKeyError } from '../mongo';
 import type { AwsCustomerRef } from './marketplace';
 
 export interface RedeemedTokenDoc extends AwsCustomerRef {
@@ -31,17 +31,11 @@ export interface LinkCodeUseDoc {
   usedAt: Date;
 }
 
-export function redeemedTokensOf(db: Db): Collection<RedeemedTokenDoc> {
-  return db.collection<RedeemedTokenDoc>('redeemed_registration_tokens');
-}
+export const redeemedTokensOf = collectionOf<RedeemedTokenDoc>('redeemed_registration_tokens');
 
-export function linkCodesOf(db: Db): Collection<LinkCodeDoc> {
-  return db.collection<LinkCodeDoc>('link_codes');
-}
+export const linkCodesOf = collectionOf<LinkCodeDoc>('link_codes');
 
-export function linkCodeUsesOf(db: Db): Collection<LinkCodeUseDoc> {
-  return db.collection<LinkCodeUseDoc>('link_code_uses');
-}
+export const linkCodeUsesOf = collectionOf<LinkCodeUseDoc>('link_code_uses');
 
 /** Inserts `doc` unless its key exists; returns the stored document either way and whether it was ours. */
 export async function insertOnce<T extends { _id: string }>(

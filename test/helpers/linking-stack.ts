@@ -7,6 +7,7 @@ import { createActivities } from '../../activities';
 import { createMarketplaceActivities, type ResolvedRegistration } from '../../activities/marketplace';
 import { createMeteringClient, createSnsClient, createSqsClient } from '../../lib/aws';
 import type { ApiSettings } from '../../api/app';
+import { loadServiceConfig } from '../../lib/config';
 import { connectMongo, type MongoHandle } from '../../lib/mongo';
 import { ensureIndexes } from '../../lib/store/indexes';
 import { connectClient } from '../../lib/temporal';
@@ -59,7 +60,7 @@ export async function startLinkingStack(options: { settings?: Partial<ApiSetting
   const metering = createMeteringClient({ ...awsConfig, endpoints: { ...awsConfig.endpoints, metering: sandbox.url } });
   Object.assign(marketplace, createMarketplaceActivities({ metering }));
 
-  const { worker, connection } = await createWorker({ temporal: temporalConfig, activities: createActivities({ db: mongo.db, metering }) });
+  const { worker, connection } = await createWorker({ temporal: temporalConfig, activities: createActivities({ db: mongo.db, metering, usageMetering: metering, meteringConfig: loadServiceConfig({}).metering }) });
   const workerDone = worker.run();
 
   const pollerLog: string[] = [];

@@ -2,6 +2,7 @@ import { MarketplaceMeteringClient } from '@aws-sdk/client-marketplace-metering'
 /** A real workflow with a real activity on the real Temporal dev server and the real store. */
 import { Client, Connection } from '@temporalio/client';
 import { createActivities } from '../../activities';
+import { loadServiceConfig } from '../../lib/config';
 import { connectMongo, type MongoHandle } from '../../lib/mongo';
 import { customSearchAttributes } from '../../lib/search-attributes';
 import { connectClient } from '../../lib/temporal';
@@ -27,7 +28,7 @@ describe('Temporal dev server', () => {
   });
 
   it('runs the dependency-check workflow through a worker whose activity writes to the store', async () => {
-    const { worker, connection } = await createWorker({ temporal, activities: createActivities({ db: mongo.db, metering: unusedMetering }) });
+    const { worker, connection } = await createWorker({ temporal, activities: createActivities({ db: mongo.db, metering: unusedMetering, usageMetering: unusedMetering, meteringConfig: loadServiceConfig({}).metering }) });
     const workflowId = uniqueName('check');
     try {
       const result = await worker.runUntil(

@@ -1,0 +1,89 @@
+/**
+ * What we send to AWS, one entry per (customer, dimension, hour), and what
+ * AWS answered. The first quantity computed for a key is frozen: a re-run, a
+ * retry after a crash or a late usage update sends exactly the same record
+ * again, which AWS treats as idempotent, so no conflicting record can ever
+ * leave this service. Answers are separate insert-once documents: FerretDB
+ * inserts thousands of documents in the time it updates a few hundred, and
+ * the first final answer for a key is the one that counts.
+ */
+import type { Db } from 'mongodb';
+import { collectionOf, insertNew } from '../mongo';
+
+export const LEDGER_STATUSES = ['pending', 'sent', 'conflict', 'not-subscribed', 'rejected'] as const;
+export type LedgerStatus = (typeof LEDGER_STATUSES)[number];
+export type FinalStatus = Exclude<LedgerStatus, 'pending'>;
+
+export interface LedgerEntry {
+  /** `<awsAccountId>:<productCode>|<dimension>|<hour ISO>` */
+  _id: string;
+  awsAccountId: string;
+  productCode: string;
+  licenseArn?: string;
+  customerIdentifier?: string;
+  dimension: string;
+  hour: Date;
+  quantity: number;
+  createdAt: Date;
+}
+
+/** AWS's final answer for a ledger entry; no document means the record is still to be sent. */
+export interface LedgerResult {
+  _id: string;
+  status: FinalStatus;
+  meteringRecordId?: string;
+  /** Why AWS refused the call, for `rejected`. */
+  error?: string;
+  at: Date;
+}
+
+export type EntryWithStatus = LedgerEntry & { status: LedgerStatus; meteringRecordId?: string };
+
+export type HourState = 'complete' | 'missed';
+
+export interface MeteringHourDoc {
+  /** The hour, ISO. */
+  _id: string;
+  state: HourState;
+  customers: number;
+  records: number;
+  conflicts: number;
+  notSubscribed: number;
+  rejected?: number;
+  at: Date;
+}
+
+export const ledgerOf = collectionOf<LedgerEntry>('metering_ledger');
+
+export const ledgerResultsOf = collectionOf<LedgerResult>('metering_results');
+
+export const meteringHoursOf = collectionOf<MeteringHourDoc>('metering_hours');
+
+export function ledgerKey(entry: Pick<LedgerEntry, 'awsAccountId' | 'productCode' | 'dimension' | 'hour'>): string {
+  return `${entry.awsAccountId}:${entry.productCode}|${entry.dimension}|${entry.hour.toISOString()}`;
+}
+
+/** Inserts the entries that are new and returns every key as stored (frozen quantity) with its status. */
+export async function freezeEntries(db: Db, entries: LedgerEntry[]): Promise<EntryWithStatus[]> {
+  if (entries.length === 0) return [];
+  // New keys cannot have an answer yet; only keys that existed are read back, with their answers.
+  const existing = [...(await insertNew(ledgerOf(db), entries))];
+  if (existing.length === 0) return entries.map((e) => ({ ...e, status: 'pending' as const }));
+  const [stored, results] = await Promise.all([
+    ledgerOf(db).find({ _id: { $in: existing } }).toArray(),
+    ledgerResultsOf(db).find({ _id: { $in: existing } }).toArray(),
+  ]);
+  const entryById = new Map(stored.map((e) => [e._id, e]));
+  const resultById = new Map(results.map((r) => [r._id, r]));
+  return entries.map((e) => {
+    const result = resultById.get(e._id);
+    return { ...(entryById.get(e._id) ?? e), status: result?.status ?? 'pending', ...(result?.meteringRecordId ? { meteringRecordId: result.meteringRecordId } : {}) };
+  });
+}
+
+export async function recordOutcomes(db: Db, outcomes: Array<Omit<LedgerResult, 'at'>>): Promise<void> {
+  const at = new Date();
+  const final = outcomes.map((o) => ({ ...o, at }));
+  // The first final answer for a key stays; a repeat (after a crash) finds it there.
+  if (final.length > 0) await insertNew(ledgerResultsOf(db), final);
+}

@@ -1,0 +1,139 @@
+/**
+ * Metering on real servers: the Marketplace sandbox, a worker on the Temporal
+ * dev server, and FerretDB. Customers are created subscribed in the sandbox
+ * and linked in our store, with usage for the hours a test chooses.
+ */
+import type { Client } from '@temporalio/client';
+import type { Worker } from '@temporalio/worker';
+import { createActivities } from '../../activities';
+import { createUsageMeteringClient } from '../../lib/aws';
+import { loadServiceConfig, type MeteringConfig } from '../../lib/config';
+import { connectMongo, type MongoHandle } from '../../lib/mongo';
+import { ensureIndexes } from '../../lib/store/indexes';
+import { marketplaceLinksOf } from '../../lib/store/marketplace';
+import { meteringHoursOf } from '../../lib/store/metering-ledger';
+import { HOUR_MS, hourStart, usageOf } from '../../lib/store/usage';
+import { connectClient } from '../../lib/temporal';
+import { hourlyMetering, type HourlyMeteringInput } from '../../workflows/hourly-metering';
+import { createWorker } from '../../worker/create-worker';
+import { startSandbox, type RunningSandbox } from './sandbox';
+import { testServers, uniqueName } from './test-env';
+
+export interface SandboxCustomerView {
+  _id: string;
+  customerAwsAccountId: string;
+  customerIdentifier?: string;
+  licenseArn: string;
+  productCode: string;
+}
+
+export interface MeteringStack {
+  mongo: MongoHandle;
+  sandbox: RunningSandbox;
+  temporal: Client;
+  taskQueue: string;
+  config: MeteringConfig;
+  /** The hour that closed last: what an hourly run meters. */
+  lastHour: Date;
+  addCustomers(count: number, options?: { model?: 'account' | 'legacy'; usage?: (index: number) => Record<string, number> | undefined; hour?: Date }): Promise<SandboxCustomerView[]>;
+  /** Marks every hour of the window complete except `keep`, so a run meters only those. */
+  onlyDue(...keep: Date[]): Promise<void>;
+  run(input?: HourlyMeteringInput): Promise<ReturnType<typeof hourlyMetering> extends Promise<infer R> ? R : never>;
+  batchCalls(): Promise<{ calls: number; outcomes: Record<string, number>; statuses: Record<string, number> }>;
+  usage(): Promise<Array<{ customerId: string; dimension: string; hour: string; quantity: number }>>;
+  stopWorker(): Promise<void>;
+  startWorker(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startMeteringStack(options: { config?: Partial<MeteringConfig>; startWorker?: boolean } = {}): Promise<MeteringStack> {
+  const productCode = uniqueName('meter-prod');
+  const mongo = await connectMongo(testServers.mongoUri(), uniqueName('metering'));
+  await ensureIndexes(mongo.db);
+  const sandbox = await startSandbox({ productCode, quotaRps: 1000 });
+  const temporalConfig = testServers.temporal();
+  const temporal = await connectClient(temporalConfig);
+  const config: MeteringConfig = {
+    ...loadServiceConfig({}).metering,
+    ratePerSecond: 100,
+    schedule: { enabled: false, offsetMinutes: 5 },
+    ...options.config,
+  };
+  const metering = createUsageMeteringClient({ region: 'us-east-1', endpoints: { metering: sandbox.url } });
+  const lastHour = hourStart(Date.now() - HOUR_MS);
+  let worker: { worker: Worker; connection: { close(): Promise<void> }; running: Promise<void> } | undefined;
+
+  const stack: MeteringStack = {
+    mongo,
+    sandbox,
+    temporal,
+    taskQueue: temporalConfig.taskQueue,
+    config,
+    lastHour,
+    async addCustomers(count, { model = 'account', usage, hour = lastHour } = {}) {
+      const customers: SandboxCustomerView[] = [];
+      for (let i = 0; i < count; i += 1) {
+        const created = await sandbox.control<{ customer: SandboxCustomerView }>('POST', '/control/customers', { model, subscribed: true });
+        customers.push(created.body.customer);
+      }
+      await marketplaceLinksOf(mongo.db).insertMany(
+        customers.map((c) => ({
+          _id: `${c.customerAwsAccountId}:${c.productCode}`,
+          awsAccountId: c.customerAwsAccountId,
+          productCode: c.productCode,
+          accountId: `acct-${c._id}`,
+          state: 'active' as const,
+          reservedAt: new Date(hour.getTime() - 2 * HOUR_MS),
+          activatedAt: new Date(hour.getTime() - HOUR_MS),
+          ...(model === 'account' ? { licenseArn: c.licenseArn } : { customerIdentifier: c.customerIdentifier }),
+        })),
+      );
+      const usageDocs = customers.flatMap((c, i) => {
+        const quantities = usage?.(i);
+        return quantities ? [{ _id: `dep-${c._id}|${hour.toISOString()}`, accountId: `acct-${c._id}`, deploymentId: `dep-${c._id}`, hour, quantities }] : [];
+      });
+      if (usageDocs.length > 0) await usageOf(mongo.db).insertMany(usageDocs);
+      return customers;
+    },
+    async onlyDue(...keep) {
+      const kept = new Set(keep.map((h) => h.toISOString()));
+      const hours = Array.from({ length: 30 }, (_, i) => new Date(lastHour.getTime() - i * HOUR_MS).toISOString()).filter((h) => !kept.has(h));
+      await meteringHoursOf(mongo.db).bulkWrite(
+        hours.map((h) => ({
+          updateOne: { filter: { _id: h }, update: { $set: { state: 'complete' as const, customers: 0, records: 0, conflicts: 0, notSubscribed: 0, at: new Date() } }, upsert: true },
+        })),
+      );
+    },
+    run(input = {}) {
+      return temporal.workflow.execute(hourlyMetering, { taskQueue: temporalConfig.taskQueue, workflowId: uniqueName('metering'), args: [input] });
+    },
+    async batchCalls() {
+      const summary = await sandbox.control<Record<string, { calls: number; outcomes: Record<string, number>; statuses: Record<string, number> }>>('GET', '/control/calls/summary');
+      return summary.body.BatchMeterUsage ?? { calls: 0, outcomes: {}, statuses: {} };
+    },
+    async usage() {
+      return (await sandbox.control<Array<{ customerId: string; dimension: string; hour: string; quantity: number }>>('GET', '/control/usage?limit=100000')).body;
+    },
+    async startWorker() {
+      const created = await createWorker({ temporal: temporalConfig, activities: createActivities({ db: mongo.db, metering, usageMetering: metering, meteringConfig: config }) });
+      worker = { ...created, running: created.worker.run() };
+    },
+    async stopWorker() {
+      if (!worker) return;
+      worker.worker.shutdown();
+      await worker.running;
+      await worker.connection.close();
+      worker = undefined;
+    },
+    async stop() {
+      await stack.stopWorker();
+      metering.destroy();
+      await sandbox.close();
+      await temporal.connection.close();
+      await mongo.db.dropDatabase();
+      await mongo.close();
+    },
+  };
+  if (options.startWorker !== false) await stack.startWorker();
+  return stack;
+}

@@ -1,0 +1,39 @@
+/**
+ * The hourly metering Schedule, created at worker start-up and brought up to
+ * date when it exists, so deploying twice, or two workers starting at once,
+ * leaves exactly one. Operators see it under Schedules in the Temporal UI.
+ */
+import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
+import { hourlyMetering } from '../workflows/hourly-metering';
+
+export const METERING_SCHEDULE_ID = 'hourly-metering';
+
+export function meteringScheduleOptions(taskQueue: string, offsetMinutes: number): ScheduleOptions {
+  return {
+    scheduleId: METERING_SCHEDULE_ID,
+    spec: { intervals: [{ every: '1 hour', offset: `${offsetMinutes} minutes` }] },
+    action: { type: 'startWorkflow', workflowType: hourlyMetering, taskQueue, args: [{}], workflowId: 'hourly-metering' },
+    policies: {
+      // A slow run is never doubled: the next one starts after it and catches up on every hour still in the window.
+      overlap: ScheduleOverlapPolicy.BUFFER_ONE,
+      catchupWindow: '1 hour',
+    },
+  };
+}
+
+export async function ensureMeteringSchedule(client: Client, taskQueue: string, offsetMinutes: number): Promise<'created' | 'updated'> {
+  const options = meteringScheduleOptions(taskQueue, offsetMinutes);
+  try {
+    await client.schedule.create(options);
+    return 'created';
+  } catch (error) {
+    if (!(error instanceof ScheduleAlreadyRunning)) throw error;
+    await client.schedule.getHandle(METERING_SCHEDULE_ID).update((previous) => ({
+      ...previous,
+      spec: options.spec,
+      action: options.action,
+      policies: { ...previous.policies, ...options.policies },
+    }));
+    return 'updated';
+  }
+}
