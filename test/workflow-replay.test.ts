@@ -13,9 +13,9 @@ const dir = join(__dirname, 'histories');
 const files = readdirSync(dir).filter((file) => file.endsWith('.json'));
 const load = (file: string) => temporal.api.history.v1.History.fromObject(JSON.parse(readFileSync(join(dir, file), 'utf8')));
 
-describe('recorded linkAccount histories', () => {
+describe('recorded workflow histories', () => {
   it('has recordings to replay', () => {
-    expect(files.length).toBeGreaterThanOrEqual(2);
+    expect(files.length).toBeGreaterThanOrEqual(3);
   });
 
   it.each(files)('%s replays without a determinism error', async (file) => {
