@@ -41,6 +41,10 @@ export interface DeploymentDoc {
   state: DeploymentState;
   trialEndsAt?: Date;
   createdAt: Date;
+  /** Who stopped it and when: only the same stopper may delete it, and only while it stays stopped. */
+  stoppedBy?: string;
+  stoppedAt?: Date;
+  deletedAt?: Date;
 }
 
 export const paymentMethodLabels: Record<PaymentMethod, string> = {
