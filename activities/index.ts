@@ -6,6 +6,8 @@
 import type { MarketplaceMeteringClient } from '@aws-sdk/client-marketplace-metering';
 import type { Db } from 'mongodb';
 import type { MeteringConfig } from '../lib/config';
+import { createCancellationActivities } from './cancellation';
+import { mongoDeploymentControl, type DeploymentControl } from './deployment-control';
 import { createDiagnosticsActivities } from './diagnostics';
 import { createLinkingActivities } from './linking';
 import { createMarketplaceActivities } from './marketplace';
@@ -18,11 +20,14 @@ export interface ActivityDeps {
   /** For BatchMeterUsage: one attempt per call, paced and retried by the usage sender. */
   usageMetering: MarketplaceMeteringClient;
   meteringConfig: MeteringConfig;
+  /** The platform's deployments: MongoDB unless the platform's HTTP API is configured. */
+  deployments?: DeploymentControl;
 }
 
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createDiagnosticsActivities(deps),
+    ...createCancellationActivities({ db: deps.db, deployments: deps.deployments ?? mongoDeploymentControl(deps.db) }),
     ...createLinkingActivities(deps),
     ...createMarketplaceActivities(deps),
     ...createMeteringActivities({ db: deps.db, metering: deps.usageMetering, settings: deps.meteringConfig }),

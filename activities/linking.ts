@@ -128,7 +128,14 @@ export function createLinkingActivities({ db }: LinkingDeps) {
         // Changed between the read and the write: decide again on what is there now.
         if (activated.matchedCount === 0) assertEligible(await accounts.findOne({ _id: input.accountId }), input.customer);
       }
-      await marketplaceLinksOf(db).updateOne({ _id: key, state: 'reserved' }, { $set: { state: 'active', activatedAt: new Date(), ...identifiers } });
+      // A resubscription after a completed cancellation finds the account still linked to this customer, with billing ended.
+      if (account.marketplace?.cancelledAt && account.paymentMethod === 'none') {
+        await accounts.updateOne({ _id: input.accountId }, { $set: { paymentMethod: 'aws-marketplace' }, $unset: { 'marketplace.cancelledAt': '' } });
+      }
+      await marketplaceLinksOf(db).updateOne(
+        { _id: key, state: { $in: ['reserved', 'cancelled'] } },
+        { $set: { state: 'active', activatedAt: new Date(), ...identifiers }, $unset: { cancelledAt: '' } },
+      );
     },
   };
 }

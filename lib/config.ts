@@ -65,6 +65,9 @@ export const serviceEnvSchema = Type.Object({
   METERING_PAGE_SIZE: Type.Integer({ minimum: 1, maximum: 10_000, default: 1000 }),
   METERING_SCHEDULE: Bool(true),
   METERING_SCHEDULE_OFFSET_MINUTES: Type.Integer({ minimum: 0, maximum: 59, default: 5 }),
+  DEPLOYMENTS_API_URL: Type.Optional(Url),
+  DEPLOYMENTS_API_TOKEN: Type.Optional(NonEmpty()),
+  CANCELLATION_GRACE_SECONDS: Type.Integer({ minimum: 1, default: 3 * 24 * 3600 }),
   SQS_WAIT_TIME_SECONDS: Type.Integer({ minimum: 0, maximum: 20, default: 20 }),
   SQS_MAX_MESSAGES: Type.Integer({ minimum: 1, maximum: 10, default: 10 }),
 });
@@ -138,6 +141,9 @@ export interface ServiceConfig {
   /** Where buyers sign in: the local demo page, or the platform's own sign-in URL. */
   signInUrl: string;
   metering: MeteringConfig;
+  /** Unset URL: the deployments in MongoDB. */
+  deploymentsApi: { url?: string; token?: string };
+  cancellation: { gracePeriodMs: number };
 }
 
 export interface MeteringConfig {
@@ -245,6 +251,8 @@ export function loadServiceConfig(env: Env = process.env): ServiceConfig {
       pageSize: parsed.METERING_PAGE_SIZE,
       schedule: { enabled: parsed.METERING_SCHEDULE, offsetMinutes: parsed.METERING_SCHEDULE_OFFSET_MINUTES },
     },
+    deploymentsApi: { url: parsed.DEPLOYMENTS_API_URL, token: parsed.DEPLOYMENTS_API_TOKEN },
+    cancellation: { gracePeriodMs: parsed.CANCELLATION_GRACE_SECONDS * 1000 },
   };
 }
 

@@ -4,6 +4,7 @@
  * order of events irrelevant: a link workflow that starts later reads it.
  */
 import type { Db } from 'mongodb';
+import { signalCancellation, type CancellationTarget } from '../lib/cancellation-client';
 import { signalAwsNotification, type LinkWorkflowTarget } from '../lib/linking-client';
 import { findAwsAccountId, recordNotification } from '../lib/store/marketplace';
 import type { MarketplaceNotification } from './messages';
@@ -13,9 +14,10 @@ export type HandOffResult = 'signalled' | 'recorded';
 export interface HandOffDeps {
   db: Db;
   workflows: LinkWorkflowTarget;
+  cancellations: CancellationTarget;
 }
 
-export function createHandOff({ db, workflows }: HandOffDeps) {
+export function createHandOff({ db, workflows, cancellations }: HandOffDeps) {
   return async function handOff(notification: MarketplaceNotification): Promise<HandOffResult> {
     await recordNotification(db, {
       _id: notification.messageId,
@@ -28,18 +30,19 @@ export function createHandOff({ db, workflows }: HandOffDeps) {
       ...(notification.sentAt ? { sentAt: notification.sentAt } : {}),
       receivedAt: new Date(),
     });
-    // Cancellation (unsubscribe-*) gets its own workflow in a later version; until then the record keeps it.
-    if (notification.action !== 'subscribe-success' && notification.action !== 'subscribe-fail') return 'recorded';
     const awsAccountId =
       notification.awsAccountId ??
       (notification.customerIdentifier ? await findAwsAccountId(db, notification.productCode, notification.customerIdentifier) : undefined);
     // A legacy customer we have not resolved yet: its link workflow will find the record when it starts.
     if (!awsAccountId) return 'recorded';
-    // Signalled even when the record existed: a crash after recording must not lose the signal; the workflow dedupes.
-    await signalAwsNotification(workflows, { awsAccountId, productCode: notification.productCode }, {
-      messageId: notification.messageId,
-      action: notification.action,
-    });
+    const customer = { awsAccountId, productCode: notification.productCode };
+    const { messageId, action } = notification;
+    // Signalled even when the record existed: a crash after recording must not lose the signal; the workflows dedupe.
+    if (action === 'subscribe-success' || action === 'subscribe-fail') {
+      await signalAwsNotification(workflows, customer, { messageId, action });
+    }
+    // unsubscribe-* start or join the cancellation; a subscribe-success joins a running one (a resubscription).
+    if (action !== 'subscribe-fail') await signalCancellation(cancellations, customer, { messageId, action });
     return 'signalled';
   };
 }

@@ -34,6 +34,7 @@ async function main(): Promise<void> {
     handOff: createHandOff({
       db: mongo.db,
       workflows: { temporal, taskQueue: config.temporal.taskQueue, syncTimeoutMs: config.linking.syncTimeoutMs },
+      cancellations: { temporal, taskQueue: config.temporal.taskQueue, gracePeriodMs: config.cancellation.gracePeriodMs },
     }),
     log: { info: consoleLog('info'), warn: consoleLog('warn'), error: consoleLog('error') },
   });

@@ -32,6 +32,8 @@ describe('configuration', () => {
     ['METERING_DIMENSIONS', 'session_hours'],
     ['METERING_RATE_PER_SECOND', '0'],
     ['METERING_PAGE_SIZE', '0'],
+    ['CANCELLATION_GRACE_SECONDS', '0'],
+    ['DEPLOYMENTS_API_URL', 'not a url'],
   ])('fails on a bad %s, naming the variable', (name, value) => {
     expect(() => loadServiceConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadServiceConfig({ [name]: value })).toThrow(new RegExp(`${name}:`));
@@ -103,6 +105,12 @@ describe('configuration', () => {
       sessions: 'SessionHours',
       bytes_gb: 'TrafficGB',
     });
+  });
+
+  it('defaults the cancellation grace period to 3 days and the deployments to MongoDB', () => {
+    expect(loadServiceConfig({}).cancellation.gracePeriodMs).toBe(3 * 24 * 3_600_000);
+    expect(loadServiceConfig({}).deploymentsApi).toEqual({ url: undefined, token: undefined });
+    expect(loadServiceConfig({ CANCELLATION_GRACE_SECONDS: '120' }).cancellation.gracePeriodMs).toBe(120_000);
   });
 
   it('validates the sandbox variables the same way', () => {

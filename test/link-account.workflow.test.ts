@@ -6,7 +6,6 @@
  */
 import { randomInt } from 'node:crypto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
 import { createLinkingActivities } from '../activities/linking';
 import { signalAwsNotification, signalLinkRequest, type LinkWorkflowTarget } from '../lib/linking-client';
 import { connectMongo, type MongoHandle } from '../lib/mongo';
@@ -18,7 +17,7 @@ import { linkWorkflowId } from '../workflows/ids';
 import { cancelLinkUpdate, linkStateQuery, retrySyncUpdate, type LinkOutcome } from '../workflows/link-account';
 import type { AwsCustomer, LinkStatus } from '../workflows/link-model';
 import { testServers, uniqueName } from './helpers/test-env';
-import { createTimeSkippingEnv, eventually } from './helpers/time-skipping';
+import { createTimeSkippingEnv, eventually, withTestWorker } from './helpers/time-skipping';
 
 const SYNC_TIMEOUT_MS = 10 * 60_000;
 
@@ -65,16 +64,8 @@ describe('linkAccount workflow', () => {
   const phaseIs = (customer: AwsCustomer, accountId: string, phase: LinkStatus['phase']) =>
     eventually(() => statusOf(customer, accountId), (s) => s?.phase === phase);
 
-  async function withWorker<T>(run: (target: LinkWorkflowTarget) => Promise<T>, syncTimeoutMs = SYNC_TIMEOUT_MS): Promise<T> {
-    const taskQueue = uniqueName('link');
-    const worker = await Worker.create({
-      connection: env.nativeConnection,
-      taskQueue,
-      workflowsPath: require.resolve('../workflows'),
-      activities,
-    });
-    return worker.runUntil(run({ temporal: env.client, taskQueue, syncTimeoutMs }));
-  }
+  const withWorker = <T>(run: (target: LinkWorkflowTarget) => Promise<T>, syncTimeoutMs = SYNC_TIMEOUT_MS): Promise<T> =>
+    withTestWorker(env, activities, (taskQueue) => run({ temporal: env.client, taskQueue, syncTimeoutMs }));
   /** A link request, then the moment the account holds the reservation and waits for AWS. */
   const claim = async (target: LinkWorkflowTarget, customer: AwsCustomer, accountId: string) => {
     await signalLinkRequest(target, customer, accountId);

@@ -1,5 +1,6 @@
 /** Worker entry point. The SDK's runtime shuts the worker down gracefully on SIGINT/SIGTERM. */
 import { createActivities } from '../activities';
+import { httpDeploymentControl } from '../activities/deployment-control';
 import { createMeteringClient, createUsageMeteringClient } from '../lib/aws';
 import { loadServiceConfig } from '../lib/config';
 import { connectMongo } from '../lib/mongo';
@@ -22,7 +23,13 @@ async function main(): Promise<void> {
   const usageMetering = createUsageMeteringClient(config.aws);
   const { worker, connection } = await createWorker({
     temporal: config.temporal,
-    activities: createActivities({ db: mongo.db, metering, usageMetering, meteringConfig: config.metering }),
+    activities: createActivities({
+      db: mongo.db,
+      metering,
+      usageMetering,
+      meteringConfig: config.metering,
+      ...(config.deploymentsApi.url ? { deployments: httpDeploymentControl(config.deploymentsApi.url, config.deploymentsApi.token) } : {}),
+    }),
   });
   console.log(`worker polling task queue "${config.temporal.taskQueue}" in namespace "${config.temporal.namespace}"`);
   try {

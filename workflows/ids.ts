@@ -11,3 +11,7 @@ export function parseLinkWorkflowId(workflowId: string): AwsCustomer | undefined
   const match = /^link:([0-9]{12}):(.+)$/.exec(workflowId);
   return match ? { awsAccountId: match[1]!, productCode: match[2]! } : undefined;
 }
+
+export function cancellationWorkflowId(customer: AwsCustomer): string {
+  return `cancel:${customer.awsAccountId}:${customer.productCode}`;
+}

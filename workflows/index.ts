@@ -2,3 +2,4 @@
 export { checkDependencies } from './diagnostics';
 export { linkAccount } from './link-account';
 export { hourlyMetering } from './hourly-metering';
+export { cancelSubscription } from './cancel-subscription';

@@ -6,11 +6,23 @@ export function billingPage(billing: ReturnType<typeof billingView>): string {
   const marketplace = billing.marketplace
     ? `<p>AWS account <code>${escapeHtml(billing.marketplace.awsAccountId)}</code>, product <code>${escapeHtml(billing.marketplace.productCode)}</code>, linked ${escapeHtml(billing.marketplace.linkedAt.slice(0, 10))}.</p>`
     : '';
+  const cancellation = billing.cancellation;
+  const phase = cancellation?.phase;
+  const cancelled = cancellation && phase !== 'aborted' && phase !== 'awaiting-notice';
+  const due = cancellation?.deletionDueAt ? new Date(cancellation.deletionDueAt).toUTCString() : undefined;
+  const rows = (cancellation?.stoppedDeployments ?? [])
+    .map((d) => `<tr><td>${escapeHtml(d.name)}</td><td data-deployment="${escapeHtml(d.id)}">${d.deleted ? 'deleted' : phase === 'aborted' ? 'stopped (kept)' : `stopped; deleted on ${escapeHtml(due ?? 'the end of the grace period')}`}</td></tr>`)
+    .join('');
+  const cancellationHtml = cancelled
+    ? `<h2>Subscription</h2><p id="subscription-status" data-phase="${escapeHtml(phase)}">Your AWS Marketplace subscription is cancelled.
+Running deployments were stopped, except your trial deployment, which runs until its trial ends. Stopped deployments are deleted 3 days after the cancellation.</p>
+<table><tr><th>Deployment</th><th>State</th></tr>${rows}</table>`
+    : '';
   return accountPage(
     'Billing',
     billing.name,
     `<h1>Billing</h1>
 <table><tr><th>Payment Method</th><td id="payment-method" data-method="${escapeHtml(billing.paymentMethod)}">${escapeHtml(billing.paymentMethodLabel)}</td></tr></table>
-${marketplace}`,
+${marketplace}${cancellationHtml}`,
   );
 }

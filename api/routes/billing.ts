@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Db } from 'mongodb';
 import { StringEnum, Type } from '../../lib/schema';
 import { accountsOf, paymentMethodLabel, PAYMENT_METHODS, type AccountDoc } from '../../lib/store/accounts';
+import { cancellationsOf, type CancellationDoc } from '../../lib/store/marketplace';
 import { ErrorRef } from '../schemas';
 import { requireAccount } from '../session';
 
@@ -15,12 +16,33 @@ export const BillingResponse = Type.Object(
     marketplace: Type.Optional(
       Type.Object({ awsAccountId: Type.String(), productCode: Type.String(), linkedAt: Type.String({ format: 'date-time' }) }),
     ),
+    cancellation: Type.Optional(
+      Type.Object({
+        phase: Type.String(),
+        deletionDueAt: Type.Optional(Type.String({ format: 'date-time' })),
+        stoppedDeployments: Type.Array(Type.Object({ id: Type.String(), name: Type.String(), deleted: Type.Boolean() })),
+      }),
+    ),
   },
   { $id: 'Billing' },
 );
 
-export function billingView(account: AccountDoc) {
+/** The account's most recent cancellation, as its workflow last recorded it. */
+export function latestCancellation(db: Db, accountId: string): Promise<CancellationDoc | null> {
+  return cancellationsOf(db).find({ accountId }).sort({ updatedAt: -1 }).limit(1).next();
+}
+
+export function billingView(account: AccountDoc, cancellation?: CancellationDoc | null) {
   return {
+    ...(cancellation
+      ? {
+          cancellation: {
+            phase: cancellation.phase,
+            ...(cancellation.deletionDueAt ? { deletionDueAt: cancellation.deletionDueAt.toISOString() } : {}),
+            stoppedDeployments: cancellation.stopped.map((d) => ({ ...d, deleted: cancellation.deleted.includes(d.id) })),
+          },
+        }
+      : {}),
     accountId: account._id,
     name: account.name,
     paymentMethod: account.paymentMethod,
@@ -52,7 +74,7 @@ export function registerBillingRoutes(root: FastifyInstance, deps: { db: Db }): 
     async (request, reply) => {
       const account = await accountsOf(deps.db).findOne({ _id: request.accountId! });
       if (!account) return reply.code(404).send({ error: 'NotFound', message: 'This account no longer exists.' });
-      return billingView(account);
+      return billingView(account, await latestCancellation(deps.db, account._id));
     },
   );
 }

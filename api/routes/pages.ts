@@ -10,7 +10,7 @@ import { billingPage } from '../pages/billing-page';
 import { indexPage } from '../pages/index-page';
 import { signInPage } from '../pages/sign-in';
 import { endSession, safeLocalPath, sameOriginOnly, startSession, type SessionSettings } from '../session';
-import { billingView } from './billing';
+import { billingView, latestCancellation } from './billing';
 
 export interface PageDeps {
   db: Db;
@@ -44,7 +44,7 @@ export function registerPages(root: FastifyInstance, deps: PageDeps): void {
   app.get('/billing', { schema: hidden }, async (request, reply) => {
     const account = request.accountId ? await accountsOf(deps.db).findOne({ _id: request.accountId }) : null;
     if (!account) return toSignIn(request, reply, deps.signInUrl);
-    return html(reply, billingPage(billingView(account)));
+    return html(reply, billingPage(billingView(account, await latestCancellation(deps.db, account._id))));
   });
 
   const sameOrigin = sameOriginOnly(deps.publicBaseUrl);

@@ -14,6 +14,8 @@ export interface MarketplaceBilling {
   customerIdentifier?: string;
   licenseArn?: string;
   linkedAt: Date;
+  /** Set when AWS confirmed the cancellation; cleared by a resubscription. */
+  cancelledAt?: Date;
 }
 
 export interface AccountDoc {

@@ -38,7 +38,9 @@ export interface MarketplaceLinkDoc {
   awsAccountId: string;
   productCode: string;
   accountId: string;
-  state: 'reserved' | (typeof METERED_LINK_STATES)[number];
+  /** reserved → active → unsubscribe-pending → cancelled; a resubscription makes it active again. */
+  state: 'reserved' | (typeof METERED_LINK_STATES)[number] | 'cancelled';
+  cancelledAt?: Date;
   reservedAt: Date;
   activatedAt?: Date;
   /** Copied from the resolved customer at activation: what metering records name the customer by. */
@@ -109,3 +111,18 @@ export async function findAwsAccountId(db: Db, productCode: string, customerIden
   const customer = await marketplaceCustomersOf(db).findOne({ productCode, customerIdentifier });
   return customer?.awsAccountId;
 }
+
+/** A cancellation as the Billing page shows it, written by the cancellation workflow at each step. */
+export interface CancellationDoc {
+  /** The AWS customer's key. */
+  _id: string;
+  accountId: string;
+  phase: string;
+  cancelledAt?: Date;
+  deletionDueAt?: Date;
+  stopped: Array<{ id: string; name: string }>;
+  deleted: string[];
+  updatedAt: Date;
+}
+
+export const cancellationsOf = collectionOf<CancellationDoc>('cancellations');

@@ -34,7 +34,9 @@ export interface LinkingStack {
   stop(): Promise<void>;
 }
 
-export async function startLinkingStack(options: { settings?: Partial<ApiSettings>; visibilityTimeoutSeconds?: number; maxReceiveCount?: number } = {}): Promise<LinkingStack> {
+export async function startLinkingStack(
+  options: { settings?: Partial<ApiSettings>; visibilityTimeoutSeconds?: number; maxReceiveCount?: number; gracePeriodMs?: number } = {},
+): Promise<LinkingStack> {
   const productCode = uniqueName('prod');
   const temporalConfig = testServers.temporal();
   const awsConfig = testServers.aws();
@@ -71,7 +73,11 @@ export async function startLinkingStack(options: { settings?: Partial<ApiSetting
     queueUrl: aws.queueUrl,
     waitTimeSeconds: 1,
     maxMessages: 10,
-    handOff: createHandOff({ db: mongo.db, workflows: { temporal, taskQueue: temporalConfig.taskQueue, syncTimeoutMs: 60_000 } }),
+    handOff: createHandOff({
+      db: mongo.db,
+      workflows: { temporal, taskQueue: temporalConfig.taskQueue, syncTimeoutMs: 60_000 },
+      cancellations: { temporal, taskQueue: temporalConfig.taskQueue, gracePeriodMs: options.gracePeriodMs ?? 3 * 24 * 3_600_000 },
+    }),
     log: { info: record('info'), warn: record('warn'), error: record('error') },
     backoff: { initialMs: 100, maxMs: 1000 },
   });

@@ -1,4 +1,5 @@
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
 import { SearchAttributeType } from '@temporalio/common';
 import { binaries } from '../../infra/paths';
 import { customSearchAttributes } from '../../lib/search-attributes';
@@ -35,4 +36,11 @@ export async function eventually<T>(read: () => Promise<T>, accept: (value: T) =
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   throw new Error(`condition not reached; last value: ${JSON.stringify(last)}`);
+}
+
+/** Runs `run` while a worker for the project's workflows and the given activities polls a fresh task queue. */
+export async function withTestWorker<T>(env: TestWorkflowEnvironment, activities: object, run: (taskQueue: string) => Promise<T>): Promise<T> {
+  const taskQueue = `tq-${Math.random().toString(36).slice(2, 10)}`;
+  const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowsPath: require.resolve('../../workflows'), activities });
+  return worker.runUntil(run(taskQueue));
 }

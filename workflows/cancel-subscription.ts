@@ -1,0 +1,186 @@
+/**
+ * One workflow per AWS customer (id `cancel:<awsAccount>:<product>`), started
+ * or signalled by the poller on unsubscribe-pending or unsubscribe-success,
+ * whichever comes first:
+ *   unsubscribe-pending → final metering while AWS still accepts it;
+ *   unsubscribe-success → billing ends, running deployments stop (the trial
+ *   runs on until its trial ends), then a durable grace period (3 days by
+ *   default) → the deployments it stopped, if still stopped, are deleted.
+ * A subscribe-success before the deletion aborts it: the link is active again
+ * and the stopped deployments are kept, stopped, for the buyer to restart.
+ */
+import { condition, defineQuery, defineSignal, defineUpdate, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { DeleteOutcome, StopOutcome } from '../activities/deployment-control';
+import { BillingStatus, PlatformAccountId } from '../lib/search-attributes';
+import type { AwsCustomer } from './link-model';
+
+export type CancellationAction = 'unsubscribe-pending' | 'unsubscribe-success' | 'subscribe-success';
+
+export interface CancellationNotification {
+  messageId: string;
+  action: CancellationAction;
+}
+
+export type CancellationPhase =
+  | 'awaiting-notice'
+  | 'final-metering'
+  | 'awaiting-unsubscribe-success'
+  | 'stopping'
+  | 'grace-period'
+  | 'deleting'
+  | 'deleted'
+  | 'aborted'
+  | 'no-linked-account';
+
+export interface CancellationState {
+  customer: AwsCustomer;
+  accountId?: string;
+  phase: CancellationPhase;
+  finalMetering?: { records: number; sent: number };
+  stopped: Array<{ id: string; name: string; outcome: StopOutcome }>;
+  keptRunning: Array<{ id: string; name: string; trialEndsAt?: string }>;
+  deletionDueAt?: string;
+  deleted: Array<{ id: string; outcome: DeleteOutcome }>;
+  abortedBy?: 'resubscription' | 'operator';
+}
+
+export interface CancelSubscriptionInput {
+  customer: AwsCustomer;
+  /** The grace period before deletion; 3 days unless a demo shortens it. */
+  gracePeriodMs?: number;
+}
+
+export const THREE_DAYS_MS = 3 * 24 * 3_600_000;
+
+export const subscriptionNotificationSignal = defineSignal<[CancellationNotification]>('subscriptionNotification');
+export const cancellationStateQuery = defineQuery<CancellationState>('cancellationState');
+/** Operator: delete the stopped deployments now instead of at the end of the grace period. */
+export const deleteNowUpdate = defineUpdate<CancellationState, []>('deleteNow');
+/** Operator: push the deletion back by some hours. */
+export const extendGracePeriodUpdate = defineUpdate<CancellationState, [{ hours: number }]>('extendGracePeriod');
+/** Operator: keep the stopped deployments; nothing is deleted. */
+export const abortDeletionUpdate = defineUpdate<CancellationState, []>('abortDeletion');
+
+const activities = proxyActivities<Activities>({
+  // Short: these are single store or platform calls, and a worker that died holding one is noticed quickly.
+  startToCloseTimeout: '20 seconds',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute' },
+});
+const { meterCustomerNow } = proxyActivities<Activities>({
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '20 seconds',
+  retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 6, nonRetryableErrorTypes: ['HourOutsideWindow'] },
+});
+
+export async function cancelSubscription(input: CancelSubscriptionInput): Promise<CancellationState> {
+  const { customer } = input;
+  const state: CancellationState = { customer, phase: 'awaiting-notice', stopped: [], keptRunning: [], deleted: [] };
+  const heard = new Set<CancellationAction>();
+  const seen = new Set<string>();
+  const operator = { deleteNow: false, abort: false, dueChanged: false };
+  let deletionDue = 0;
+
+  setHandler(subscriptionNotificationSignal, (n) => {
+    if (seen.has(n.messageId)) return;
+    seen.add(n.messageId);
+    heard.add(n.action);
+  });
+  setHandler(cancellationStateQuery, () => state);
+  const inGracePeriod = () => {
+    if (state.phase !== 'grace-period') throw new Error(`only possible during the grace period; the cancellation is "${state.phase}"`);
+  };
+  setHandler(deleteNowUpdate, () => ((operator.deleteNow = true), state), { validator: inGracePeriod });
+  setHandler(abortDeletionUpdate, () => ((operator.abort = true), state), { validator: inGracePeriod });
+  setHandler(
+    extendGracePeriodUpdate,
+    ({ hours }) => {
+      deletionDue += hours * 3_600_000;
+      state.deletionDueAt = new Date(deletionDue).toISOString();
+      operator.dueChanged = true;
+      return state;
+    },
+    {
+      validator: (extension) => {
+        inGracePeriod();
+        if (!Number.isFinite(extension?.hours) || extension.hours <= 0 || extension.hours > 24 * 30) {
+          throw new Error('hours must be a number above 0 and at most 720');
+        }
+      },
+    },
+  );
+  const publish = async (phase: CancellationPhase) => {
+    state.phase = phase;
+    upsertSearchAttributes([{ key: BillingStatus, value: `cancel:${phase}` }, ...(state.accountId ? [{ key: PlatformAccountId, value: state.accountId }] : [])]);
+    if (state.accountId) await save(state);
+  };
+  const resubscribed = () => heard.has('subscribe-success');
+
+  // 1. AWS says the buyer is leaving; unsubscribe-success may come first, and then metering is over.
+  await condition(() => heard.has('unsubscribe-pending') || heard.has('unsubscribe-success'));
+  state.accountId = await activities.findLinkedAccount(customer);
+  if (!state.accountId) return (await publish('no-linked-account'), state);
+  if (!heard.has('unsubscribe-success')) {
+    await publish('final-metering');
+    const totals = await meterCustomerNow(customer);
+    state.finalMetering = { records: totals.records, sent: totals.sent };
+    await activities.markCancellationPending(customer);
+    await publish('awaiting-unsubscribe-success');
+    await condition(() => heard.has('unsubscribe-success') || resubscribed());
+    if (!heard.has('unsubscribe-success')) return abort(state, 'resubscription', publish);
+  }
+
+  // 2. Billing ends, and every running deployment stops but the trial.
+  await publish('stopping');
+  await activities.endMarketplaceBilling({ customer, accountId: state.accountId });
+  for (const deployment of await activities.listRunningDeployments(state.accountId)) {
+    if (deployment.plan === 'trial') {
+      state.keptRunning.push({ id: deployment.id, name: deployment.name, ...(deployment.trialEndsAt ? { trialEndsAt: deployment.trialEndsAt } : {}) });
+      continue;
+    }
+    const outcome = await activities.stopDeployment({ deploymentId: deployment.id, stoppedBy: workflowInfo().workflowId });
+    state.stopped.push({ id: deployment.id, name: deployment.name, outcome });
+  }
+
+  // 3. A durable grace period: operators may shorten, extend or cancel it; a resubscription cancels it.
+  deletionDue = Date.now() + (input.gracePeriodMs ?? THREE_DAYS_MS);
+  state.deletionDueAt = new Date(deletionDue).toISOString();
+  await publish('grace-period');
+  for (;;) {
+    // The page shows the new deletion date after an extension.
+    if (operator.dueChanged) await save(state);
+    operator.dueChanged = false;
+    const interrupted = await condition(() => operator.deleteNow || operator.abort || resubscribed() || operator.dueChanged, Math.max(deletionDue - Date.now(), 1));
+    if (!interrupted || operator.deleteNow || operator.abort || resubscribed()) break;
+  }
+  if (resubscribed()) return abort(state, 'resubscription', publish);
+  if (operator.abort) return abort(state, 'operator', publish);
+
+  // 4. Delete what this workflow stopped, unless somebody restarted it meanwhile.
+  await publish('deleting');
+  for (const { id } of state.stopped) {
+    state.deleted.push({ id, outcome: await activities.deleteDeploymentIfStillStopped({ deploymentId: id, stoppedBy: workflowInfo().workflowId }) });
+  }
+  await publish('deleted');
+  return state;
+}
+
+async function abort(state: CancellationState, by: 'resubscription' | 'operator', publish: (phase: CancellationPhase) => Promise<void>): Promise<CancellationState> {
+  // Deployments stay stopped: restarting them is the buyer's choice, so nothing runs (and bills) by surprise.
+  if (by === 'resubscription' && state.accountId) await activities.restoreMarketplaceBilling({ customer: state.customer, accountId: state.accountId });
+  state.abortedBy = by;
+  state.deletionDueAt = undefined;
+  await publish('aborted');
+  return state;
+}
+
+function save(state: CancellationState): Promise<void> {
+  return activities.saveCancellation({
+    customer: state.customer,
+    accountId: state.accountId!,
+    phase: state.phase,
+    ...(state.deletionDueAt ? { deletionDueAt: state.deletionDueAt } : {}),
+    stopped: state.stopped.map(({ id, name }) => ({ id, name })),
+    deleted: state.deleted.filter((d) => d.outcome === 'deleted').map((d) => d.id),
+  });
+}
