@@ -13,9 +13,12 @@ export interface CancellationDeps {
 export function createCancellationActivities({ db, deployments }: CancellationDeps) {
   const links = marketplaceLinksOf(db);
   return {
-    /** The platform account linked to this AWS customer, whatever the link's state. */
-    async findLinkedAccount(customer: AwsCustomer): Promise<string | undefined> {
-      return (await links.findOne({ _id: customerKey(customer), state: { $ne: 'reserved' } }))?.accountId;
+    /** The platform account linked to this AWS customer, and since when its current subscription runs. */
+    async findLinkedAccount(customer: AwsCustomer): Promise<{ accountId: string; subscribedSince: string } | undefined> {
+      const link = await links.findOne({ _id: customerKey(customer), state: { $ne: 'reserved' } });
+      if (!link) return undefined;
+      const since = link.resubscribedAt ?? link.activatedAt ?? link.reservedAt;
+      return { accountId: link.accountId, subscribedSince: since.toISOString() };
     },
 
     /** unsubscribe-pending: still metered (final hour), but on its way out. */
@@ -36,16 +39,28 @@ export function createCancellationActivities({ db, deployments }: CancellationDe
       );
     },
 
-    /** A resubscription before the deletion: the link and the payment method are active again. */
-    async restoreMarketplaceBilling(input: { customer: AwsCustomer; accountId: string }): Promise<void> {
-      await links.updateOne(
-        { _id: customerKey(input.customer), state: { $in: ['unsubscribe-pending', 'cancelled'] } },
-        { $set: { state: 'active' }, $unset: { cancelledAt: '' } },
-      );
-      await accountsOf(db).updateOne(
-        { _id: input.accountId, paymentMethod: 'none', 'marketplace.awsAccountId': input.customer.awsAccountId },
+    /**
+     * A resubscription before the deletion: the payment method and the link are
+     * active again, unless the account took another way to pay meanwhile (a card,
+     * credits), in which case the link stays cancelled and nothing is billed twice.
+     */
+    async restoreMarketplaceBilling(input: { customer: AwsCustomer; accountId: string }): Promise<'restored' | 'kept-cancelled'> {
+      const account = await accountsOf(db).updateOne(
+        {
+          _id: input.accountId,
+          paymentMethod: { $in: ['none', 'aws-marketplace'] },
+          'marketplace.awsAccountId': input.customer.awsAccountId,
+          creditCard: { $exists: false },
+          availableCredits: { $not: { $gt: 0 } },
+        },
         { $set: { paymentMethod: 'aws-marketplace' }, $unset: { 'marketplace.cancelledAt': '' } },
       );
+      if (account.matchedCount === 0) return 'kept-cancelled';
+      await links.updateOne(
+        { _id: customerKey(input.customer), state: { $in: ['active', 'unsubscribe-pending', 'cancelled'] } },
+        { $set: { state: 'active', resubscribedAt: new Date() }, $unset: { cancelledAt: '' } },
+      );
+      return 'restored';
     },
 
     /** What the Billing page shows; each write replaces the last, as the workflow's steps are sequential. */

@@ -129,13 +129,20 @@ export function createLinkingActivities({ db }: LinkingDeps) {
         if (activated.matchedCount === 0) assertEligible(await accounts.findOne({ _id: input.accountId }), input.customer);
       }
       // A resubscription after a completed cancellation finds the account still linked to this customer, with billing ended.
+      // The filter repeats the rules, so a card or credits added since the read are never overwritten.
       if (account.marketplace?.cancelledAt && account.paymentMethod === 'none') {
-        await accounts.updateOne({ _id: input.accountId }, { $set: { paymentMethod: 'aws-marketplace' }, $unset: { 'marketplace.cancelledAt': '' } });
+        await accounts.updateOne(
+          { _id: input.accountId, paymentMethod: 'none', 'marketplace.cancelledAt': { $exists: true }, creditCard: { $exists: false }, availableCredits: { $not: { $gt: 0 } } },
+          { $set: { paymentMethod: 'aws-marketplace' }, $unset: { 'marketplace.cancelledAt': '' } },
+        );
       }
-      await marketplaceLinksOf(db).updateOne(
-        { _id: key, state: { $in: ['reserved', 'cancelled'] } },
-        { $set: { state: 'active', activatedAt: new Date(), ...identifiers }, $unset: { cancelledAt: '' } },
+      const reactivated = await marketplaceLinksOf(db).updateOne(
+        { _id: key, state: 'cancelled' },
+        { $set: { state: 'active', resubscribedAt: new Date(), ...identifiers }, $unset: { cancelledAt: '' } },
       );
+      if (reactivated.matchedCount === 0) {
+        await marketplaceLinksOf(db).updateOne({ _id: key, state: 'reserved' }, { $set: { state: 'active', activatedAt: new Date(), ...identifiers } });
+      }
     },
   };
 }

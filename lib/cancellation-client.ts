@@ -3,7 +3,7 @@
  * unsubscribe-* starts it or joins it; subscribe-success only ever joins a
  * running one (it is how a resubscription aborts the deletion).
  */
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { cancellationWorkflowId } from '../workflows/ids';
 import { cancelSubscription, subscriptionNotificationSignal, type CancellationNotification } from '../workflows/cancel-subscription';
 import type { AwsCustomer } from '../workflows/link-model';
@@ -27,7 +27,7 @@ export async function signalCancellation(target: CancellationTarget, customer: A
       throw error;
     }
   }
-  await target.temporal.withDeadline(Date.now() + 5000, () =>
+  const start = () => target.temporal.withDeadline(Date.now() + 5000, () =>
     target.temporal.workflow.signalWithStart(cancelSubscription, {
       taskQueue: target.taskQueue,
       workflowId,
@@ -41,5 +41,7 @@ export async function signalCancellation(target: CancellationTarget, customer: A
       ],
     }),
   );
+  // Two pollers racing on a brand-new id can see "already started"; by then the workflow exists and the retry signals it.
+  await start().catch((error: unknown) => (error instanceof WorkflowExecutionAlreadyStartedError ? start() : Promise.reject(error)));
   return 'signalled';
 }

@@ -42,7 +42,8 @@ export function createHandOff({ db, workflows, cancellations }: HandOffDeps) {
       await signalAwsNotification(workflows, customer, { messageId, action });
     }
     // unsubscribe-* start or join the cancellation; a subscribe-success joins a running one (a resubscription).
-    if (action !== 'subscribe-fail') await signalCancellation(cancellations, customer, { messageId, action });
+    const sentAt = (notification.sentAt ?? new Date()).toISOString();
+    if (action !== 'subscribe-fail') await signalCancellation(cancellations, customer, { messageId, action, sentAt });
     return 'signalled';
   };
 }

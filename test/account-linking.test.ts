@@ -292,6 +292,8 @@ describe('account linking on the real stack', () => {
       healthy.cookies.set('mp_session', browser.cookies.get('mp_session')!);
       healthy.cookies.set('mp_link_binding', browser.cookies.get('mp_link_binding')!);
       expect((await healthy.postJson('/api/links', { linkCode: code })).status).toBe(202);
+      // Let the workflow settle, so its reservation does not land in the middle of another test's snapshot.
+      await eventually(() => phaseOf(healthy), (phase) => phase === 'waiting-for-aws');
     } finally {
       await api.close();
     }

@@ -84,8 +84,8 @@ describe('cancelSubscription workflow', () => {
     );
 
   const handleOf = (customer: AwsCustomer) => env.client.workflow.getHandle(cancellationWorkflowId(customer));
-  const send = (target: CancellationTarget, customer: AwsCustomer, action: CancellationAction, messageId = uniqueName('msg')) =>
-    signalCancellation(target, customer, { messageId, action });
+  const send = (target: CancellationTarget, customer: AwsCustomer, action: CancellationAction, messageId = uniqueName('msg'), sentAt = new Date()) =>
+    signalCancellation(target, customer, { messageId, action, sentAt: sentAt.toISOString() });
   const phaseIs = (customer: AwsCustomer, phase: CancellationState['phase']) =>
     eventually(() => handleOf(customer).query(cancellationStateQuery), (s) => s.phase === phase);
   const states = async (accountId: string) =>
@@ -96,7 +96,8 @@ describe('cancelSubscription workflow', () => {
     await withWorker(async (target) => {
       await send(target, customer, 'unsubscribe-pending');
       const pending = await phaseIs(customer, 'awaiting-unsubscribe-success');
-      expect(pending.finalMetering?.sent).toBeGreaterThan(0);
+      expect(pending.finalMetering).toMatchObject({ sent: expect.any(Number) });
+      expect((pending.finalMetering as { sent: number }).sent).toBeGreaterThan(0);
       expect(await marketplaceLinksOf(mongo.db).findOne({ accountId })).toMatchObject({ state: 'unsubscribe-pending' });
 
       await send(target, customer, 'unsubscribe-success');
@@ -111,6 +112,9 @@ describe('cancelSubscription workflow', () => {
       expect(await states(accountId)).toEqual({ trial: 'running', prod: 'stopped', old: 'stopped' });
 
       const done = (await handleOf(customer).result()) as CancellationState;
+      // The deletion came when due, 3 days after the stop: not before (checked above), and not at some later timer.
+      expect(Date.parse(done.deletingAt!) - Date.parse(grace.deletionDueAt!)).toBeLessThan(60_000);
+      expect(Date.parse(done.deletingAt!)).toBeGreaterThanOrEqual(Date.parse(grace.deletionDueAt!));
       expect(done.phase).toBe('deleted');
       expect(done.deleted).toEqual([{ id: `${accountId}-prod`, outcome: 'deleted' }]);
     });
@@ -133,6 +137,19 @@ describe('cancelSubscription workflow', () => {
     expect(await states(accountId)).toEqual({ trial: 'running', prod: 'stopped', old: 'stopped' });
     expect(await accountsOf(mongo.db).findOne({ _id: accountId })).toMatchObject({ paymentMethod: 'aws-marketplace' });
     expect(await marketplaceLinksOf(mongo.db).findOne({ accountId })).toMatchObject({ state: 'active' });
+  });
+
+  it('aborts before anything stops when the buyer resubscribes after unsubscribe-pending (AWS then sends no unsubscribe-success)', async () => {
+    const { customer, accountId } = await linkedBuyer();
+    await withWorker(async (target) => {
+      await send(target, customer, 'unsubscribe-pending');
+      await phaseIs(customer, 'awaiting-unsubscribe-success');
+      await send(target, customer, 'subscribe-success');
+      expect(await handleOf(customer).result()).toMatchObject({ phase: 'aborted', abortedBy: 'resubscription', stopped: [] });
+    });
+    expect(await states(accountId)).toEqual({ trial: 'running', prod: 'running', old: 'stopped' });
+    expect(await marketplaceLinksOf(mongo.db).findOne({ accountId })).toMatchObject({ state: 'active' });
+    expect(await accountsOf(mongo.db).findOne({ _id: accountId })).toMatchObject({ paymentMethod: 'aws-marketplace' });
   });
 
   it('lets an operator extend the grace period, and refuses updates that make no sense', async () => {
@@ -169,13 +186,35 @@ describe('cancelSubscription workflow', () => {
     const { customer, accountId } = await linkedBuyer();
     await withWorker(async (target) => {
       await send(target, customer, 'unsubscribe-success');
-      await phaseIs(customer, 'grace-period');
+      const grace = await phaseIs(customer, 'grace-period');
       await handleOf(customer).executeUpdate(update);
-      expect(((await handleOf(customer).result()) as CancellationState).phase).toBe(phase);
+      const done = (await handleOf(customer).result()) as CancellationState;
+      expect(done.phase).toBe(phase);
+      // At once: a deletion started well before it was due.
+      if (done.deletingAt) expect(Date.parse(done.deletingAt)).toBeLessThan(Date.parse(grace.deletionDueAt!) - 2 * DAY_MS);
     });
     expect(await states(accountId)).toMatchObject({ prod: prodState });
     // An operator abort is not a resubscription: the account stays off AWS billing.
     if (phase === 'aborted') expect(await accountsOf(mongo.db).findOne({ _id: accountId })).toMatchObject({ paymentMethod: 'none' });
+  });
+
+  it('ignores notifications from an earlier subscription cycle: no cancellation of a paying customer, no false resubscription', async () => {
+    const { customer, accountId } = await linkedBuyer();
+    const twoDaysAgo = new Date(Date.now() - 2 * DAY_MS);
+    await withWorker(async (target) => {
+      // Sent before this subscription began (the link is a day old): stale, so nothing happens.
+      await send(target, customer, 'unsubscribe-success', uniqueName('old'), twoDaysAgo);
+      expect(((await handleOf(customer).result()) as CancellationState).phase).toBe('ignored-stale');
+      expect(await states(accountId)).toEqual({ trial: 'running', prod: 'running', old: 'stopped' });
+      expect(await accountsOf(mongo.db).findOne({ _id: accountId })).toMatchObject({ paymentMethod: 'aws-marketplace' });
+
+      // A real cancellation, then an old subscribe-success (a redelivery from before it): the deletion goes ahead.
+      await send(target, customer, 'unsubscribe-success');
+      await phaseIs(customer, 'grace-period');
+      await send(target, customer, 'subscribe-success', uniqueName('old'), new Date(Date.now() - HOUR_MS));
+      expect(((await handleOf(customer).result()) as CancellationState).phase).toBe('deleted');
+    });
+    expect(await states(accountId)).toEqual({ trial: 'running', prod: 'deleted', old: 'stopped' });
   });
 
   it('handles unsubscribe-success before unsubscribe-pending, and duplicates, with one effect each', async () => {

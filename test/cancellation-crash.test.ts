@@ -46,7 +46,7 @@ describe('cancellation through crashes', () => {
       _id: accountId, email: `${accountId}@example.com`, name: accountId, paymentMethod: 'aws-marketplace', createdAt: new Date(),
       marketplace: { ...customer, licenseArn: 'arn:test', linkedAt: new Date() },
     });
-    await marketplaceLinksOf(mongo.db).insertOne({ _id: `${customer.awsAccountId}:${customer.productCode}`, ...customer, accountId, state: 'active', licenseArn: 'arn:test', reservedAt: new Date(), activatedAt: new Date() });
+    await marketplaceLinksOf(mongo.db).insertOne({ _id: `${customer.awsAccountId}:${customer.productCode}`, ...customer, accountId, state: 'active', licenseArn: 'arn:test', reservedAt: new Date(Date.now() - 60_000), activatedAt: new Date(Date.now() - 60_000) });
     await deploymentsOf(mongo.db).insertOne({ _id: `${accountId}-prod`, accountId, name: 'prod', plan: 'standard', state: 'running', createdAt: new Date() });
     return { accountId, customer };
   }
@@ -73,7 +73,7 @@ describe('cancellation through crashes', () => {
     let worker = startWorker();
     try {
       const { accountId, customer } = await linkedBuyer();
-      await signalCancellation({ temporal: client, taskQueue: temporal.taskQueue, gracePeriodMs: 8000 }, customer, { messageId: uniqueName('m'), action: 'unsubscribe-success' });
+      await signalCancellation({ temporal: client, taskQueue: temporal.taskQueue, gracePeriodMs: 8000 }, customer, { messageId: uniqueName('m'), action: 'unsubscribe-success', sentAt: new Date().toISOString() });
       const stopped = await eventually(() => deploymentsOf(mongo.db).findOne({ _id: `${accountId}-prod` }), (d) => d?.state === 'stopped', 400);
       worker.kill('SIGKILL');
       worker = startWorker();
@@ -102,7 +102,7 @@ describe('cancellation through crashes', () => {
     let client: Client | undefined = await connectClient(config);
     try {
       const { accountId, customer } = await linkedBuyer();
-      await signalCancellation({ temporal: client, taskQueue: config.taskQueue, gracePeriodMs: 15_000 }, customer, { messageId: uniqueName('m'), action: 'unsubscribe-success' });
+      await signalCancellation({ temporal: client, taskQueue: config.taskQueue, gracePeriodMs: 15_000 }, customer, { messageId: uniqueName('m'), action: 'unsubscribe-success', sentAt: new Date().toISOString() });
       const handle = client.workflow.getHandle(cancellationWorkflowId(customer));
       await eventually(() => handle.query(cancellationStateQuery), (s) => s.phase === 'grace-period', 400);
       await client.connection.close();

@@ -42,6 +42,7 @@ describe('cancellation on the real stack', () => {
 
     await buyer.notify('unsubscribe-pending');
     await eventually(() => marketplaceLinksOf(stack.mongo.db).findOne({ accountId: buyer.accountId }), (link) => link?.state === 'unsubscribe-pending');
+    expect((await buyer.browser.get('/billing')).text).toContain('is being cancelled');
     const ledger = (await stack.sandbox.control<Array<{ customerId: string; dimension: string; quantity: number }>>('GET', '/control/usage')).body.filter(
       (u) => u.customerId === buyer.sandboxCustomerId,
     );
@@ -59,7 +60,7 @@ describe('cancellation on the real stack', () => {
     expect(new Date(billing.cancellation!.deletionDueAt!).getTime()).toBeGreaterThan(Date.now() - 60_000);
     const page = await buyer.browser.get('/billing');
     expect(page.text).toContain('Your AWS Marketplace subscription is cancelled');
-    expect(page.text).toMatch(/prod<\/td><td data-deployment="[^"]+">stopped; deleted on /);
+    expect(page.text).toMatch(/prod<\/td><td data-deployment="[^"]+">stopped; to be deleted on /);
 
     const handle = stack.temporal.workflow.getHandle(cancellationWorkflowId({ awsAccountId: buyer.awsAccountId, productCode: stack.productCode }));
     const done = (await handle.result()) as CancellationState;

@@ -9,7 +9,18 @@
  * A subscribe-success before the deletion aborts it: the link is active again
  * and the stopped deployments are kept, stopped, for the buyer to restart.
  */
-import { condition, defineQuery, defineSignal, defineUpdate, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  condition,
+  defineQuery,
+  defineSignal,
+  defineUpdate,
+  log,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { DeleteOutcome, StopOutcome } from '../activities/deployment-control';
 import { BillingStatus, PlatformAccountId } from '../lib/search-attributes';
@@ -20,10 +31,13 @@ export type CancellationAction = 'unsubscribe-pending' | 'unsubscribe-success' |
 export interface CancellationNotification {
   messageId: string;
   action: CancellationAction;
+  /** When AWS sent it (the SNS Timestamp): a notification older than the current subscription is stale. */
+  sentAt: string;
 }
 
 export type CancellationPhase =
   | 'awaiting-notice'
+  | 'ignored-stale'
   | 'final-metering'
   | 'awaiting-unsubscribe-success'
   | 'stopping'
@@ -37,10 +51,12 @@ export interface CancellationState {
   customer: AwsCustomer;
   accountId?: string;
   phase: CancellationPhase;
-  finalMetering?: { records: number; sent: number };
+  finalMetering?: { records: number; sent: number } | { error: string };
   stopped: Array<{ id: string; name: string; outcome: StopOutcome }>;
   keptRunning: Array<{ id: string; name: string; trialEndsAt?: string }>;
   deletionDueAt?: string;
+  /** Workflow time the deletion started. */
+  deletingAt?: string;
   deleted: Array<{ id: string; outcome: DeleteOutcome }>;
   abortedBy?: 'resubscription' | 'operator';
 }
@@ -76,7 +92,7 @@ const { meterCustomerNow } = proxyActivities<Activities>({
 export async function cancelSubscription(input: CancelSubscriptionInput): Promise<CancellationState> {
   const { customer } = input;
   const state: CancellationState = { customer, phase: 'awaiting-notice', stopped: [], keptRunning: [], deleted: [] };
-  const heard = new Set<CancellationAction>();
+  const notices: Array<{ action: CancellationAction; sentAt: number }> = [];
   const seen = new Set<string>();
   const operator = { deleteNow: false, abort: false, dueChanged: false };
   let deletionDue = 0;
@@ -84,7 +100,7 @@ export async function cancelSubscription(input: CancelSubscriptionInput): Promis
   setHandler(subscriptionNotificationSignal, (n) => {
     if (seen.has(n.messageId)) return;
     seen.add(n.messageId);
-    heard.add(n.action);
+    notices.push({ action: n.action, sentAt: Date.parse(n.sentAt) });
   });
   setHandler(cancellationStateQuery, () => state);
   const inGracePeriod = () => {
@@ -114,23 +130,38 @@ export async function cancelSubscription(input: CancelSubscriptionInput): Promis
     upsertSearchAttributes([{ key: BillingStatus, value: `cancel:${phase}` }, ...(state.accountId ? [{ key: PlatformAccountId, value: state.accountId }] : [])]);
     if (state.accountId) await save(state);
   };
-  const resubscribed = () => heard.has('subscribe-success');
+  // Only notifications sent after the current subscription began count: a redelivered or reordered one from an
+  // earlier cycle must not cancel a paying customer, and an old subscribe-success must not undo a cancellation.
+  const link = await activities.findLinkedAccount(customer);
+  const since = link ? Date.parse(link.subscribedSince) : Number.POSITIVE_INFINITY;
+  const fresh = (action: CancellationAction, after = since) => notices.some((n) => n.action === action && n.sentAt > after);
+  const leftAt = () => Math.min(...notices.filter((n) => n.action !== 'subscribe-success' && n.sentAt > since).map((n) => n.sentAt));
+  const leaving = () => fresh('unsubscribe-pending') || fresh('unsubscribe-success');
+  const confirmed = () => fresh('unsubscribe-success');
+  const resubscribed = () => leaving() && fresh('subscribe-success', leftAt());
 
   // 1. AWS says the buyer is leaving; unsubscribe-success may come first, and then metering is over.
-  await condition(() => heard.has('unsubscribe-pending') || heard.has('unsubscribe-success'));
-  state.accountId = await activities.findLinkedAccount(customer);
-  if (!state.accountId) return (await publish('no-linked-account'), state);
-  if (!heard.has('unsubscribe-success')) {
+  if (!(await condition(leaving, '1 day'))) return (await publish(link ? 'ignored-stale' : 'no-linked-account'), state);
+  state.accountId = link!.accountId;
+  if (!confirmed()) {
     await publish('final-metering');
-    const totals = await meterCustomerNow(customer);
-    state.finalMetering = { records: totals.records, sent: totals.sent };
+    try {
+      const totals = await meterCustomerNow(customer);
+      state.finalMetering = { records: totals.records, sent: totals.sent };
+    } catch (error) {
+      // Final metering is worth an hour of retries, not the cancellation itself: record it for an operator and go on.
+      state.finalMetering = { error: error instanceof ActivityFailure ? (error.cause?.message ?? error.message) : String(error) };
+      log.error('Final metering failed', { customer, error: state.finalMetering.error });
+    }
     await activities.markCancellationPending(customer);
     await publish('awaiting-unsubscribe-success');
-    await condition(() => heard.has('unsubscribe-success') || resubscribed());
-    if (!heard.has('unsubscribe-success')) return abort(state, 'resubscription', publish);
+    await condition(() => confirmed() || resubscribed());
+    if (!confirmed()) return abort(state, 'resubscription', publish);
   }
 
-  // 2. Billing ends, and every running deployment stops but the trial.
+  // 2. Billing ends, and every running deployment stops but the trial. The run id marks our stops: a later cycle
+  // (same workflow id) never deletes what this one stopped, nor the other way round.
+  const stoppedBy = `${workflowInfo().workflowId}@${workflowInfo().runId}`;
   await publish('stopping');
   await activities.endMarketplaceBilling({ customer, accountId: state.accountId });
   for (const deployment of await activities.listRunningDeployments(state.accountId)) {
@@ -138,7 +169,7 @@ export async function cancelSubscription(input: CancelSubscriptionInput): Promis
       state.keptRunning.push({ id: deployment.id, name: deployment.name, ...(deployment.trialEndsAt ? { trialEndsAt: deployment.trialEndsAt } : {}) });
       continue;
     }
-    const outcome = await activities.stopDeployment({ deploymentId: deployment.id, stoppedBy: workflowInfo().workflowId });
+    const outcome = await activities.stopDeployment({ deploymentId: deployment.id, stoppedBy });
     state.stopped.push({ id: deployment.id, name: deployment.name, outcome });
   }
 
@@ -147,9 +178,11 @@ export async function cancelSubscription(input: CancelSubscriptionInput): Promis
   state.deletionDueAt = new Date(deletionDue).toISOString();
   await publish('grace-period');
   for (;;) {
-    // The page shows the new deletion date after an extension.
-    if (operator.dueChanged) await save(state);
-    operator.dueChanged = false;
+    // The page shows the new deletion date after an extension; the flag is cleared first so none is missed.
+    if (operator.dueChanged) {
+      operator.dueChanged = false;
+      await save(state);
+    }
     const interrupted = await condition(() => operator.deleteNow || operator.abort || resubscribed() || operator.dueChanged, Math.max(deletionDue - Date.now(), 1));
     if (!interrupted || operator.deleteNow || operator.abort || resubscribed()) break;
   }
@@ -157,9 +190,13 @@ export async function cancelSubscription(input: CancelSubscriptionInput): Promis
   if (operator.abort) return abort(state, 'operator', publish);
 
   // 4. Delete what this workflow stopped, unless somebody restarted it meanwhile.
+  state.deletingAt = new Date(Date.now()).toISOString();
   await publish('deleting');
-  for (const { id } of state.stopped) {
-    state.deleted.push({ id, outcome: await activities.deleteDeploymentIfStillStopped({ deploymentId: id, stoppedBy: workflowInfo().workflowId }) });
+  for (const { id, outcome } of state.stopped) {
+    if (outcome !== 'stopped') continue;
+    // A resubscription that lands mid-deletion still saves what is left.
+    if (resubscribed()) return abort(state, 'resubscription', publish);
+    state.deleted.push({ id, outcome: await activities.deleteDeploymentIfStillStopped({ deploymentId: id, stoppedBy }) });
   }
   await publish('deleted');
   return state;
@@ -180,7 +217,7 @@ function save(state: CancellationState): Promise<void> {
     accountId: state.accountId!,
     phase: state.phase,
     ...(state.deletionDueAt ? { deletionDueAt: state.deletionDueAt } : {}),
-    stopped: state.stopped.map(({ id, name }) => ({ id, name })),
+    stopped: state.stopped.filter((d) => d.outcome === 'stopped').map(({ id, name }) => ({ id, name })),
     deleted: state.deleted.filter((d) => d.outcome === 'deleted').map((d) => d.id),
   });
 }

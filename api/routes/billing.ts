@@ -33,8 +33,10 @@ export function latestCancellation(db: Db, accountId: string): Promise<Cancellat
 }
 
 export function billingView(account: AccountDoc, cancellation?: CancellationDoc | null) {
+  // Once billing runs through AWS again (a resubscription), an earlier cancellation is history, not news.
+  const current = account.paymentMethod !== 'aws-marketplace' || cancellation?.phase === 'final-metering' || cancellation?.phase === 'awaiting-unsubscribe-success';
   return {
-    ...(cancellation
+    ...(cancellation && current
       ? {
           cancellation: {
             phase: cancellation.phase,

@@ -41,6 +41,8 @@ export interface MarketplaceLinkDoc {
   /** reserved → active → unsubscribe-pending → cancelled; a resubscription makes it active again. */
   state: 'reserved' | (typeof METERED_LINK_STATES)[number] | 'cancelled';
   cancelledAt?: Date;
+  /** Set when a resubscription reactivated the link: notifications sent before it belong to the old cycle. */
+  resubscribedAt?: Date;
   reservedAt: Date;
   activatedAt?: Date;
   /** Copied from the resolved customer at activation: what metering records name the customer by. */
