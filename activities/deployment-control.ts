@@ -16,6 +16,7 @@ export interface DeploymentView {
   trialEndsAt?: string;
 }
 
+/** `stopped`: stopped by this stopper, now or by an earlier attempt; `already-stopped`: somebody else's stop. */
 export type StopOutcome = 'stopped' | 'already-stopped' | 'not-found';
 /** `kept`: restarted, or stopped by someone else, since we stopped it. */
 export type DeleteOutcome = 'deleted' | 'already-deleted' | 'kept' | 'not-found';
@@ -46,7 +47,10 @@ export function mongoDeploymentControl(db: Db): DeploymentControl {
         { $set: { state: 'stopped', stoppedBy, stoppedAt: new Date() } },
       );
       if (result.modifiedCount === 1) return 'stopped';
-      return (await deployments.countDocuments({ _id: deploymentId })) > 0 ? 'already-stopped' : 'not-found';
+      const current = await deployments.findOne({ _id: deploymentId });
+      if (!current) return 'not-found';
+      // Our own stop, repeated (a retry after a crash that lost the answer): still ours, so it will be deleted.
+      return current.state === 'stopped' && current.stoppedBy === stoppedBy ? 'stopped' : 'already-stopped';
     },
     async deleteIfStillStopped(deploymentId, stoppedBy) {
       const result = await deployments.updateOne(

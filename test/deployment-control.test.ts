@@ -72,8 +72,10 @@ describe('deployment control', () => {
     expect(await control.stop(`${accountId}-prod`, 'cancel:test')).toBe('stopped');
     const stopped = await deploymentsOf(mongo.db).findOne({ _id: `${accountId}-prod` });
     expect(stopped).toMatchObject({ state: 'stopped', stoppedBy: 'cancel:test' });
-    expect(await control.stop(`${accountId}-prod`, 'cancel:test')).toBe('already-stopped');
+    // Repeating our own stop (a retry) changes nothing and still reports it as ours; another stopper's is not.
+    expect(await control.stop(`${accountId}-prod`, 'cancel:test')).toBe('stopped');
     expect(await deploymentsOf(mongo.db).findOne({ _id: `${accountId}-prod` })).toEqual(stopped);
+    expect(await control.stop(`${accountId}-old`, 'cancel:test')).toBe('already-stopped');
     expect(await control.stop('no-such-deployment', 'cancel:test')).toBe('not-found');
   });
 
