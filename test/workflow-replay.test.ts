@@ -15,7 +15,7 @@ const load = (file: string) => temporal.api.history.v1.History.fromObject(JSON.p
 
 describe('recorded workflow histories', () => {
   it('has recordings to replay', () => {
-    expect(files.length).toBeGreaterThanOrEqual(3);
+    expect(files.length).toBeGreaterThanOrEqual(4);
   });
 
   it.each(files)('%s replays without a determinism error', async (file) => {
