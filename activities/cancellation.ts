@@ -1,7 +1,7 @@
 /** The side effects of a cancellation: billing state and the deployments, each idempotent. */
 import type { Db } from 'mongodb';
 import { accountsOf } from '../lib/store/accounts';
-import { cancellationsOf, customerKey, marketplaceLinksOf } from '../lib/store/marketplace';
+import { cancellationsOf, customerKey, marketplaceLinksOf, restoreMarketplaceBilling } from '../lib/store/marketplace';
 import type { AwsCustomer } from '../workflows/link-model';
 import type { DeleteOutcome, DeploymentControl, DeploymentView, StopOutcome } from './deployment-control';
 
@@ -39,28 +39,9 @@ export function createCancellationActivities({ db, deployments }: CancellationDe
       );
     },
 
-    /**
-     * A resubscription before the deletion: the payment method and the link are
-     * active again, unless the account took another way to pay meanwhile (a card,
-     * credits), in which case the link stays cancelled and nothing is billed twice.
-     */
-    async restoreMarketplaceBilling(input: { customer: AwsCustomer; accountId: string }): Promise<'restored' | 'kept-cancelled'> {
-      const account = await accountsOf(db).updateOne(
-        {
-          _id: input.accountId,
-          paymentMethod: { $in: ['none', 'aws-marketplace'] },
-          'marketplace.awsAccountId': input.customer.awsAccountId,
-          creditCard: { $exists: false },
-          availableCredits: { $not: { $gt: 0 } },
-        },
-        { $set: { paymentMethod: 'aws-marketplace' }, $unset: { 'marketplace.cancelledAt': '' } },
-      );
-      if (account.matchedCount === 0) return 'kept-cancelled';
-      await links.updateOne(
-        { _id: customerKey(input.customer), state: { $in: ['active', 'unsubscribe-pending', 'cancelled'] } },
-        { $set: { state: 'active', resubscribedAt: new Date() }, $unset: { cancelledAt: '' } },
-      );
-      return 'restored';
+    /** A resubscription before the deletion. */
+    restoreMarketplaceBilling(input: { customer: AwsCustomer; accountId: string }): Promise<'restored' | 'kept-cancelled'> {
+      return restoreMarketplaceBilling(db, input.customer, input.accountId);
     },
 
     /** What the Billing page shows; each write replaces the last, as the workflow's steps are sequential. */

@@ -1,9 +1,9 @@
 /** The side effects of account linking, each idempotent so Temporal may retry any of them. */
 import { ApplicationFailure } from '@temporalio/common';
 import type { Db } from 'mongodb';
-import { accountsOf, type AccountDoc } from '../lib/store/accounts';
+import { accountsOf, mayPayThroughMarketplace, type AccountDoc } from '../lib/store/accounts';
 import { saveLinkStatus } from '../lib/store/link-status';
-import { customerKey, marketplaceCustomersOf, marketplaceLinksOf, notificationsOf } from '../lib/store/marketplace';
+import { customerKey, marketplaceCustomersOf, marketplaceLinksOf, notificationsOf, restoreMarketplaceBilling } from '../lib/store/marketplace';
 import { isDuplicateKeyError } from '../lib/mongo';
 import {
   refusalMessages,
@@ -111,13 +111,7 @@ export function createLinkingActivities({ db }: LinkingDeps) {
       };
       if (!account.marketplace) {
         const activated = await accounts.updateOne(
-          {
-            _id: input.accountId,
-            marketplace: { $exists: false },
-            creditCard: { $exists: false },
-            paymentMethod: { $in: ['none', 'aws-marketplace'] },
-            availableCredits: { $not: { $gt: 0 } },
-          },
+          { _id: input.accountId, marketplace: { $exists: false }, ...mayPayThroughMarketplace },
           {
             $set: {
               paymentMethod: 'aws-marketplace',
@@ -129,20 +123,11 @@ export function createLinkingActivities({ db }: LinkingDeps) {
         if (activated.matchedCount === 0) assertEligible(await accounts.findOne({ _id: input.accountId }), input.customer);
       }
       // A resubscription after a completed cancellation finds the account still linked to this customer, with billing ended.
-      // The filter repeats the rules, so a card or credits added since the read are never overwritten.
-      if (account.marketplace?.cancelledAt && account.paymentMethod === 'none') {
-        await accounts.updateOne(
-          { _id: input.accountId, paymentMethod: 'none', 'marketplace.cancelledAt': { $exists: true }, creditCard: { $exists: false }, availableCredits: { $not: { $gt: 0 } } },
-          { $set: { paymentMethod: 'aws-marketplace' }, $unset: { 'marketplace.cancelledAt': '' } },
-        );
+      if (account.marketplace?.cancelledAt) {
+        await restoreMarketplaceBilling(db, input.customer, input.accountId, identifiers);
+        return;
       }
-      const reactivated = await marketplaceLinksOf(db).updateOne(
-        { _id: key, state: 'cancelled' },
-        { $set: { state: 'active', resubscribedAt: new Date(), ...identifiers }, $unset: { cancelledAt: '' } },
-      );
-      if (reactivated.matchedCount === 0) {
-        await marketplaceLinksOf(db).updateOne({ _id: key, state: 'reserved' }, { $set: { state: 'active', activatedAt: new Date(), ...identifiers } });
-      }
+      await marketplaceLinksOf(db).updateOne({ _id: key, state: 'reserved' }, { $set: { state: 'active', activatedAt: new Date(), ...identifiers } });
     },
   };
 }

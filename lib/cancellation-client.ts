@@ -3,11 +3,11 @@
  * unsubscribe-* starts it or joins it; subscribe-success only ever joins a
  * running one (it is how a resubscription aborts the deletion).
  */
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { cancellationWorkflowId } from '../workflows/ids';
 import { cancelSubscription, subscriptionNotificationSignal, type CancellationNotification } from '../workflows/cancel-subscription';
 import type { AwsCustomer } from '../workflows/link-model';
-import { AwsAccountId, AwsProductCode } from './search-attributes';
+import { customerSearchAttributes, signalWithStartBounded } from './temporal';
 
 export interface CancellationTarget {
   temporal: Client;
@@ -27,7 +27,7 @@ export async function signalCancellation(target: CancellationTarget, customer: A
       throw error;
     }
   }
-  const start = () => target.temporal.withDeadline(Date.now() + 5000, () =>
+  await signalWithStartBounded(target.temporal, () =>
     target.temporal.workflow.signalWithStart(cancelSubscription, {
       taskQueue: target.taskQueue,
       workflowId,
@@ -35,13 +35,8 @@ export async function signalCancellation(target: CancellationTarget, customer: A
       signal: subscriptionNotificationSignal,
       signalArgs: [notification],
       workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-      typedSearchAttributes: [
-        { key: AwsAccountId, value: customer.awsAccountId },
-        { key: AwsProductCode, value: customer.productCode },
-      ],
+      typedSearchAttributes: customerSearchAttributes(customer),
     }),
   );
-  // Two pollers racing on a brand-new id can see "already started"; by then the workflow exists and the retry signals it.
-  await start().catch((error: unknown) => (error instanceof WorkflowExecutionAlreadyStartedError ? start() : Promise.reject(error)));
   return 'signalled';
 }

@@ -1,5 +1,7 @@
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import type { AwsCustomer } from '../workflows/link-model';
 import type { TemporalConfig } from './config';
+import { AwsAccountId, AwsProductCode } from './search-attributes';
 
 /** Connection options shared by the client and the worker (plaintext, mTLS, or Temporal Cloud API key). */
 export function connectionOptions(config: TemporalConfig) {
@@ -19,4 +21,32 @@ export function connectionOptions(config: TemporalConfig) {
 export async function connectClient(config: TemporalConfig): Promise<Client> {
   const connection = await Connection.connect(connectionOptions(config));
   return new Client({ connection, namespace: config.namespace });
+}
+
+/** The search attributes every per-customer workflow starts with, so operators find it by AWS account and product. */
+export function customerSearchAttributes(customer: AwsCustomer) {
+  return [
+    { key: AwsAccountId, value: customer.awsAccountId },
+    { key: AwsProductCode, value: customer.productCode },
+  ];
+}
+
+/** How long a hand-off to Temporal may take before the caller gives up: a buyer may be waiting on it. */
+const HAND_OFF_DEADLINE_MS = 5000;
+
+/**
+ * signalWithStart for the per-customer workflows: bounded by a deadline (a
+ * caller is waiting), and retried once on "already started", which two
+ * starters racing on a brand-new id can see (the time-skipping test server does
+ * this under concurrent signalWithStart). By then the workflow exists, so the
+ * retry simply signals it.
+ */
+export async function signalWithStartBounded(client: Client, start: () => Promise<{ workflowId: string }>): Promise<string> {
+  const attempt = () => client.withDeadline(Date.now() + HAND_OFF_DEADLINE_MS, start);
+  try {
+    return (await attempt()).workflowId;
+  } catch (error) {
+    if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+    return (await attempt()).workflowId;
+  }
 }

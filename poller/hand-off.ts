@@ -19,24 +19,15 @@ export interface HandOffDeps {
 
 export function createHandOff({ db, workflows, cancellations }: HandOffDeps) {
   return async function handOff(notification: MarketplaceNotification): Promise<HandOffResult> {
-    await recordNotification(db, {
-      _id: notification.messageId,
-      action: notification.action,
-      productCode: notification.productCode,
-      ...(notification.customerIdentifier ? { customerIdentifier: notification.customerIdentifier } : {}),
-      ...(notification.awsAccountId ? { awsAccountId: notification.awsAccountId } : {}),
-      ...(notification.offerIdentifier ? { offerIdentifier: notification.offerIdentifier } : {}),
-      ...(notification.freeTrial !== undefined ? { freeTrial: notification.freeTrial } : {}),
-      ...(notification.sentAt ? { sentAt: notification.sentAt } : {}),
-      receivedAt: new Date(),
-    });
+    const { messageId, ...fields } = notification;
+    await recordNotification(db, { _id: messageId, ...fields, receivedAt: new Date() });
     const awsAccountId =
       notification.awsAccountId ??
       (notification.customerIdentifier ? await findAwsAccountId(db, notification.productCode, notification.customerIdentifier) : undefined);
     // A legacy customer we have not resolved yet: its link workflow will find the record when it starts.
     if (!awsAccountId) return 'recorded';
     const customer = { awsAccountId, productCode: notification.productCode };
-    const { messageId, action } = notification;
+    const { action } = notification;
     // Signalled even when the record existed: a crash after recording must not lose the signal; the workflows dedupe.
     if (action === 'subscribe-success' || action === 'subscribe-fail') {
       await signalAwsNotification(workflows, customer, { messageId, action });

@@ -5,7 +5,7 @@
  * the project's schema library.
  */
 import { parseWith, StringEnum, Type, type Static } from '../lib/schema';
-import type { NotificationAction } from '../lib/store/marketplace';
+import type { NotificationAction, NotificationDoc } from '../lib/store/marketplace';
 
 const SnsEnvelope = Type.Object({
   Type: Type.Literal('Notification'),
@@ -28,17 +28,8 @@ const SubscriptionMessage = Type.Object({
 });
 type SubscriptionMessage = Static<typeof SubscriptionMessage>;
 
-export interface MarketplaceNotification {
-  messageId: string;
-  action: NotificationAction;
-  productCode: string;
-  customerIdentifier?: string;
-  awsAccountId?: string;
-  offerIdentifier?: string;
-  freeTrial?: boolean;
-  sentAt?: Date;
-  topicArn?: string;
-}
+/** A notification as parsed: what the store records for it, keyed by its MessageId. */
+export type MarketplaceNotification = Omit<NotificationDoc, '_id' | 'receivedAt'> & { messageId: string };
 
 export type ParseResult = { ok: true; notification: MarketplaceNotification } | { ok: false; reason: string };
 
@@ -50,7 +41,7 @@ function jsonOf(text: string): unknown {
   }
 }
 
-function fromMessage(message: SubscriptionMessage, messageId: string, extra: { sentAt?: Date; topicArn?: string }): ParseResult {
+function fromMessage(message: SubscriptionMessage, messageId: string, extra: { sentAt?: Date }): ParseResult {
   if (!message['customer-identifier'] && !message['customer-aws-account-id']) {
     return { ok: false, reason: 'the message names no customer (customer-identifier or customer-aws-account-id)' };
   }
@@ -82,7 +73,7 @@ export function parseNotification(body: string, sqsMessageId: string): ParseResu
     const inner = parseWith(SubscriptionMessage, jsonOf(envelope.value.Message));
     if (!inner.ok) return { ok: false, reason: `SNS message: ${describe(inner.issues)}` };
     const sentAt = envelope.value.Timestamp ? new Date(envelope.value.Timestamp) : undefined;
-    return fromMessage(inner.value, envelope.value.MessageId, { sentAt, topicArn: envelope.value.TopicArn });
+    return fromMessage(inner.value, envelope.value.MessageId, sentAt ? { sentAt } : {});
   }
   const raw = parseWith(SubscriptionMessage, json);
   if (raw.ok) return fromMessage(raw.value, sqsMessageId, {});

@@ -32,18 +32,21 @@ describe('the buyer journey in Chromium', () => {
 
   const modalPhase = (page: Page) => page.locator('#link-modal').getAttribute('data-phase');
 
+  /** Subscribe on the sandbox (its form posts the browser to our webhook), then sign in: lands on the index page. */
+  async function subscribeAndSignIn(buyer: Page, email: string): Promise<void> {
+    await buyer.goto(stack.sandbox.url);
+    await Promise.all([buyer.waitForURL(/\/signin\?next=/), buyer.click('#subscribe')]);
+    await buyer.fill('#email', email);
+    await buyer.fill('#password', DEMO_PASSWORD);
+    await Promise.all([buyer.waitForURL(`${stack.api.url}/`), buyer.click('#sign-in')]);
+  }
+
   it('subscribes, registers, signs in, waits for AWS, links, and shows the payment method', async () => {
     const context = await browser.newContext();
     const buyer = await context.newPage();
 
-    // 1. The sandbox subscribes; its form posts the browser to our registration webhook.
-    await buyer.goto(stack.sandbox.url);
-    await Promise.all([buyer.waitForURL(/\/signin\?next=/), buyer.click('#subscribe')]);
-
-    // 2-3. Registration sent us to sign in; signing in lands on the index page with the link code.
-    await buyer.fill('#email', 'alice@example.com');
-    await buyer.fill('#password', DEMO_PASSWORD);
-    await Promise.all([buyer.waitForURL(`${stack.api.url}/`), buyer.click('#sign-in')]);
+    // 1-3. The sandbox subscribes, registration sends us to sign in, signing in lands on the index page with the link code.
+    await subscribeAndSignIn(buyer, 'alice@example.com');
     expect(new URL(buyer.url()).search).toBe('');
 
     // 4. The modal shows that we wait for AWS, and the pop-up shows the sync status.
@@ -73,11 +76,7 @@ describe('the buyer journey in Chromium', () => {
   it('shows the refusal reason in the modal for an account with Available Credits', async () => {
     const context = await browser.newContext();
     const buyer = await context.newPage();
-    await buyer.goto(stack.sandbox.url);
-    await Promise.all([buyer.waitForURL(/\/signin\?next=/), buyer.click('#subscribe')]);
-    await buyer.fill('#email', 'dave@example.com');
-    await buyer.fill('#password', DEMO_PASSWORD);
-    await Promise.all([buyer.waitForURL(`${stack.api.url}/`), buyer.click('#sign-in')]);
+    await subscribeAndSignIn(buyer, 'dave@example.com');
     await buyer.locator('#link-modal[data-phase="refused"]').waitFor();
     expect(await buyer.locator('#link-message').textContent()).toMatch(/Available Credits/);
     await buyer.goto(`${stack.api.url}/billing`);

@@ -49,6 +49,17 @@ export interface DeploymentDoc {
   deletedAt?: Date;
 }
 
+/**
+ * The platform's rules as a store filter: no card, no credits, no other way
+ * to pay. Writes that switch billing to AWS repeat it, so a change made since
+ * the activity read the account is never overwritten.
+ */
+export const mayPayThroughMarketplace = {
+  creditCard: { $exists: false },
+  paymentMethod: { $in: ['none', 'aws-marketplace'] as PaymentMethod[] },
+  availableCredits: { $not: { $gt: 0 } },
+};
+
 export const paymentMethodLabels: Record<PaymentMethod, string> = {
   none: 'None',
   'credit-card': 'Credit card',

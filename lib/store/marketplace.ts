@@ -4,7 +4,8 @@
  * sent about them. The key of an AWS customer is its AWS account plus product.
  */
 import type { Db } from 'mongodb';
-import { collectionOf, isDuplicateKeyError } from '../mongo';
+import { collectionOf, insertNew, isDuplicateKeyError } from '../mongo';
+import { accountsOf, mayPayThroughMarketplace } from './accounts';
 
 export interface AwsCustomerRef {
   awsAccountId: string;
@@ -99,13 +100,7 @@ export async function saveResolvedCustomer(db: Db, customer: ResolvedCustomer, n
 
 /** Records a notification once; returns false when this MessageId was already recorded. */
 export async function recordNotification(db: Db, notification: NotificationDoc): Promise<boolean> {
-  try {
-    await notificationsOf(db).insertOne(notification);
-    return true;
-  } catch (error) {
-    if (isDuplicateKeyError(error)) return false;
-    throw error;
-  }
+  return (await insertNew(notificationsOf(db), [notification])).size === 0;
 }
 
 /** Finds the AWS account of a customer known only by its legacy CustomerIdentifier. */
@@ -128,3 +123,26 @@ export interface CancellationDoc {
 }
 
 export const cancellationsOf = collectionOf<CancellationDoc>('cancellations');
+
+/**
+ * A resubscription: the account pays through AWS Marketplace again and the
+ * link is active, unless the account took another way to pay meanwhile (a card,
+ * credits); then the link stays cancelled and nothing is billed twice.
+ */
+export async function restoreMarketplaceBilling(
+  db: Db,
+  customer: AwsCustomerRef,
+  accountId: string,
+  linkFields: Partial<MarketplaceLinkDoc> = {},
+): Promise<'restored' | 'kept-cancelled'> {
+  const account = await accountsOf(db).updateOne(
+    { _id: accountId, 'marketplace.awsAccountId': customer.awsAccountId, ...mayPayThroughMarketplace },
+    { $set: { paymentMethod: 'aws-marketplace' }, $unset: { 'marketplace.cancelledAt': '' } },
+  );
+  if (account.matchedCount === 0) return 'kept-cancelled';
+  await marketplaceLinksOf(db).updateOne(
+    { _id: customerKey(customer), state: { $in: ['active', 'unsubscribe-pending', 'cancelled'] } },
+    { $set: { ...linkFields, state: 'active', resubscribedAt: new Date() }, $unset: { cancelledAt: '' } },
+  );
+  return 'restored';
+}
