@@ -18,6 +18,8 @@ RUN npx tsc -p tsconfig.build.json
 
 FROM --platform=linux/amd64 node:24.21.0-bookworm-slim
 ENV NODE_ENV=production
+# The sandbox makes its SNS signing certificate with openssl.
+RUN apt-get update && apt-get install -y --no-install-recommends openssl && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force

@@ -51,16 +51,31 @@ else
   stamp ferretdb "$go_hash"
 fi
 
+# Debian's package, as root (directly, or through sudo without a password).
+apt_install() {
+  log "$1: installing Debian's package"
+  as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi; }
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$1" >/dev/null
+}
+
 # 4. Debian's Chromium for the browser journey test (playwright-core drives it; it never downloads a browser).
 if [ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
   log "chromium: $("${CHROMIUM_PATH:-/usr/bin/chromium}" --version 2>/dev/null | head -1)"
 elif command -v apt-get >/dev/null 2>&1; then
-  log "chromium: installing Debian's package"
-  as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi; }
-  as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  apt_install chromium
 else
   echo "install: Chromium is missing and apt-get is not available; set CHROMIUM_PATH to a Chromium binary" >&2
+  exit 1
+fi
+
+# 5. openssl makes the sandbox's SNS signing certificate (sandbox/sns-signing.ts).
+if command -v openssl >/dev/null 2>&1; then
+  log "openssl: $(openssl version)"
+elif command -v apt-get >/dev/null 2>&1; then
+  apt_install openssl
+else
+  echo "install: openssl is missing and apt-get is not available" >&2
   exit 1
 fi
 

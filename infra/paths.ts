@@ -8,7 +8,8 @@ export const venvBin = join(localDir, 'venv', 'bin');
 export const binaries = {
   temporal: join(venvBin, 'temporal'),
   temporalTestServer: process.env.TEMPORAL_TEST_SERVER_PATH ?? join(venvBin, 'temporal-test-server'),
-  motoServer: join(venvBin, 'moto_server'),
+  python: join(venvBin, 'python'),
+  motoServer: join(repoRoot, 'infra', 'moto_server.py'),
   ferretdb: join(localDir, 'bin', 'ferretdb'),
 };
 

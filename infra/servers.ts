@@ -69,8 +69,8 @@ export async function startFerretDb(options: { port: number; dataDir: string; lo
 export async function startMoto(options: { port: number; logDir: string; echo?: boolean }) {
   return startProcess({
     name: 'moto',
-    command: binaries.motoServer,
-    args: ['-H', '127.0.0.1', '-p', String(options.port)],
+    command: binaries.python,
+    args: [binaries.motoServer, '-H', '127.0.0.1', '-p', String(options.port)],
     logFile: join(options.logDir, 'moto.log'),
     echo: options.echo,
     ready: async () => (await fetch(`http://127.0.0.1:${options.port}/moto-api/`)).ok,

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { repoRoot, stackDir } from './paths';
 import { portOpen, startProcess, type ManagedProcess } from './processes';
 import { ensureLocalAwsResources, startFerretDb, startMoto, startTemporalDevServer } from './servers';
+import { SIGNING_CERT_PATH } from '../sandbox/sns-signing';
 
 function loadLocalEnv(): Record<string, string> {
   const file = join(repoRoot, 'infra', 'local.env');
@@ -59,6 +60,7 @@ async function main(): Promise<void> {
       ['moto', Number(env.MOTO_PORT)],
       ['sandbox', Number(env.SANDBOX_PORT)],
       ['API', Number(env.API_PORT)],
+      ['poller metrics', Number(env.POLLER_METRICS_PORT)],
     ] as const) {
       if (await portOpen(p)) throw new Error(`port ${p} (${name}) is already in use: is another stack running?`);
     }
@@ -85,6 +87,10 @@ async function main(): Promise<void> {
       ...env,
       SQS_QUEUE_URL: aws.queueUrl,
       SANDBOX_SNS_TOPIC_ARN: aws.topicArn,
+      SANDBOX_SNS_SIGNING_DIR: join(dataDir, 'sns-signing'),
+      // The poller accepts envelopes from this topic, signed by AWS or by the sandbox's local certificate.
+      SNS_TOPIC_ARN: aws.topicArn,
+      SNS_TRUSTED_CERT_URLS: `http://localhost:${env.SANDBOX_PORT}${SIGNING_CERT_PATH}`,
       SESSION_SIGNING_KEY: process.env.SESSION_SIGNING_KEY ?? localSessionKey(dataDir),
     };
     const node = join(repoRoot, 'node_modules', '.bin', 'node');
@@ -92,7 +98,7 @@ async function main(): Promise<void> {
       startProcess({ name, command: node, args: [join(repoRoot, 'dist', script)], env: serviceEnv, logFile: join(logDir, `${name}.log`), echo: true, ready });
     running.push(await program('sandbox', 'sandbox/server.js', () => portOpen(Number(env.SANDBOX_PORT))));
     running.push(await program('worker', 'worker/main.js', async () => true));
-    running.push(await program('poller', 'poller/main.js', async () => true));
+    running.push(await program('poller', 'poller/main.js', () => portOpen(Number(env.POLLER_METRICS_PORT))));
     running.push(await program('api', 'api/server.js', () => portOpen(Number(env.API_PORT))));
     for (const p of running) p.child.once('exit', (code) => !stopping && (console.error(`${p.name} exited (${code}); see ${p.logFile}`), void stopAll(1)));
 
@@ -103,7 +109,8 @@ The stack is up (logs in ${logDir}, data in ${dataDir}):
   Sandbox        http://localhost:${env.SANDBOX_PORT}    (AWS Marketplace buyer page: click "Subscribe" to walk the journey)
   Sign in        alice@example.com / demo-password (see the README for the other demo accounts)
   Temporal gRPC  ${env.TEMPORAL_ADDRESS}   MongoDB ${env.MONGODB_URI}   SQS/SNS ${env.AWS_ENDPOINT_URL_SQS}
-  Queue          ${aws.queueUrl}
+  Queue          ${aws.queueUrl}   (dead letters: ${aws.deadLetterQueueUrl})
+  Poller metrics http://localhost:${env.POLLER_METRICS_PORT}/metrics
 Press Ctrl-C to stop everything.`);
   } catch (error) {
     console.error(`could not start the stack: ${(error as Error).message}`);

@@ -4,6 +4,8 @@
  * local Temporal/MongoDB; `infra/local.env` holds the local stack's overrides.
  */
 import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseWith, StringEnum, Type, type Static, type TSchema } from './schema';
 
 export class ConfigError extends Error {
@@ -70,6 +72,15 @@ export const serviceEnvSchema = Type.Object({
   CANCELLATION_GRACE_SECONDS: Type.Integer({ minimum: 1, default: 3 * 24 * 3600 }),
   SQS_WAIT_TIME_SECONDS: Type.Integer({ minimum: 0, maximum: 20, default: 20 }),
   SQS_MAX_MESSAGES: Type.Integer({ minimum: 1, maximum: 10, default: 10 }),
+  SQS_DEAD_LETTER_QUEUE_URL: Type.Optional(Url),
+  POLLER_RECEIVERS: Type.Integer({ minimum: 1, maximum: 20, default: 2 }),
+  POLLER_MAX_IN_FLIGHT: Type.Integer({ minimum: 10, maximum: 1000, default: 50 }),
+  POLLER_SHUTDOWN_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 25 }),
+  POLLER_METRICS_HOST: NonEmpty('127.0.0.1'),
+  POLLER_METRICS_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 9464 }),
+  SNS_TOPIC_ARN: Type.Optional(Type.String({ pattern: '^arn:[^,\\s]+(,arn:[^,\\s]+)*$' })),
+  SNS_VERIFY_SIGNATURES: Bool(true),
+  SNS_TRUSTED_CERT_URLS: Type.Optional(Type.String({ pattern: '^https?://[^,\\s]+(,https?://[^,\\s]+)*$' })),
 });
 export type ServiceEnv = Static<typeof serviceEnvSchema>;
 
@@ -84,6 +95,10 @@ export const sandboxEnvSchema = Type.Object({
   SANDBOX_QUOTA_RPS: Type.Number({ exclusiveMinimum: 0, default: 10 }),
   SANDBOX_TOKEN_TTL_SECONDS: Type.Integer({ minimum: 1, default: 3600 }),
   SANDBOX_SNS_TOPIC_ARN: Type.Optional(NonEmpty()),
+  SANDBOX_SNS_SIGNING: Bool(true),
+  SANDBOX_SNS_SIGNING_DIR: Type.Optional(NonEmpty()),
+  SANDBOX_SNS_SIGNATURE_VERSION: StringEnum(['1', '2'] as const, { default: '1' }),
+  SANDBOX_SNS_SIGNING_CERT_URL: Type.Optional(Url),
   SANDBOX_MONGODB_DATABASE: NonEmpty('marketplace_sandbox'),
 });
 export type SandboxEnv = Static<typeof sandboxEnvSchema>;
@@ -134,6 +149,7 @@ export interface ServiceConfig {
   mongo: { uri: string; database: string };
   aws: AwsConfig;
   sqs: { queueUrl?: string; waitTimeSeconds: number; maxMessages: number };
+  poller: PollerConfig;
   /** Only the API signs and verifies sessions; the first key signs, every key verifies. */
   session: { signingKeys: string[]; ttlSeconds: number };
   linking: { codeTtlSeconds: number; syncTimeoutMs: number };
@@ -146,6 +162,20 @@ export interface ServiceConfig {
   cancellation: { gracePeriodMs: number };
 }
 
+export interface PollerConfig {
+  /** Unset: the target of the queue's redrive policy. */
+  deadLetterQueueUrl?: string;
+  receivers: number;
+  maxInFlight: number;
+  shutdownTimeoutMs: number;
+  metrics: { host: string; port: number };
+  /** The SNS topics whose envelopes are accepted. */
+  topicArns: string[];
+  verifySignatures: boolean;
+  /** Certificate URLs trusted besides AWS's own (the local sandbox's). */
+  trustedCertUrls: string[];
+}
+
 export interface MeteringConfig {
   /** Platform metric → AWS dimension. */
   dimensions: Record<string, string>;
@@ -154,6 +184,8 @@ export interface MeteringConfig {
   pageSize: number;
   schedule: { enabled: boolean; offsetMinutes: number };
 }
+
+const listOf = (value: string | undefined) => (value ? value.split(',') : []);
 
 function dimensionsFrom(spec: string): Record<string, string> {
   const pairs = spec.split(',').map((pair) => pair.split('=') as [string, string]);
@@ -237,6 +269,16 @@ export function loadServiceConfig(env: Env = process.env): ServiceConfig {
       },
     },
     sqs: { queueUrl: parsed.SQS_QUEUE_URL, waitTimeSeconds: parsed.SQS_WAIT_TIME_SECONDS, maxMessages: parsed.SQS_MAX_MESSAGES },
+    poller: {
+      deadLetterQueueUrl: parsed.SQS_DEAD_LETTER_QUEUE_URL,
+      receivers: parsed.POLLER_RECEIVERS,
+      maxInFlight: parsed.POLLER_MAX_IN_FLIGHT,
+      shutdownTimeoutMs: parsed.POLLER_SHUTDOWN_TIMEOUT_SECONDS * 1000,
+      metrics: { host: parsed.POLLER_METRICS_HOST, port: parsed.POLLER_METRICS_PORT },
+      topicArns: listOf(parsed.SNS_TOPIC_ARN),
+      verifySignatures: parsed.SNS_VERIFY_SIGNATURES,
+      trustedCertUrls: listOf(parsed.SNS_TRUSTED_CERT_URLS),
+    },
     session: {
       signingKeys: [parsed.SESSION_SIGNING_KEY, parsed.SESSION_SIGNING_KEY_PREVIOUS].filter((key): key is string => Boolean(key)),
       ttlSeconds: parsed.SESSION_TTL_SECONDS,
@@ -266,6 +308,8 @@ export interface SandboxConfig {
   quotaRps: number;
   tokenTtlSeconds: number;
   snsTopicArn?: string;
+  /** Undefined: publish through the SNS emulator, unsigned. */
+  snsSigning?: { dir: string; version: '1' | '2'; certUrl?: string };
   queueUrl?: string;
   mongo: { uri: string; database: string };
   aws: AwsConfig;
@@ -283,6 +327,13 @@ export function loadSandboxConfig(env: Env = process.env): SandboxConfig {
     quotaRps: parsed.SANDBOX_QUOTA_RPS,
     tokenTtlSeconds: parsed.SANDBOX_TOKEN_TTL_SECONDS,
     snsTopicArn: parsed.SANDBOX_SNS_TOPIC_ARN,
+    snsSigning: parsed.SANDBOX_SNS_SIGNING
+      ? {
+          dir: parsed.SANDBOX_SNS_SIGNING_DIR ?? join(tmpdir(), 'marketplace-sandbox-sns'),
+          version: parsed.SANDBOX_SNS_SIGNATURE_VERSION,
+          certUrl: parsed.SANDBOX_SNS_SIGNING_CERT_URL,
+        }
+      : undefined,
     queueUrl: parsed.SQS_QUEUE_URL,
     mongo: { uri: parsed.MONGODB_URI, database: parsed.SANDBOX_MONGODB_DATABASE },
     aws: {

@@ -1,7 +1,12 @@
 /**
- * Hands one notification over: record it in the store (once per MessageId),
- * then signal the AWS customer's link workflow. The record is what makes the
- * order of events irrelevant: a link workflow that starts later reads it.
+ * Hands one notification over: signal the AWS customer's workflows, then
+ * record it in the store under its unique id. The insert is the only store
+ * write, and no read is needed (reads by key scan the collection in the
+ * SQLite-backed store): a redelivery that the poller's memory did not catch
+ * is recognised when its insert meets the existing record, after a repeated
+ * signal that the workflows deduplicate by id. A crash between signal and
+ * record is the same case. The record is also what a link workflow that
+ * starts later reads, so the order of events does not matter.
  */
 import type { Db } from 'mongodb';
 import { signalCancellation, type CancellationTarget } from '../lib/cancellation-client';
@@ -9,7 +14,8 @@ import { signalAwsNotification, type LinkWorkflowTarget } from '../lib/linking-c
 import { findAwsAccountId, recordNotification } from '../lib/store/marketplace';
 import type { MarketplaceNotification } from './messages';
 
-export type HandOffResult = 'signalled' | 'recorded';
+/** signalled: the workflows have it; recorded: no known AWS account yet, the record waits for the workflow; duplicate: already handed off. */
+export type HandOffResult = 'signalled' | 'recorded' | 'duplicate';
 
 export interface HandOffDeps {
   db: Db;
@@ -17,18 +23,25 @@ export interface HandOffDeps {
   cancellations: CancellationTarget;
 }
 
-export function createHandOff({ db, workflows, cancellations }: HandOffDeps) {
-  return async function handOff(notification: MarketplaceNotification): Promise<HandOffResult> {
+export type HandOff = (notification: MarketplaceNotification) => Promise<HandOffResult>;
+
+export function createHandOff({ db, workflows, cancellations }: HandOffDeps): HandOff {
+  return async function handOff(notification) {
     const { messageId, ...fields } = notification;
-    await recordNotification(db, { _id: messageId, ...fields, receivedAt: new Date() });
+    const receivedAt = new Date();
+    const result = await signalWorkflows(notification);
+    const fresh = await recordNotification(db, { _id: messageId, ...fields, receivedAt, handedOffAt: new Date() });
+    return fresh ? result : 'duplicate';
+  };
+
+  async function signalWorkflows(notification: MarketplaceNotification): Promise<'signalled' | 'recorded'> {
+    const { messageId, action, productCode } = notification;
     const awsAccountId =
       notification.awsAccountId ??
-      (notification.customerIdentifier ? await findAwsAccountId(db, notification.productCode, notification.customerIdentifier) : undefined);
+      (notification.customerIdentifier ? await findAwsAccountId(db, productCode, notification.customerIdentifier) : undefined);
     // A legacy customer we have not resolved yet: its link workflow will find the record when it starts.
     if (!awsAccountId) return 'recorded';
-    const customer = { awsAccountId, productCode: notification.productCode };
-    const { action } = notification;
-    // Signalled even when the record existed: a crash after recording must not lose the signal; the workflows dedupe.
+    const customer = { awsAccountId, productCode };
     if (action === 'subscribe-success' || action === 'subscribe-fail') {
       await signalAwsNotification(workflows, customer, { messageId, action });
     }
@@ -36,5 +49,5 @@ export function createHandOff({ db, workflows, cancellations }: HandOffDeps) {
     const sentAt = (notification.sentAt ?? new Date()).toISOString();
     if (action !== 'subscribe-fail') await signalCancellation(cancellations, customer, { messageId, action, sentAt });
     return 'signalled';
-  };
+  }
 }

@@ -1,14 +1,22 @@
-/** Notification poller entry point: SQS → store + Temporal. SIGINT/SIGTERM finish the batch in flight, then exit. */
+/**
+ * Notification poller entry point: SQS → store + Temporal, with metrics on
+ * POLLER_METRICS_PORT. SIGTERM/SIGINT stop receiving, finish the messages in
+ * flight (up to POLLER_SHUTDOWN_TIMEOUT_SECONDS) and exit.
+ */
 import { createSqsClient } from '../lib/aws';
 import { loadServiceConfig, requireQueueUrl } from '../lib/config';
 import { connectMongo } from '../lib/mongo';
 import { ensureIndexes } from '../lib/store/indexes';
 import { connectClient } from '../lib/temporal';
-import { createHandOff } from './hand-off';
-import { SqsNotificationPoller } from './sqs-poller';
+import { createNotificationPoller } from './create-poller';
+import { createPollerMetrics } from './metrics';
+import { startMetricsServer } from './metrics-server';
 
-/** One JSON line per event; errors are reduced to their message. */
-function consoleLog(level: 'info' | 'warn' | 'error') {
+const SEVERITY = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: 100 } as const;
+
+/** One JSON line per event at or above LOG_LEVEL; errors are reduced to their message. */
+function consoleLog(level: 'info' | 'warn' | 'error', threshold: keyof typeof SEVERITY) {
+  if (SEVERITY[level] < SEVERITY[threshold]) return () => undefined;
   return (fields: object, msg: string) => {
     const { err, ...rest } = fields as { err?: unknown };
     const error = err === undefined ? {} : { error: err instanceof Error ? err.message : String(err) };
@@ -19,33 +27,46 @@ function consoleLog(level: 'info' | 'warn' | 'error') {
 async function main(): Promise<void> {
   const config = loadServiceConfig();
   const queueUrl = requireQueueUrl(config);
+  const log = { info: consoleLog('info', config.logLevel), warn: consoleLog('warn', config.logLevel), error: consoleLog('error', config.logLevel) };
+  const stop = new AbortController();
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      log.info({ signal }, 'stopping: no new messages; finishing the ones in flight');
+      stop.abort();
+    });
+  }
   const mongo = await connectMongo(config.mongo.uri, config.mongo.database, 'marketplace-poller');
   await ensureIndexes(mongo.db);
   const temporal = await connectClient(config.temporal);
   const sqs = createSqsClient(config.aws);
-  const stop = new AbortController();
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => stop.abort());
-
-  const poller = new SqsNotificationPoller({
+  const metrics = createPollerMetrics({ processMetrics: true });
+  const metricsServer = await startMetricsServer(metrics.registry, config.poller.metrics);
+  const { poller, queue } = await createNotificationPoller({
     sqs,
+    db: mongo.db,
+    temporal,
     queueUrl,
+    taskQueue: config.temporal.taskQueue,
+    syncTimeoutMs: config.linking.syncTimeoutMs,
+    gracePeriodMs: config.cancellation.gracePeriodMs,
+    poller: config.poller,
     waitTimeSeconds: config.sqs.waitTimeSeconds,
-    maxMessages: config.sqs.maxMessages,
-    handOff: createHandOff({
-      db: mongo.db,
-      workflows: { temporal, taskQueue: config.temporal.taskQueue, syncTimeoutMs: config.linking.syncTimeoutMs },
-      cancellations: { temporal, taskQueue: config.temporal.taskQueue, gracePeriodMs: config.cancellation.gracePeriodMs },
-    }),
-    log: { info: consoleLog('info'), warn: consoleLog('warn'), error: consoleLog('error') },
+    batchSize: config.sqs.maxMessages,
+    log,
+    metrics,
   });
-  console.log(`poller reading ${queueUrl}`);
+  if (config.poller.topicArns.length === 0) log.warn({}, 'SNS_TOPIC_ARN is not set: every SNS envelope will be dead-lettered');
+  if (!config.poller.verifySignatures) log.warn({}, 'SNS_VERIFY_SIGNATURES=false: SNS envelopes are trusted without checking their signature');
+  log.info({ queueUrl, deadLetterQueueUrl: queue.deadLetterQueueUrl, metrics: `${metricsServer.url}/metrics` }, 'poller started');
   try {
     await poller.run(stop.signal);
   } finally {
+    await metricsServer.close();
     sqs.destroy();
     await temporal.connection.close();
     await mongo.close();
   }
+  console.log(JSON.stringify({ level: 'info', time: new Date().toISOString(), msg: 'poller stopped' }));
 }
 
 main().catch((error: unknown) => {

@@ -1,81 +1,47 @@
 /**
- * What arrives on the notification queue. With SNS's default delivery the SQS
- * body is the SNS envelope and the Marketplace message is a JSON string inside
- * it; with raw delivery the body is the message itself. Both are validated with
- * the project's schema library.
+ * Turns one SQS body into what the poller acts on. Three formats arrive on the
+ * queue: the SNS envelope (SNS's default delivery), the bare subscription
+ * message (raw delivery) and EventBridge agreement events. An envelope is
+ * trusted only from a configured topic and, unless verification is off, with a
+ * valid SNS signature; raw and EventBridge bodies carry no signature, so for
+ * them the queue policy is the boundary (see the README).
  */
-import { parseWith, StringEnum, Type, type Static } from '../lib/schema';
-import type { NotificationAction, NotificationDoc } from '../lib/store/marketplace';
+import { classifyEventBridgeEvent, looksLikeEventBridgeEvent } from './formats/eventbridge';
+import { jsonOf, type Classified } from './formats/classified';
+import { classifyEnvelopeMessage, classifySubscriptionMessage, looksLikeSnsEnvelope, looksLikeSubscriptionMessage, parseSnsEnvelope } from './formats/sns';
+import type { SnsSignatureVerifier } from './sns-signature';
 
-const SnsEnvelope = Type.Object({
-  Type: Type.Literal('Notification'),
-  MessageId: Type.String({ minLength: 1 }),
-  TopicArn: Type.String({ minLength: 1 }),
-  Message: Type.String(),
-  Timestamp: Type.Optional(Type.String()),
-});
+export type { Classified, MarketplaceNotification, IgnoredNotification, NotificationFormat } from './formats/classified';
 
-const ACTIONS = ['subscribe-success', 'subscribe-fail', 'unsubscribe-pending', 'unsubscribe-success'] as const satisfies readonly NotificationAction[];
-
-const SubscriptionMessage = Type.Object({
-  action: StringEnum(ACTIONS),
-  'customer-identifier': Type.Optional(Type.String({ minLength: 1 })),
-  'customer-aws-account-id': Type.Optional(Type.String({ pattern: '^[0-9]{12}$' })),
-  'product-code': Type.String({ minLength: 1 }),
-  'offer-identifier': Type.Optional(Type.String()),
-  // AWS sends the *string* "true" or "false".
-  isFreeTrialTermPresent: Type.Optional(StringEnum(['true', 'false'] as const)),
-});
-type SubscriptionMessage = Static<typeof SubscriptionMessage>;
-
-/** A notification as parsed: what the store records for it, keyed by its MessageId. */
-export type MarketplaceNotification = Omit<NotificationDoc, '_id' | 'receivedAt'> & { messageId: string };
-
-export type ParseResult = { ok: true; notification: MarketplaceNotification } | { ok: false; reason: string };
-
-function jsonOf(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
+export interface TrustPolicy {
+  /** The SNS topics whose envelopes are accepted; empty refuses every envelope. */
+  topicArns: readonly string[];
+  /** Undefined: signatures are not checked (only for local servers that cannot sign). */
+  verifier?: SnsSignatureVerifier;
 }
 
-function fromMessage(message: SubscriptionMessage, messageId: string, extra: { sentAt?: Date }): ParseResult {
-  if (!message['customer-identifier'] && !message['customer-aws-account-id']) {
-    return { ok: false, reason: 'the message names no customer (customer-identifier or customer-aws-account-id)' };
-  }
-  return {
-    ok: true,
-    notification: {
-      messageId,
-      action: message.action,
-      productCode: message['product-code'],
-      ...(message['customer-identifier'] ? { customerIdentifier: message['customer-identifier'] } : {}),
-      ...(message['customer-aws-account-id'] ? { awsAccountId: message['customer-aws-account-id'] } : {}),
-      ...(message['offer-identifier'] ? { offerIdentifier: message['offer-identifier'] } : {}),
-      ...(message.isFreeTrialTermPresent ? { freeTrial: message.isFreeTrialTermPresent === 'true' } : {}),
-      ...extra,
-    },
-  };
-}
+export type Received =
+  | Classified
+  /** An envelope we must not believe: a wrong topic or a bad signature (retryable: the certificate could not be fetched). */
+  | { kind: 'untrusted'; check: 'topic' | 'signature'; reason: string; retryable: boolean };
 
-function describe(issues: Array<{ path: string; message: string }>): string {
-  return issues.slice(0, 3).map((issue) => `${issue.path || '(root)'} ${issue.message}`).join('; ');
-}
-
-/** Parses one SQS body; `sqsMessageId` identifies raw deliveries, which carry no SNS MessageId. */
-export function parseNotification(body: string, sqsMessageId: string): ParseResult {
+export async function classifyMessage(body: string, sqsMessageId: string, trust: TrustPolicy): Promise<Received> {
   const json = jsonOf(body);
-  if (json === undefined) return { ok: false, reason: 'the body is not JSON' };
-  const envelope = parseWith(SnsEnvelope, json);
-  if (envelope.ok) {
-    const inner = parseWith(SubscriptionMessage, jsonOf(envelope.value.Message));
-    if (!inner.ok) return { ok: false, reason: `SNS message: ${describe(inner.issues)}` };
-    const sentAt = envelope.value.Timestamp ? new Date(envelope.value.Timestamp) : undefined;
-    return fromMessage(inner.value, envelope.value.MessageId, sentAt ? { sentAt } : {});
+  if (json === undefined) return { kind: 'poison', reason: 'the body is not JSON' };
+  if (looksLikeSnsEnvelope(json)) {
+    const parsed = parseSnsEnvelope(json);
+    if (!parsed.ok) return { kind: 'poison', reason: parsed.reason };
+    const { envelope } = parsed;
+    if (!trust.topicArns.includes(envelope.TopicArn)) {
+      return { kind: 'untrusted', check: 'topic', reason: `TopicArn ${envelope.TopicArn.slice(0, 200)} is not a configured topic (SNS_TOPIC_ARN)`, retryable: false };
+    }
+    if (trust.verifier) {
+      const verdict = await trust.verifier.verify(envelope);
+      if (!verdict.ok) return { kind: 'untrusted', check: 'signature', reason: verdict.reason, retryable: verdict.retryable };
+    }
+    return classifyEnvelopeMessage(envelope);
   }
-  const raw = parseWith(SubscriptionMessage, json);
-  if (raw.ok) return fromMessage(raw.value, sqsMessageId, {});
-  return { ok: false, reason: `neither an SNS envelope nor a raw subscription message: ${describe(raw.issues)}` };
+  if (looksLikeEventBridgeEvent(json)) return classifyEventBridgeEvent(json);
+  if (looksLikeSubscriptionMessage(json)) return classifySubscriptionMessage(json, sqsMessageId, 'sns-raw', undefined);
+  return { kind: 'poison', reason: 'neither an SNS envelope, a raw subscription message nor an EventBridge event' };
 }

@@ -1,12 +1,25 @@
 /**
- * Long-polls the notification queue and deletes each message only after its
- * hand-off succeeded. A failed hand-off leaves the message to reappear after
- * the visibility timeout; a message that can never be parsed is left too, and
- * the queue's redrive policy moves it to the dead-letter queue after
- * maxReceiveCount receives, so it can neither be lost nor loop forever.
+ * Reads the notification queue with bounded concurrency and settles every
+ * message exactly one way: handed off (or recognised as a duplicate, or
+ * recorded as ignored) and then deleted; dead-lettered with its reason; or left
+ * for redelivery. Nothing is deleted before its effect is durable.
+ *
+ * Flow control: a few receivers long-poll batches of up to ten while fewer than
+ * `maxInFlight` messages are held. A failed hand-off keeps its message
+ * invisible and retries with jittered backoff; while any hand-off is failing,
+ * no new messages are received, so an outage of Temporal or the store slows
+ * intake down instead of spinning or burning receive counts.
  */
-import { DeleteMessageCommand, ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
-import { parseNotification, type MarketplaceNotification } from './messages';
+import { ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
+import type { Db } from 'mongodb';
+import { recordUnprocessed, markForwarded } from '../lib/store/marketplace';
+import { isPermanentFailure } from './failures';
+import type { HandOff, HandOffResult } from './hand-off';
+import { classifyMessage, type IgnoredNotification, type MarketplaceNotification, type TrustPolicy } from './messages';
+import { rawDeliveryId } from './raw-delivery-id';
+import { RecentIds } from './recent-ids';
+import type { DeadLetterReason, PollerMetrics } from './metrics';
+import { DeleteBatcher, keepInvisible, releaseMessage, sendToDeadLetterQueue } from './queue-actions';
 
 export interface PollerLog {
   info(fields: object, message: string): void;
@@ -17,90 +30,295 @@ export interface PollerLog {
 export interface PollerOptions {
   sqs: SQSClient;
   queueUrl: string;
-  waitTimeSeconds: number;
-  maxMessages: number;
-  handOff(notification: MarketplaceNotification): Promise<string>;
+  deadLetterQueueUrl: string;
+  db: Db;
+  trust: TrustPolicy;
+  handOff: HandOff;
+  metrics: PollerMetrics;
   log: PollerLog;
-  /** Backoff after a failed receive or a batch whose hand-offs all failed. */
+  /** The queue's visibility timeout: held messages are extended every half of it. */
+  visibilityTimeoutSeconds: number;
+  waitTimeSeconds?: number;
+  batchSize?: number;
+  receivers?: number;
+  maxInFlight?: number;
+  /** Attempts before a hand-off failing for a permanent reason is dead-lettered. */
+  maxPermanentFailures?: number;
   backoff?: { initialMs: number; maxMs: number };
+  /** How long shutdown waits for held messages before leaving them to redelivery. */
+  shutdownTimeoutMs?: number;
 }
 
-export interface BatchOutcome {
-  received: number;
-  handedOff: number;
-  failed: number;
-  poison: number;
-}
+type Settled = 'handed-off' | 'duplicate' | 'ignored' | 'dead-lettered' | 'released';
+
+const BODY_KEPT = 4096;
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
   });
 
-export class SqsNotificationPoller {
-  constructor(private readonly options: PollerOptions) {}
+const jittered = (ms: number) => ms / 2 + Math.random() * (ms / 2);
 
-  /** Polls until `signal` aborts, then returns once the batch in flight is finished. */
+export class SqsNotificationPoller {
+  private readonly inFlight = new Set<Promise<Settled>>();
+  /** Hand-offs per notification id in progress here: a concurrent duplicate waits for the first instead of signalling again. */
+  private readonly handOffs = new Map<string, Promise<HandOffResult>>();
+  private readonly recent = new RecentIds();
+  private readonly deletes: DeleteBatcher;
+  private failingHandOffs = 0;
+  /** Room taken by receives under way, so that concurrent receivers never hold more than maxInFlight together. */
+  private reserved = 0;
+  private capacityWaiters: Array<() => void> = [];
+  private stopping = new AbortController();
+
+  constructor(private readonly options: PollerOptions) {
+    this.deletes = new DeleteBatcher(options.sqs, options.queueUrl);
+  }
+
+  private get maxInFlight() {
+    return this.options.maxInFlight ?? 50;
+  }
+
+  /** Receives until `signal` aborts, then finishes (or, after the shutdown timeout, releases) the messages it holds. */
   async run(signal: AbortSignal): Promise<void> {
+    const onAbort = () => this.stopping.abort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    if (signal.aborted) onAbort();
+    const receivers = Array.from({ length: this.options.receivers ?? 2 }, () => this.receiveLoop());
+    await Promise.all(receivers);
+    const deadline = new AbortController();
+    const drained = Promise.all(this.inFlight).then(() => true);
+    const timedOut = sleep(this.options.shutdownTimeoutMs ?? 25_000, deadline.signal).then(() => false);
+    const finished = await Promise.race([drained, timedOut]);
+    deadline.abort();
+    if (!finished) this.options.log.warn({ held: this.inFlight.size }, 'shutdown timeout: the messages still held will be redelivered');
+    this.deletes.flush();
+    signal.removeEventListener('abort', onAbort);
+  }
+
+  private async receiveLoop(): Promise<void> {
     const { initialMs, maxMs } = this.options.backoff ?? { initialMs: 500, maxMs: 30_000 };
     let delay = initialMs;
-    while (!signal.aborted) {
-      let outcome: BatchOutcome | undefined;
+    const stop = this.stopping.signal;
+    while (!stop.aborted) {
+      await this.waitForCapacity();
+      if (stop.aborted) break;
+      const batch = this.options.batchSize ?? 10;
+      this.reserved += batch;
       try {
-        outcome = await this.pollOnce(signal);
-      } catch (error) {
-        if (signal.aborted) break;
-        this.options.log.error({ err: error }, 'receiving from the notification queue failed');
-      }
-      const stalled = outcome === undefined || (outcome.failed > 0 && outcome.handedOff === 0);
-      if (!stalled) {
+        await this.receiveBatch();
         delay = initialMs;
-        continue;
+      } catch (error) {
+        if (stop.aborted) break;
+        this.options.log.error({ err: error }, 'receiving from the notification queue failed');
+        await sleep(jittered(delay), stop);
+        delay = Math.min(delay * 2, maxMs);
+      } finally {
+        this.reserved -= batch;
       }
-      // Jittered exponential backoff: an outage of Temporal, the store or SQS slows us down instead of spinning.
-      await sleep(delay / 2 + Math.random() * (delay / 2), signal);
-      delay = Math.min(delay * 2, maxMs);
     }
   }
 
-  async pollOnce(signal?: AbortSignal): Promise<BatchOutcome> {
-    const { sqs, queueUrl, waitTimeSeconds, maxMessages } = this.options;
+  /** Room for a batch, and no hand-off failing: during an outage only the held messages are retried. */
+  private async waitForCapacity(): Promise<void> {
+    const batch = this.options.batchSize ?? 10;
+    while (!this.stopping.signal.aborted && (this.inFlight.size + this.reserved + batch > this.maxInFlight || this.failingHandOffs > 0)) {
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          this.stopping.signal.removeEventListener('abort', wake);
+          resolve();
+        };
+        this.capacityWaiters.push(wake);
+        this.stopping.signal.addEventListener('abort', wake, { once: true });
+      });
+    }
+  }
+
+  private wakeReceivers(): void {
+    const waiters = this.capacityWaiters;
+    this.capacityWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  private async receiveBatch(): Promise<void> {
+    const { sqs, queueUrl, metrics } = this.options;
     const { Messages = [] } = await sqs.send(
       new ReceiveMessageCommand({
         QueueUrl: queueUrl,
-        MaxNumberOfMessages: maxMessages,
-        WaitTimeSeconds: waitTimeSeconds,
-        MessageSystemAttributeNames: ['ApproximateReceiveCount'],
+        MaxNumberOfMessages: this.options.batchSize ?? 10,
+        WaitTimeSeconds: this.options.waitTimeSeconds ?? 20,
+        MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp'],
       }),
-      { abortSignal: signal },
+      { abortSignal: this.stopping.signal },
     );
-    const results = await Promise.all(Messages.map((message) => this.process(message)));
-    return {
-      received: Messages.length,
-      handedOff: results.filter((r) => r === 'handed-off').length,
-      failed: results.filter((r) => r === 'failed').length,
-      poison: results.filter((r) => r === 'poison').length,
-    };
+    for (const message of Messages) {
+      const settled = this.settle(message);
+      this.inFlight.add(settled);
+      metrics.inFlight.set(this.inFlight.size);
+      void settled.finally(() => {
+        this.inFlight.delete(settled);
+        metrics.inFlight.set(this.inFlight.size);
+        this.wakeReceivers();
+      });
+    }
   }
 
-  private async process(message: Message): Promise<'handed-off' | 'failed' | 'poison'> {
-    const { log, handOff, sqs, queueUrl } = this.options;
-    const receives = Number(message.Attributes?.ApproximateReceiveCount ?? '1');
-    const parsed = parseNotification(message.Body ?? '', message.MessageId ?? '');
-    if (!parsed.ok) {
-      log.warn({ sqsMessageId: message.MessageId, receives, reason: parsed.reason }, 'unreadable notification left for the dead-letter queue');
-      return 'poison';
-    }
-    const { notification } = parsed;
+  /** Holds the message invisible until it is settled one way or another. */
+  private async settle(message: Message): Promise<Settled> {
+    const { sqs, queueUrl, visibilityTimeoutSeconds, log, metrics } = this.options;
+    const receivedAt = process.hrtime.bigint();
+    const stopExtending = keepInvisible(sqs, queueUrl, message, visibilityTimeoutSeconds, (error) =>
+      log.warn({ err: error, sqsMessageId: message.MessageId }, 'could not extend visibility; the message may be redelivered'),
+    );
     try {
-      const result = await handOff(notification);
-      await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle }));
-      log.info({ messageId: notification.messageId, action: notification.action, result }, 'notification handed off');
-      return 'handed-off';
-    } catch (error) {
-      log.warn({ err: error, messageId: notification.messageId, receives }, 'hand-off failed; the message will be redelivered');
-      return 'failed';
+      const settled = await this.settleWithRetries(message);
+      if (settled === 'handed-off' || settled === 'duplicate' || settled === 'ignored') {
+        metrics.handOffSeconds.observe(Number(process.hrtime.bigint() - receivedAt) / 1e9);
+      }
+      return settled;
+    } finally {
+      stopExtending();
     }
+  }
+
+  private async settleWithRetries(message: Message): Promise<Settled> {
+    const { log, metrics } = this.options;
+    const { initialMs, maxMs } = this.options.backoff ?? { initialMs: 500, maxMs: 30_000 };
+    const maxPermanent = this.options.maxPermanentFailures ?? 5;
+    let permanentFailures = 0;
+    let failing = false;
+    try {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await this.settleOnce(message, attempt === 1);
+        } catch (error) {
+          metrics.handOffFailures.inc();
+          const permanent = isPermanentFailure(error);
+          if (permanent) permanentFailures++;
+          const fields = { err: error, sqsMessageId: message.MessageId, attempt, permanent };
+          if (permanentFailures >= maxPermanent) {
+            log.error(fields, 'hand-off keeps failing for a reason waiting will not cure; dead-lettering the message');
+            return await this.deadLetter(message, 'hand-off-failed', `hand-off failed ${attempt} times: ${(error as Error).message}`);
+          }
+          if (!failing) {
+            failing = true;
+            this.failingHandOffs++;
+          }
+          if (this.stopping.signal.aborted) {
+            log.warn(fields, 'hand-off failed during shutdown; the message will be redelivered');
+            await releaseMessage(this.options.sqs, this.options.queueUrl, message, 0).catch(() => undefined);
+            return 'released';
+          }
+          log.warn(fields, 'hand-off failed; holding the message and retrying with backoff');
+          await sleep(jittered(Math.min(initialMs * 2 ** (attempt - 1), maxMs)), this.stopping.signal);
+        }
+      }
+    } finally {
+      if (failing) {
+        this.failingHandOffs--;
+        this.wakeReceivers();
+      }
+    }
+  }
+
+  /** One attempt; throws when something we depend on failed, so the caller can retry. */
+  private async settleOnce(message: Message, firstAttempt: boolean): Promise<Settled> {
+    const { trust, log } = this.options;
+    // Retries of a held message are not new receipts.
+    const metrics = firstAttempt ? this.options.metrics : { ...this.options.metrics, received: { inc: () => undefined } };
+    const received = await classifyMessage(message.Body ?? '', message.MessageId ?? '', trust);
+    switch (received.kind) {
+      case 'poison':
+        metrics.received.inc({ format: 'unknown' });
+        return this.deadLetter(message, 'poison', received.reason);
+      case 'untrusted': {
+        if (received.retryable) throw new Error(received.reason);
+        metrics.received.inc({ format: 'sns' });
+        metrics.verificationFailed.inc({ check: received.check });
+        return this.deadLetter(message, 'untrusted', received.reason);
+      }
+      case 'ignored': {
+        metrics.received.inc({ format: received.format });
+        await this.recordIgnored(message, received);
+        await this.deletes.delete(message.ReceiptHandle!);
+        metrics.ignored.inc();
+        log.info({ messageId: received.messageId, format: received.format, reason: received.reason }, 'notification recorded and ignored');
+        return 'ignored';
+      }
+      case 'event': {
+        const notification = received.notification.format === 'sns-raw' ? await this.keyRawDelivery(message, received.notification) : received.notification;
+        metrics.received.inc({ format: notification.format });
+        const result = await this.handOffOnce(notification);
+        await this.deletes.delete(message.ReceiptHandle!);
+        if (result === 'duplicate') metrics.duplicates.inc();
+        else metrics.handedOff.inc({ action: notification.action });
+        log.info({ messageId: notification.messageId, format: notification.format, action: notification.action, result }, 'notification handed off');
+        return result === 'duplicate' ? 'duplicate' : 'handed-off';
+      }
+    }
+  }
+
+  private async keyRawDelivery(message: Message, notification: MarketplaceNotification): Promise<MarketplaceNotification> {
+    const sentAtMs = Number(message.Attributes?.SentTimestamp ?? Date.now());
+    const messageId = await rawDeliveryId(this.options.db, message.Body ?? '', sentAtMs, (id) => this.recent.has(id) || this.handOffs.has(id));
+    return { ...notification, messageId, sentAt: new Date(sentAtMs) };
+  }
+
+  private async handOffOnce(notification: MarketplaceNotification): Promise<HandOffResult> {
+    const id = notification.messageId;
+    if (this.recent.has(id)) return 'duplicate';
+    const running = this.handOffs.get(id);
+    // Same id already being handed off here: its outcome is ours, as a duplicate.
+    if (running) return running.then(() => 'duplicate' as const);
+    const handOff = this.options.handOff(notification).finally(() => this.handOffs.delete(id));
+    this.handOffs.set(id, handOff);
+    const result = await handOff;
+    this.recent.add(id);
+    return result;
+  }
+
+  private async recordIgnored(message: Message, ignored: IgnoredNotification): Promise<void> {
+    const { messageId, format, reason, productCode, awsAccountId, customerIdentifier, detailType, sentAt } = ignored;
+    await recordUnprocessed(this.options.db, {
+      _id: messageId,
+      ...{ format, reason, productCode, awsAccountId, customerIdentifier, detailType, sentAt },
+      outcome: 'ignored',
+      sqsMessageId: message.MessageId ?? '',
+      recordedAt: new Date(),
+    });
+  }
+
+  /**
+   * Records why, copies the message to the dead-letter queue, then deletes it.
+   * A redelivery after a crash finds the record already forwarded and only deletes.
+   */
+  private async deadLetter(message: Message, reason: DeadLetterReason, detail: string): Promise<Settled> {
+    const { db, sqs, deadLetterQueueUrl, metrics, log } = this.options;
+    const receives = Number(message.Attributes?.ApproximateReceiveCount ?? '1');
+    const record = await recordUnprocessed(db, {
+      _id: `sqs:${message.MessageId}`,
+      outcome: 'dead-lettered',
+      reason: `${reason}: ${detail}`,
+      sqsMessageId: message.MessageId ?? '',
+      receives,
+      body: (message.Body ?? '').slice(0, BODY_KEPT),
+      recordedAt: new Date(),
+    });
+    if (!record.forwardedAt) {
+      await sendToDeadLetterQueue(sqs, deadLetterQueueUrl, message, `${reason}: ${detail}`, receives);
+      await markForwarded(db, record._id);
+      metrics.deadLettered.inc({ reason });
+    }
+    await this.deletes.delete(message.ReceiptHandle!);
+    log.warn({ sqsMessageId: message.MessageId, receives, reason, detail }, 'message moved to the dead-letter queue');
+    return 'dead-lettered';
   }
 }

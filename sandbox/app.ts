@@ -9,6 +9,7 @@ import { registerControlApi, type ControlApiDeps } from './control-api';
 import { FaultInjector, RequestQuota } from './faults';
 import { meteringApi, type MeteringRules } from './metering-api';
 import { NotificationPublisher } from './notifications';
+import { SIGNING_CERT_PATH, type SignatureVersion, type SnsSigningKey } from './sns-signing';
 import { SandboxStore } from './store';
 
 export interface SandboxOptions {
@@ -24,6 +25,10 @@ export interface SandboxOptions {
   snsTopicArn?: string;
   sqs?: SQSClient;
   queueUrl?: string;
+  /** Sign SNS envelopes with this key (served at SIGNING_CERT_PATH); absent: publish through the SNS emulator. */
+  snsSigning?: { key: SnsSigningKey; version: SignatureVersion; /** Default: the public URL's SIGNING_CERT_PATH. */ certUrl?: string };
+  /** Where buyers and the poller reach the sandbox; settable later when it listens on a random port. */
+  publicUrl?: string;
   logLevel?: string;
 }
 
@@ -33,6 +38,8 @@ export interface Sandbox {
   app: FastifyInstance;
   store: SandboxStore;
   faults: FaultInjector;
+  /** The URL the signing certificate is served under, once known. */
+  setPublicUrl(url: string): void;
 }
 
 export async function buildSandbox(options: SandboxOptions): Promise<Sandbox> {
@@ -46,12 +53,15 @@ export async function buildSandbox(options: SandboxOptions): Promise<Sandbox> {
     maxAgeMs: options.maxUsageAgeMs ?? 6 * 3_600_000,
     maxFutureMs: 5 * 60_000,
   };
+  let publicUrl = options.publicUrl ?? '';
+  const signing = options.snsSigning;
   const publisher = new NotificationPublisher({
     sns: options.sns,
     topicArn: options.snsTopicArn,
     sqs: options.sqs,
     queueUrl: options.queueUrl,
     region: options.region,
+    signing: signing && { key: signing.key, version: signing.version, certUrl: () => signing.certUrl ?? `${publicUrl}${SIGNING_CERT_PATH}` },
   });
   const control: ControlApiDeps = {
     store,
@@ -69,5 +79,8 @@ export async function buildSandbox(options: SandboxOptions): Promise<Sandbox> {
   registerControlApi(app, control);
   registerBuyerPages(app, control);
   app.get('/health', async () => ({ status: 'ok' }));
-  return { app, store, faults };
+  if (signing) {
+    app.get(SIGNING_CERT_PATH, async (_request, reply) => reply.type('application/x-pem-file').send(signing.key.certificatePem));
+  }
+  return { app, store, faults, setPublicUrl: (url) => (publicUrl = url.replace(/\/$/, '')) };
 }

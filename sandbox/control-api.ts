@@ -1,4 +1,5 @@
 /** JSON control API: what tests, benchmarks and the buyer page use to drive the sandbox. */
+import type { SignatureVersion } from './sns-signing';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { StringEnum, Type } from '../lib/schema';
@@ -51,8 +52,8 @@ async function moveAndPublish<R>(
 }
 
 /** Publishes an SNS subscription notification. */
-export function notify(deps: ControlApiDeps, customerId: string, action: SnsAction) {
-  return moveAndPublish(deps, customerId, statusAfterAction[action], (c) => deps.publisher.publishSns(c, action));
+export function notify(deps: ControlApiDeps, customerId: string, action: SnsAction, signatureVersion?: SignatureVersion) {
+  return moveAndPublish(deps, customerId, statusAfterAction[action], (c) => deps.publisher.publishSns(c, action, signatureVersion));
 }
 
 /** The EventBridge counterpart of `notify`. */
@@ -114,11 +115,14 @@ export function registerControlApi(root: FastifyInstance, deps: ControlApiDeps):
     {
       schema: {
         params: CustomerId,
-        body: Type.Object({ action: StringEnum(SNS_ACTIONS) }, { additionalProperties: false }),
+        body: Type.Object(
+          { action: StringEnum(SNS_ACTIONS), signatureVersion: Type.Optional(StringEnum(['1', '2'] as const)) },
+          { additionalProperties: false },
+        ),
       },
     },
     async (request, reply) => {
-      const published = await notify(deps, request.params.id, request.body.action);
+      const published = await notify(deps, request.params.id, request.body.action, request.body.signatureVersion);
       return published ? reply.code(202).send(published) : reply.code(404).send(notFound);
     },
   );

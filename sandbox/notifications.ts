@@ -5,8 +5,9 @@
  * bare event JSON in the message body, which is what we send).
  */
 import { randomUUID } from 'node:crypto';
-import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
-import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { ListSubscriptionsByTopicCommand, PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
+import { GetQueueUrlCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { signedEnvelope, type SignatureVersion, type SnsSigningKey } from './sns-signing';
 import type { SandboxCustomer, SubscriptionStatus } from './store';
 
 export const SNS_ACTIONS = ['subscribe-success', 'subscribe-fail', 'unsubscribe-pending', 'unsubscribe-success'] as const;
@@ -80,23 +81,58 @@ export function eventBridgeEvent(customer: SandboxCustomer, detailType: EventDet
   };
 }
 
+export interface SnsSigning {
+  key: SnsSigningKey;
+  /** Where the sandbox serves the certificate (known once it listens). */
+  certUrl(): string;
+  version: SignatureVersion;
+}
+
 export class NotificationPublisher {
   constructor(
-    private readonly deps: { sns?: SNSClient; topicArn?: string; sqs?: SQSClient; queueUrl?: string; region: string },
+    private readonly deps: { sns?: SNSClient; topicArn?: string; sqs?: SQSClient; queueUrl?: string; region: string; signing?: SnsSigning },
   ) {}
 
-  async publishSns(customer: SandboxCustomer, action: SnsAction): Promise<{ messageId: string }> {
-    const { sns, topicArn } = this.deps;
+  /**
+   * With a signing key the sandbox builds and signs the envelope itself and
+   * delivers it to the topic's SQS subscribers, as SNS would; without one it
+   * publishes through the SNS emulator, whose signatures are not real.
+   */
+  async publishSns(customer: SandboxCustomer, action: SnsAction, version?: SignatureVersion): Promise<{ messageId: string }> {
+    const { sns, topicArn, signing } = this.deps;
     if (!sns || !topicArn) throw new Error('SNS is not configured: set SANDBOX_SNS_TOPIC_ARN and AWS_ENDPOINT_URL_SNS');
-    const result = await sns.send(new PublishCommand({ TopicArn: topicArn, Message: JSON.stringify(snsMessage(customer, action)) }));
-    return { messageId: result.MessageId ?? '' };
+    const message = JSON.stringify(snsMessage(customer, action));
+    if (!signing) {
+      const result = await sns.send(new PublishCommand({ TopicArn: topicArn, Message: message }));
+      return { messageId: result.MessageId ?? '' };
+    }
+    const envelope = signedEnvelope({ topicArn, message, certUrl: signing.certUrl(), version: version ?? signing.version }, signing.key);
+    const body = JSON.stringify(envelope);
+    await Promise.all((await this.subscribedQueues(sns, topicArn)).map((url) => this.sqs().send(new SendMessageCommand({ QueueUrl: url, MessageBody: body }))));
+    return { messageId: envelope.MessageId };
   }
 
   async publishEvent(customer: SandboxCustomer, detailType: EventDetailType): Promise<{ eventId: string }> {
-    const { sqs, queueUrl, region } = this.deps;
-    if (!sqs || !queueUrl) throw new Error('SQS is not configured: set SQS_QUEUE_URL and AWS_ENDPOINT_URL_SQS');
+    const { queueUrl, region } = this.deps;
+    if (!queueUrl) throw new Error('SQS is not configured: set SQS_QUEUE_URL and AWS_ENDPOINT_URL_SQS');
     const event = eventBridgeEvent(customer, detailType, region);
-    await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: JSON.stringify(event) }));
+    await this.sqs().send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: JSON.stringify(event) }));
     return { eventId: event.id };
+  }
+
+  private sqs(): SQSClient {
+    if (!this.deps.sqs) throw new Error('SQS is not configured: set AWS_ENDPOINT_URL_SQS');
+    return this.deps.sqs;
+  }
+
+  private async subscribedQueues(sns: SNSClient, topicArn: string): Promise<string[]> {
+    const { Subscriptions = [] } = await sns.send(new ListSubscriptionsByTopicCommand({ TopicArn: topicArn }));
+    const queueArns = Subscriptions.filter((s) => s.Protocol === 'sqs' && s.Endpoint).map((s) => s.Endpoint!);
+    return Promise.all(
+      queueArns.map(async (arn) => {
+        const [, , , , owner, name] = arn.split(':');
+        return (await this.sqs().send(new GetQueueUrlCommand({ QueueName: name, QueueOwnerAWSAccountId: owner }))).QueueUrl!;
+      }),
+    );
   }
 }

@@ -4,6 +4,7 @@ import { createSnsClient, createSqsClient } from '../lib/aws';
 import { connectMongo } from '../lib/mongo';
 import { onShutdown } from '../lib/shutdown';
 import { buildSandbox } from './app';
+import { ensureSigningKey } from './sns-signing';
 
 async function main(): Promise<void> {
   const config = loadSandboxConfig();
@@ -19,6 +20,8 @@ async function main(): Promise<void> {
     snsTopicArn: config.snsTopicArn,
     sqs: createSqsClient(config.aws),
     queueUrl: config.queueUrl,
+    snsSigning: config.snsSigning && { key: ensureSigningKey(config.snsSigning.dir), version: config.snsSigning.version, certUrl: config.snsSigning.certUrl },
+    publicUrl: config.publicUrl,
     logLevel: config.logLevel,
   });
   app.addHook('onClose', () => mongo.close());

@@ -63,6 +63,17 @@ describe('docker-compose.yml', () => {
     expect(config.queueUrl).toBe(envOf('api').SQS_QUEUE_URL);
   });
 
+  it('poller: trusts the sandbox topic and signing certificate, and publishes its metrics', () => {
+    const poller = loadServiceConfig(envOf('poller')).poller;
+    const sandbox = loadSandboxConfig(envOf('sandbox'));
+    expect(poller.topicArns).toEqual([sandbox.snsTopicArn]);
+    expect(poller.verifySignatures).toBe(true);
+    expect(poller.trustedCertUrls).toEqual([sandbox.snsSigning!.certUrl]);
+    expect(new URL(sandbox.snsSigning!.certUrl!).host).toBe(`sandbox:${sandbox.port}`);
+    expect(poller.metrics.host).toBe('0.0.0.0');
+    expect(containerPort('poller')).toBe(poller.metrics.port);
+  });
+
   it('every service uses a pinned image tag', () => {
     for (const [name, service] of Object.entries(services)) {
       expect([name, service.image]).toEqual([name, expect.stringMatching(/^[^:]+:(?!latest$)[\w.-]+$/)]);

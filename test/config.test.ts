@@ -34,6 +34,11 @@ describe('configuration', () => {
     ['METERING_PAGE_SIZE', '0'],
     ['CANCELLATION_GRACE_SECONDS', '0'],
     ['DEPLOYMENTS_API_URL', 'not a url'],
+    ['SNS_TOPIC_ARN', 'my-topic'],
+    ['SNS_TRUSTED_CERT_URLS', 'ftp://example.com/cert.pem'],
+    ['SNS_VERIFY_SIGNATURES', 'maybe'],
+    ['POLLER_MAX_IN_FLIGHT', '5'],
+    ['SQS_DEAD_LETTER_QUEUE_URL', 'dlq'],
   ])('fails on a bad %s, naming the variable', (name, value) => {
     expect(() => loadServiceConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadServiceConfig({ [name]: value })).toThrow(new RegExp(`${name}:`));
@@ -111,6 +116,10 @@ describe('configuration', () => {
     expect(loadServiceConfig({}).cancellation.gracePeriodMs).toBe(3 * 24 * 3_600_000);
     expect(loadServiceConfig({}).deploymentsApi).toEqual({ url: undefined, token: undefined });
     expect(loadServiceConfig({ CANCELLATION_GRACE_SECONDS: '120' }).cancellation.gracePeriodMs).toBe(120_000);
+    const poller = loadServiceConfig({ SNS_TOPIC_ARN: 'arn:aws:sns:us-east-1:1:a,arn:aws:sns:us-east-1:1:b', SNS_TRUSTED_CERT_URLS: 'http://sandbox:4580/c.pem' }).poller;
+    expect(poller).toMatchObject({ topicArns: ['arn:aws:sns:us-east-1:1:a', 'arn:aws:sns:us-east-1:1:b'], trustedCertUrls: ['http://sandbox:4580/c.pem'], verifySignatures: true, maxInFlight: 50, receivers: 2 });
+    // Signatures are verified unless switched off explicitly.
+    expect(loadServiceConfig({}).poller).toMatchObject({ verifySignatures: true, topicArns: [], trustedCertUrls: [] });
   });
 
   it('validates the sandbox variables the same way', () => {

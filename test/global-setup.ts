@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, type ManagedProcess } from '../infra/processes';
 import { startFerretDb, startMoto, startTemporalDevServer } from '../infra/servers';
+import { ensureSigningKey } from '../sandbox/sns-signing';
 import { TEST_ENV } from './helpers/test-env';
 
 declare global {
@@ -38,4 +39,6 @@ export default async function globalSetup(): Promise<void> {
   process.env[TEST_ENV.temporalAddress] = `127.0.0.1:${temporalPort}`;
   process.env[TEST_ENV.temporalNamespace] = namespace;
   process.env[TEST_ENV.runDir] = runDir;
+  // One sandbox SNS signing certificate for the run, made before the workers start so none race to create it.
+  ensureSigningKey(join(runDir, 'sns-signing'));
 }

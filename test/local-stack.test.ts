@@ -18,7 +18,7 @@ describe('local stack (infra/start.sh)', () => {
   it('starts everything, answers on its ports, and stops everything on Ctrl-C', async () => {
     if (!existsSync(stackScript)) throw new Error('dist/ is missing: infra/test.sh builds before running the tests');
     const localDir = mkdtempSync(join(tmpdir(), 'stack-'));
-    const [temporal, ui, mongo, moto, sandbox, api] = await Promise.all(Array.from({ length: 6 }, freePort));
+    const [temporal, ui, mongo, moto, sandbox, api, metrics] = await Promise.all(Array.from({ length: 7 }, freePort));
     const env = {
       ...process.env,
       STACK_DIR: localDir,
@@ -31,6 +31,7 @@ describe('local stack (infra/start.sh)', () => {
       SANDBOX_PORT: String(sandbox),
       AWS_ENDPOINT_URL_MARKETPLACE_METERING: `http://127.0.0.1:${sandbox}`,
       API_PORT: String(api),
+      POLLER_METRICS_PORT: String(metrics),
       LOG_LEVEL: 'warn',
     };
     const child = spawn(join(root, 'node_modules', '.bin', 'node'), [stackScript], { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -46,6 +47,11 @@ describe('local stack (infra/start.sh)', () => {
       const ready = await fetch(`http://127.0.0.1:${api}/ready`);
       expect(await ready.json()).toEqual({ status: 'ok', checks: { mongodb: 'ok', temporal: 'ok' } });
       expect(output).toContain(`http://localhost:${ui}`);
+      // The poller is up, trusting the sandbox's signing certificate, and reports on its metrics port.
+      const pollerMetrics = await (await fetch(`http://127.0.0.1:${metrics}/metrics`)).text();
+      expect(pollerMetrics).toContain('# TYPE marketplace_notifications_received_total counter');
+      const certificate = await fetch(`http://127.0.0.1:${sandbox}/sns/signing-certificate.pem`);
+      expect(await certificate.text()).toContain('-----BEGIN CERTIFICATE-----');
     } catch (error) {
       throw new Error(`${(error as Error).message}\n--- stack output ---\n${output}`, { cause: error });
     } finally {
@@ -53,7 +59,7 @@ describe('local stack (infra/start.sh)', () => {
       expect(await exited).toBe(0);
       rmSync(localDir, { recursive: true, force: true });
     }
-    for (const port of [temporal, mongo, moto, sandbox, api]) {
+    for (const port of [temporal, mongo, moto, sandbox, api, metrics]) {
       await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow();
     }
   });

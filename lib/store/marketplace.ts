@@ -54,16 +54,48 @@ export interface MarketplaceLinkDoc {
 export type NotificationAction = 'subscribe-success' | 'subscribe-fail' | 'unsubscribe-pending' | 'unsubscribe-success';
 
 export interface NotificationDoc {
-  /** The SNS MessageId: a redelivery has the same one. */
+  /** The SNS MessageId or EventBridge event id: a redelivery has the same one. */
   _id: string;
+  /** How it arrived: the SNS envelope, raw SNS delivery, or an EventBridge event. */
+  format?: 'sns' | 'sns-raw' | 'eventbridge';
   action: NotificationAction;
   productCode: string;
   customerIdentifier?: string;
   awsAccountId?: string;
   offerIdentifier?: string;
+  licenseArn?: string;
+  detailType?: string;
   freeTrial?: boolean;
   sentAt?: Date;
   receivedAt: Date;
+  /** When the workflows had it (the record is written after the hand-off). */
+  handedOffAt?: Date;
+}
+
+/**
+ * A queue message that was not handed over, and why: understood but of no
+ * concern to us (acknowledged), or dead-lettered (unreadable, untrusted, or a
+ * hand-off that kept failing). Operators read the reason here and in the
+ * dead-letter message's `reason` attribute.
+ */
+export interface UnprocessedNotificationDoc {
+  /** The notification's id when known, else `sqs:<SQS MessageId>`. */
+  _id: string;
+  outcome: 'ignored' | 'dead-lettered';
+  reason: string;
+  sqsMessageId: string;
+  format?: string;
+  productCode?: string;
+  awsAccountId?: string;
+  customerIdentifier?: string;
+  detailType?: string;
+  sentAt?: Date;
+  receives?: number;
+  /** The start of the body, for a dead-lettered message. */
+  body?: string;
+  recordedAt: Date;
+  /** When a copy reached the dead-letter queue. */
+  forwardedAt?: Date;
 }
 
 export const marketplaceCustomersOf = collectionOf<MarketplaceCustomerDoc>('marketplace_customers');
@@ -71,6 +103,8 @@ export const marketplaceCustomersOf = collectionOf<MarketplaceCustomerDoc>('mark
 export const marketplaceLinksOf = collectionOf<MarketplaceLinkDoc>('marketplace_links');
 
 export const notificationsOf = collectionOf<NotificationDoc>('notifications');
+
+export const unprocessedNotificationsOf = collectionOf<UnprocessedNotificationDoc>('unprocessed_notifications');
 
 export interface ResolvedCustomer extends AwsCustomerRef {
   customerIdentifier?: string;
@@ -101,6 +135,18 @@ export async function saveResolvedCustomer(db: Db, customer: ResolvedCustomer, n
 /** Records a notification once; returns false when this MessageId was already recorded. */
 export async function recordNotification(db: Db, notification: NotificationDoc): Promise<boolean> {
   return (await insertNew(notificationsOf(db), [notification])).size === 0;
+}
+
+
+/** Records an acknowledged-but-unused or dead-lettered message once; returns the record as it now stands. */
+export async function recordUnprocessed(db: Db, doc: UnprocessedNotificationDoc): Promise<UnprocessedNotificationDoc> {
+  const collection = unprocessedNotificationsOf(db);
+  if ((await insertNew(collection, [doc])).size === 0) return doc;
+  return (await collection.findOne({ _id: doc._id })) ?? doc;
+}
+
+export async function markForwarded(db: Db, id: string, at = new Date()): Promise<void> {
+  await unprocessedNotificationsOf(db).updateOne({ _id: id }, { $set: { forwardedAt: at } });
 }
 
 /** Finds the AWS account of a customer known only by its legacy CustomerIdentifier. */

@@ -12,13 +12,15 @@ import { connectMongo, type MongoHandle } from '../../lib/mongo';
 import { ensureIndexes } from '../../lib/store/indexes';
 import { connectClient } from '../../lib/temporal';
 import { ensureLocalAwsResources, type LocalAwsResources } from '../../infra/servers';
-import { createHandOff } from '../../poller/hand-off';
-import { SqsNotificationPoller } from '../../poller/sqs-poller';
+import { createNotificationPoller } from '../../poller/create-poller';
+import type { PollerMetrics } from '../../poller/metrics';
+import type { PollerConfig } from '../../lib/config';
+import type { SignatureVersion } from '../../sandbox/sns-signing';
 import { createWorker } from '../../worker/create-worker';
 import type { Client } from '@temporalio/client';
 import { startApi, type RunningApi } from './api';
 import { startSandbox, type RunningSandbox } from './sandbox';
-import { testServers, uniqueName } from './test-env';
+import { testPollerConfig, testServers, uniqueName } from './test-env';
 import { REGISTRATION_PATH } from '../../api/routes/registration';
 
 export interface LinkingStack {
@@ -29,13 +31,24 @@ export interface LinkingStack {
   aws: LocalAwsResources;
   productCode: string;
   pollerLog: string[];
+  taskQueue: string;
+  pollerMetrics: PollerMetrics;
   /** The ResolveCustomer activity the API uses, for tests that build a second API. */
   resolveCustomer(token: string): Promise<ResolvedRegistration>;
   stop(): Promise<void>;
 }
 
 export async function startLinkingStack(
-  options: { settings?: Partial<ApiSettings>; visibilityTimeoutSeconds?: number; maxReceiveCount?: number; gracePeriodMs?: number } = {},
+  options: {
+    settings?: Partial<ApiSettings>;
+    visibilityTimeoutSeconds?: number;
+    maxReceiveCount?: number;
+    gracePeriodMs?: number;
+    poller?: Partial<PollerConfig>;
+    signSns?: false | SignatureVersion;
+    /** false: no poller here (a test runs the real poller process on the queue). */
+    inProcessPoller?: boolean;
+  } = {},
 ): Promise<LinkingStack> {
   const productCode = uniqueName('prod');
   const temporalConfig = testServers.temporal();
@@ -58,7 +71,7 @@ export async function startLinkingStack(
   const marketplace: Partial<ReturnType<typeof createMarketplaceActivities>> = {};
   const settings = { taskQueue: temporalConfig.taskQueue, ...options.settings };
   const api = await startApi({ db: mongo.db, temporal, resolveCustomer: (token) => marketplace.resolveCustomer!(token), settings });
-  const sandbox = await startSandbox({ productCode, sns, snsTopicArn: aws.topicArn, sqs, queueUrl: aws.queueUrl, registrationUrl: `${api.url}${REGISTRATION_PATH}` });
+  const sandbox = await startSandbox({ productCode, sns, snsTopicArn: aws.topicArn, sqs, queueUrl: aws.queueUrl, registrationUrl: `${api.url}${REGISTRATION_PATH}`, signSns: options.signSns });
   const metering = createMeteringClient({ ...awsConfig, endpoints: { ...awsConfig.endpoints, metering: sandbox.url } });
   Object.assign(marketplace, createMarketplaceActivities({ metering }));
 
@@ -68,20 +81,21 @@ export async function startLinkingStack(
   const pollerLog: string[] = [];
   const record = (level: string) => (fields: object, message: string) => pollerLog.push(`${level} ${message} ${JSON.stringify(fields)}`);
   const stopPoller = new AbortController();
-  const poller = new SqsNotificationPoller({
+  const { poller, metrics: pollerMetrics } = await createNotificationPoller({
     sqs,
+    db: mongo.db,
+    temporal,
     queueUrl: aws.queueUrl,
+    taskQueue: temporalConfig.taskQueue,
+    syncTimeoutMs: 60_000,
+    gracePeriodMs: options.gracePeriodMs ?? 3 * 24 * 3_600_000,
+    poller: testPollerConfig({ topicArns: [aws.topicArn], trustedCertUrls: [sandbox.certUrl], ...options.poller }),
     waitTimeSeconds: 1,
-    maxMessages: 10,
-    handOff: createHandOff({
-      db: mongo.db,
-      workflows: { temporal, taskQueue: temporalConfig.taskQueue, syncTimeoutMs: 60_000 },
-      cancellations: { temporal, taskQueue: temporalConfig.taskQueue, gracePeriodMs: options.gracePeriodMs ?? 3 * 24 * 3_600_000 },
-    }),
+    batchSize: 10,
     log: { info: record('info'), warn: record('warn'), error: record('error') },
     backoff: { initialMs: 100, maxMs: 1000 },
   });
-  const pollerDone = poller.run(stopPoller.signal);
+  const pollerDone = options.inProcessPoller === false ? Promise.resolve() : poller.run(stopPoller.signal);
 
   return {
     api,
@@ -91,6 +105,8 @@ export async function startLinkingStack(
     aws,
     productCode,
     pollerLog,
+    pollerMetrics,
+    taskQueue: temporalConfig.taskQueue,
     resolveCustomer: (token) => marketplace.resolveCustomer!(token),
     async stop() {
       stopPoller.abort();

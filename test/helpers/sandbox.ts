@@ -3,10 +3,13 @@ import type { SNSClient } from '@aws-sdk/client-sns';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { connectMongo, type MongoHandle } from '../../lib/mongo';
 import { buildSandbox, type Sandbox } from '../../sandbox/app';
+import { SIGNING_CERT_PATH, type SignatureVersion } from '../../sandbox/sns-signing';
 import { testServers, uniqueName } from './test-env';
 
 export interface RunningSandbox extends Sandbox {
   url: string;
+  /** Where it serves its SNS signing certificate: the URL a poller must trust. */
+  certUrl: string;
   mongo: MongoHandle;
   /** A metering client with the SDK's retries off, so each error is seen as AWS sent it. */
   metering: MarketplaceMeteringClient;
@@ -22,6 +25,8 @@ export async function startSandbox(options: {
   sqs?: SQSClient;
   queueUrl?: string;
   registrationUrl?: string;
+  /** Sign SNS envelopes with the run's local certificate (default) or publish unsigned through moto. */
+  signSns?: false | SignatureVersion;
 } = {}): Promise<RunningSandbox> {
   const mongo = await connectMongo(testServers.mongoUri(), uniqueName('sandbox'));
   const sandbox = await buildSandbox({
@@ -35,8 +40,10 @@ export async function startSandbox(options: {
     snsTopicArn: options.snsTopicArn,
     sqs: options.sqs,
     queueUrl: options.queueUrl,
+    snsSigning: options.signSns === false ? undefined : { key: testServers.snsSigningKey(), version: options.signSns ?? '1' },
   });
   const url = await sandbox.app.listen({ host: '127.0.0.1', port: 0 });
+  sandbox.setPublicUrl(url);
   const metering = new MarketplaceMeteringClient({
     region: 'us-east-1',
     endpoint: url,
@@ -46,6 +53,7 @@ export async function startSandbox(options: {
   return {
     ...sandbox,
     url,
+    certUrl: `${url}${SIGNING_CERT_PATH}`,
     mongo,
     metering,
     async control(method, path, body) {

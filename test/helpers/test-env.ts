@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import type { AwsConfig, TemporalConfig } from '../../lib/config';
+import { join } from 'node:path';
+import { ensureSigningKey } from '../../sandbox/sns-signing';
+import type { AwsConfig, PollerConfig, TemporalConfig } from '../../lib/config';
 
 /** Variables through which global-setup tells each test file where its servers are. */
 export const TEST_ENV = {
@@ -29,8 +31,24 @@ export const testServers = {
     namespace: required(TEST_ENV.temporalNamespace),
     taskQueue,
   }),
+  /** The sandbox's SNS signing key and certificate, made by global-setup. */
+  snsSigningKey: () => ensureSigningKey(join(required(TEST_ENV.runDir), 'sns-signing')),
   aws: (): AwsConfig => {
     const endpoint = required(TEST_ENV.awsEndpoint);
     return { region: 'us-east-1', endpoints: { sqs: endpoint, sns: endpoint } };
   },
 };
+
+/** The poller's settings for tests: the defaults, with signatures checked against the given trust. */
+export function testPollerConfig(overrides: Partial<PollerConfig> = {}): PollerConfig {
+  return {
+    receivers: 2,
+    maxInFlight: 50,
+    shutdownTimeoutMs: 10_000,
+    metrics: { host: '127.0.0.1', port: 0 },
+    topicArns: [],
+    verifySignatures: true,
+    trustedCertUrls: [],
+    ...overrides,
+  };
+}

@@ -1,0 +1,24 @@
+/**
+ * Whether a failed hand-off is worth holding on to. An outage of Temporal, the
+ * store or the network must never push messages to the dead-letter queue; only
+ * failures that will repeat however long we wait (a rejected argument, a
+ * programming error) do, after a few attempts.
+ */
+import { isGrpcServiceError, ServiceError } from '@temporalio/client';
+import { MongoServerError } from 'mongodb';
+
+/** gRPC codes that no retry will cure: INVALID_ARGUMENT, PERMISSION_DENIED, FAILED_PRECONDITION, OUT_OF_RANGE, UNIMPLEMENTED. */
+const PERMANENT_GRPC_CODES = new Set([3, 7, 9, 11, 12]);
+
+function grpcCode(error: unknown): number | undefined {
+  if (isGrpcServiceError(error)) return error.code;
+  if (error instanceof ServiceError && isGrpcServiceError(error.cause)) return error.cause.code;
+  return undefined;
+}
+
+export function isPermanentFailure(error: unknown): boolean {
+  const code = grpcCode(error);
+  if (code !== undefined) return PERMANENT_GRPC_CODES.has(code);
+  if (error instanceof MongoServerError) return !error.hasErrorLabel('RetryableWriteError') && !error.hasErrorLabel('TransientTransactionError');
+  return error instanceof TypeError && !/fetch|network|socket/i.test(error.message) ? true : error instanceof RangeError;
+}

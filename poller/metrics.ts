@@ -1,0 +1,61 @@
+/** What an operator watches on the poller, in Prometheus format (one registry per poller). */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+export type DeadLetterReason = 'poison' | 'untrusted' | 'hand-off-failed';
+
+export function createPollerMetrics(options: { processMetrics?: boolean } = {}) {
+  const registry = new Registry();
+  const registers = [registry];
+  if (options.processMetrics) collectDefaultMetrics({ register: registry, prefix: 'marketplace_poller_' });
+  return {
+    registry,
+    received: new Counter({
+      name: 'marketplace_notifications_received_total',
+      help: 'Queue messages received, by format (unknown: unreadable)',
+      labelNames: ['format'] as const,
+      registers,
+    }),
+    handedOff: new Counter({
+      name: 'marketplace_notifications_handed_off_total',
+      help: 'Notifications handed to the workflows (or recorded for a customer not yet known) and deleted, by action',
+      labelNames: ['action'] as const,
+      registers,
+    }),
+    duplicates: new Counter({
+      name: 'marketplace_notifications_duplicate_total',
+      help: 'Redeliveries of notifications already handed off: acknowledged with no second effect',
+      registers,
+    }),
+    ignored: new Counter({
+      name: 'marketplace_notifications_ignored_total',
+      help: 'Notifications recorded and acknowledged with no effect (unknown action or detail type)',
+      registers,
+    }),
+    deadLettered: new Counter({
+      name: 'marketplace_notifications_dead_lettered_total',
+      help: 'Messages moved to the dead-letter queue by the poller, by reason',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
+    verificationFailed: new Counter({
+      name: 'marketplace_notifications_verification_failed_total',
+      help: 'SNS envelopes refused, by check (topic, signature)',
+      labelNames: ['check'] as const,
+      registers,
+    }),
+    handOffFailures: new Counter({
+      name: 'marketplace_notification_hand_off_failures_total',
+      help: 'Failed hand-off attempts (store, Temporal or certificate fetch unavailable); each is retried with backoff',
+      registers,
+    }),
+    handOffSeconds: new Histogram({
+      name: 'marketplace_notification_hand_off_seconds',
+      help: 'From receiving a message to its hand-off being durable',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    }),
+    inFlight: new Gauge({ name: 'marketplace_notifications_in_flight', help: 'Messages received and not yet settled', registers }),
+  };
+}
+
+export type PollerMetrics = ReturnType<typeof createPollerMetrics>;
