@@ -1,8 +1,8 @@
 """
 Starts moto's server (the pinned PyPI release) with fixes to its SQS queue:
 
-- a delete removes its message from the queue in one atomic step; moto
-  rebuilds the list and assigns it, so a message sent by another request
+- a delete rebuilds the message list under the lock that a send takes; moto
+  rebuilds and assigns it without, so a message sent by another request
   thread meanwhile was silently lost (we lost 5 of 20,000 under load);
 - the cost of queue operations, which otherwise grows with the backlog fast
   enough to cap a local queue at a few dozen messages a second: the time is
@@ -38,16 +38,15 @@ def is_message_valid_based_on_retention_period(self, queue_name, message):
 def delete_message(self, receipt_handle):
     if receipt_handle in self.deleted_messages:
         return
-    # Request threads share the list: search a snapshot, remove in place (one atomic list operation).
-    for message in list(self._messages):
-        if message.had_receipt_handle(receipt_handle):
-            self.pending_messages.discard(message)
-            self.deleted_messages.update(message.all_receipt_handles)
-            try:
-                self._messages.remove(message)
-            except ValueError:
-                pass  # another thread deleted it first
-            return
+    # Copy-on-write as moto does, so a request thread looping over the old list skips nothing, but under
+    # the lock add_message takes, so a message sent meanwhile is not dropped by the assignment.
+    with self._messages_lock:
+        for message in self._messages:
+            if message.had_receipt_handle(receipt_handle):
+                self.pending_messages.discard(message)
+                self.deleted_messages.update(message.all_receipt_handles)
+                self._messages = [other for other in self._messages if other is not message]
+                return
     raise ReceiptHandleIsInvalid()
 
 

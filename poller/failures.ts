@@ -10,6 +10,9 @@ import { MongoServerError } from 'mongodb';
 /** gRPC codes that no retry will cure: INVALID_ARGUMENT, PERMISSION_DENIED, FAILED_PRECONDITION, OUT_OF_RANGE, UNIMPLEMENTED. */
 const PERMANENT_GRPC_CODES = new Set([3, 7, 9, 11, 12]);
 
+/** BadValue, FailedToParse, TypeMismatch, DocumentValidationFailure. */
+const PERMANENT_MONGO_CODES = new Set([2, 9, 14, 121]);
+
 function grpcCode(error: unknown): number | undefined {
   if (isGrpcServiceError(error)) return error.code;
   if (error instanceof ServiceError && isGrpcServiceError(error.cause)) return error.cause.code;
@@ -19,6 +22,7 @@ function grpcCode(error: unknown): number | undefined {
 export function isPermanentFailure(error: unknown): boolean {
   const code = grpcCode(error);
   if (code !== undefined) return PERMANENT_GRPC_CODES.has(code);
-  if (error instanceof MongoServerError) return !error.hasErrorLabel('RetryableWriteError') && !error.hasErrorLabel('TransientTransactionError');
+  // Only errors about the document itself; a failover, a lock or a shutdown in progress is an outage to wait out.
+  if (error instanceof MongoServerError) return PERMANENT_MONGO_CODES.has(Number(error.code));
   return error instanceof TypeError && !/fetch|network|socket/i.test(error.message) ? true : error instanceof RangeError;
 }

@@ -52,7 +52,7 @@ export class DeleteBatcher {
           Entries: batch.map((entry, index) => ({ Id: String(index), ReceiptHandle: entry.receiptHandle })),
         }),
       );
-      const failed = new Map((result.Failed ?? []).map((failure) => [failure.Id, failure.Message ?? failure.Code ?? 'failed']));
+      const failed = new Map((result.Failed ?? []).map((failure) => [failure.Id, `${failure.Code ?? 'failed'}: ${failure.Message ?? ''}`]));
       batch.forEach((entry, index) => {
         const failure = failed.get(String(index));
         if (failure) entry.reject(new Error(`delete failed: ${failure}`));

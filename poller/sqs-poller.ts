@@ -108,11 +108,10 @@ export class SqsNotificationPoller {
     const { initialMs, maxMs } = this.options.backoff ?? { initialMs: 500, maxMs: 30_000 };
     let delay = initialMs;
     const stop = this.stopping.signal;
+    const batch = this.options.batchSize ?? 10;
     while (!stop.aborted) {
-      await this.waitForCapacity();
+      await this.claimCapacity(batch);
       if (stop.aborted) break;
-      const batch = this.options.batchSize ?? 10;
-      this.reserved += batch;
       try {
         await this.receiveBatch();
         delay = initialMs;
@@ -123,13 +122,17 @@ export class SqsNotificationPoller {
         delay = Math.min(delay * 2, maxMs);
       } finally {
         this.reserved -= batch;
+        this.wakeReceivers();
       }
     }
   }
 
-  /** Room for a batch, and no hand-off failing: during an outage only the held messages are retried. */
-  private async waitForCapacity(): Promise<void> {
-    const batch = this.options.batchSize ?? 10;
+  /**
+   * Waits for room for a batch and no hand-off failing (during an outage only
+   * the held messages are retried), then claims the room in the same step, so
+   * that concurrent receivers never hold more than maxInFlight together.
+   */
+  private async claimCapacity(batch: number): Promise<void> {
     while (!this.stopping.signal.aborted && (this.inFlight.size + this.reserved + batch > this.maxInFlight || this.failingHandOffs > 0)) {
       await new Promise<void>((resolve) => {
         const wake = () => {
@@ -140,6 +143,7 @@ export class SqsNotificationPoller {
         this.stopping.signal.addEventListener('abort', wake, { once: true });
       });
     }
+    if (!this.stopping.signal.aborted) this.reserved += batch;
   }
 
   private wakeReceivers(): void {
@@ -163,11 +167,16 @@ export class SqsNotificationPoller {
       const settled = this.settle(message);
       this.inFlight.add(settled);
       metrics.inFlight.set(this.inFlight.size);
-      void settled.finally(() => {
-        this.inFlight.delete(settled);
-        metrics.inFlight.set(this.inFlight.size);
-        this.wakeReceivers();
-      });
+      void settled
+        .catch((error: unknown) => {
+          // Every failure is handled in settle(); this is the last guard: the message is redelivered after its timeout.
+          this.options.log.error({ err: error, sqsMessageId: message.MessageId }, 'settling the message failed; it will be redelivered');
+        })
+        .finally(() => {
+          this.inFlight.delete(settled);
+          metrics.inFlight.set(this.inFlight.size);
+          this.wakeReceivers();
+        });
     }
   }
 
@@ -200,13 +209,19 @@ export class SqsNotificationPoller {
         try {
           return await this.settleOnce(message, attempt === 1);
         } catch (error) {
+          // Our hold on the message lapsed (SQS caps it at 12 hours): it is someone else's now, and its redelivery is a duplicate.
+          if (/ReceiptHandleIsInvalid/.test((error as Error).message)) return 'released';
           metrics.handOffFailures.inc();
           const permanent = isPermanentFailure(error);
           if (permanent) permanentFailures++;
           const fields = { err: error, sqsMessageId: message.MessageId, attempt, permanent };
           if (permanentFailures >= maxPermanent) {
             log.error(fields, 'hand-off keeps failing for a reason waiting will not cure; dead-lettering the message');
-            return await this.deadLetter(message, 'hand-off-failed', `hand-off failed ${attempt} times: ${(error as Error).message}`);
+            try {
+              return await this.deadLetter(message, 'hand-off-failed', `hand-off failed ${attempt} times: ${(error as Error).message}`);
+            } catch (deadLetterError) {
+              log.warn({ err: deadLetterError, sqsMessageId: message.MessageId }, 'dead-lettering failed; retrying with backoff');
+            }
           }
           if (!failing) {
             failing = true;
@@ -240,7 +255,7 @@ export class SqsNotificationPoller {
         metrics.received.inc({ format: 'unknown' });
         return this.deadLetter(message, 'poison', received.reason);
       case 'untrusted': {
-        if (received.retryable) throw new Error(received.reason);
+        if (received.retryable) return this.releaseForLater(message, received.reason);
         metrics.received.inc({ format: 'sns' });
         metrics.verificationFailed.inc({ check: received.check });
         return this.deadLetter(message, 'untrusted', received.reason);
@@ -264,6 +279,19 @@ export class SqsNotificationPoller {
         return result === 'duplicate' ? 'duplicate' : 'handed-off';
       }
     }
+  }
+
+  /**
+   * The signing certificate could not be fetched. That is about this message's
+   * certificate URL, not an outage of ours, so it does not pause intake: the
+   * message comes back later, and the redrive policy bounds how often.
+   */
+  private async releaseForLater(message: Message, reason: string): Promise<Settled> {
+    const receives = Number(message.Attributes?.ApproximateReceiveCount ?? '1');
+    const seconds = Math.min(30 * 2 ** (receives - 1), 900);
+    this.options.log.warn({ sqsMessageId: message.MessageId, receives, reason, retryInSeconds: seconds }, 'cannot verify the envelope yet; it will be redelivered');
+    await releaseMessage(this.options.sqs, this.options.queueUrl, message, seconds);
+    return 'released';
   }
 
   private async keyRawDelivery(message: Message, notification: MarketplaceNotification): Promise<MarketplaceNotification> {

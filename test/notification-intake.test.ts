@@ -72,7 +72,7 @@ function linkState(customer: ReturnType<typeof syntheticCustomer>) {
   return stack.temporal.workflow.getHandle(linkWorkflowId({ awsAccountId: customer.customerAwsAccountId, productCode: customer.productCode })).query(linkStateQuery);
 }
 
-const metric = async (name: string) => (await stack.pollerMetrics.registry.getSingleMetricAsString(name)).split('\n').filter((line) => !line.startsWith('#'));
+const metric = async (name: string) => (await stack.pollerMetrics.registry.getSingleMetricAsString(name)).split('\n').filter((line) => !line.startsWith('#')).sort();
 const metricTotal = async (name: string) => (await metric(name)).reduce((sum, line) => sum + Number(line.split(' ').pop()), 0);
 
 describe('notification intake', () => {
@@ -224,6 +224,13 @@ describe('notification intake', () => {
       'marketplace_notifications_verification_failed_total{check="signature"} 4',
       'marketplace_notifications_verification_failed_total{check="topic"} 1',
     ]);
+
+    // A certificate URL on the AWS pattern that cannot be fetched is not forged: the message comes back later
+    // (the redrive policy bounds how often), and intake goes on meanwhile.
+    const unreachable = signedEnvelope({ topicArn: signer.topicArn, message, certUrl: 'https://sns.nonexistent-1.amazonaws.com/cert.pem', version: '1' }, signer.key);
+    const held = await send(JSON.stringify(unreachable));
+    await eventually(() => Promise.resolve(stack.pollerLog.some((line) => line.includes('cannot verify the envelope yet') && line.includes(held.MessageId!))), Boolean, 400);
+    expect(await metric('marketplace_notifications_dead_lettered_total')).toContain('marketplace_notifications_dead_lettered_total{reason="untrusted"} 5');
 
     // The genuine envelope, after all that, is accepted.
     await send(JSON.stringify(genuine));
