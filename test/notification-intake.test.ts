@@ -15,8 +15,11 @@ import { eventBridgeBody, rawMessageBody, snsEnvelopeBody, syntheticCustomer, ty
 import { signedEnvelope } from '../sandbox/sns-signing';
 import { snsMessage } from '../sandbox/notifications';
 import { DUPLICATE_WINDOW_MS, rawDeliveryId } from '../poller/raw-delivery-id';
+import { ensureLocalAwsResources } from '../infra/servers';
+import { createPollerMetrics } from '../poller/metrics';
+import { SqsNotificationPoller } from '../poller/sqs-poller';
 import { startLinkingStack, type LinkingStack } from './helpers/linking-stack';
-import { testServers } from './helpers/test-env';
+import { testServers, uniqueName } from './helpers/test-env';
 import { eventually } from './helpers/time-skipping';
 
 let stack: LinkingStack;
@@ -192,6 +195,59 @@ describe('notification intake', () => {
     expect(records.every((r) => r.forwardedAt && r.body)).toBe(true);
     await drained();
     expect(await metricTotal('marketplace_notifications_dead_lettered_total')).toBeGreaterThanOrEqual(3);
+  });
+
+  it('keeps a message invisible while its hand-off outlasts the visibility timeout, so nobody else takes it', async () => {
+    const queue = await ensureLocalAwsResources({
+      endpoint: testServers.awsEndpoint(),
+      region: 'us-east-1',
+      queueName: uniqueName('slow'),
+      productCode: stack.productCode,
+      visibilityTimeoutSeconds: 2,
+    });
+    let calls = 0;
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    // A hand-off that takes three visibility timeouts (a store or Temporal slow to answer).
+    const slowHandOff = async () => {
+      calls++;
+      await released;
+      return 'signalled' as const;
+    };
+    const metrics = createPollerMetrics();
+    const poller = new SqsNotificationPoller({
+      sqs,
+      queueUrl: queue.queueUrl,
+      deadLetterQueueUrl: queue.deadLetterQueueUrl,
+      db: stack.mongo.db,
+      trust: { topicArns: [stack.aws.topicArn] },
+      handOff: slowHandOff,
+      metrics,
+      log: { info: () => undefined, warn: () => undefined, error: () => undefined },
+      visibilityTimeoutSeconds: 2,
+      waitTimeSeconds: 1,
+    });
+    const stop = new AbortController();
+    const running = poller.run(stop.signal);
+    try {
+      const customer = nextCustomer();
+      await sqs.send(new SendMessageCommand({ QueueUrl: queue.queueUrl, MessageBody: eventBridgeBody(customer, 'Purchase Agreement Created - Manufacturer').body }));
+      await eventually(() => Promise.resolve(calls), (n) => n === 1);
+      // Another consumer polls for six seconds, three timeouts: the message never shows, to it or to the poller's own receivers.
+      const deadline = Date.now() + 6000;
+      while (Date.now() < deadline) {
+        const { Messages = [] } = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queue.queueUrl, WaitTimeSeconds: 1 }));
+        expect(Messages).toEqual([]);
+      }
+      release();
+      await eventually(() => queueDepth(queue.queueUrl), (depth) => depth === 0);
+      expect(calls).toBe(1);
+      expect((await metrics.received.get()).values.reduce((sum, v) => sum + v.value, 0)).toBe(1);
+    } finally {
+      release();
+      stop.abort();
+      await running;
+    }
   });
 
   it('dead-letters forged, unsigned and foreign-topic envelopes without recording them or fetching foreign certificates', async () => {
