@@ -26,11 +26,11 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DeleteMessageBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { DeleteMessageBatchCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Client } from '@temporalio/client';
 import { freePort, portOpen, waitFor } from '../infra/processes';
 import { repoRoot } from '../infra/paths';
-import { ensureLocalAwsResources, startFerretDb, startMoto, startTemporalDevServer } from '../infra/servers';
+import { ensureLocalAwsResources, queueDepth, startFerretDb, startMoto, startTemporalDevServer } from '../infra/servers';
 import { createSqsClient } from '../lib/aws';
 import { signalCancellation } from '../lib/cancellation-client';
 import { signalAwsNotification } from '../lib/linking-client';
@@ -39,6 +39,7 @@ import { ensureIndexes } from '../lib/store/indexes';
 import { notificationsOf } from '../lib/store/marketplace';
 import { connectClient } from '../lib/temporal';
 import { enqueueBodies, eventBridgeBody, rawMessageBody, snsEnvelopeBody, syntheticCustomer, type SnsSigner } from '../sandbox/notification-bodies';
+import { sumOfSeries } from '../poller/metrics';
 import { ensureSigningKey } from '../sandbox/sns-signing';
 import type { SandboxCustomer } from '../sandbox/store';
 import { linkWorkflowId } from '../workflows/ids';
@@ -95,18 +96,12 @@ function shuffle<T>(items: T[]): T[] {
   return items;
 }
 
-async function depth(sqs: SQSClient, queueUrl: string): Promise<number> {
-  const { Attributes = {} } = await sqs.send(
-    new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
-  );
-  return Number(Attributes.ApproximateNumberOfMessages) + Number(Attributes.ApproximateNumberOfMessagesNotVisible);
-}
 
 /** Enqueues as fast as SQS takes the messages, pausing while MAX_BACKLOG are waiting; returns the SQS MessageIds in order. */
 async function produce(sqs: SQSClient, queueUrl: string, bodies: string[]): Promise<string[]> {
   const ids: string[] = [];
   for (let start = 0; start < bodies.length; start += MAX_BACKLOG / 2) {
-    while ((await depth(sqs, queueUrl)) > MAX_BACKLOG / 2) await new Promise((resolve) => setTimeout(resolve, 20));
+    while ((await queueDepth(sqs, queueUrl)) > MAX_BACKLOG / 2) await new Promise((resolve) => setTimeout(resolve, 20));
     ids.push(...(await enqueueBodies(sqs, queueUrl, bodies.slice(start, start + MAX_BACKLOG / 2), PRODUCERS)));
   }
   return ids;
@@ -243,7 +238,7 @@ async function main(): Promise<void> {
     const pipelineCpu = { ...cpu(), poller: 0 };
     const started = performance.now();
     const sqsIds = await produce(sqs, pipelineQueue.queueUrl, messages.map((m) => m.body));
-    await waitFor('the queue to drain', async () => (await depth(sqs, pipelineQueue.queueUrl)) === 0, 3_600_000);
+    await waitFor('the queue to drain', async () => (await queueDepth(sqs, pipelineQueue.queueUrl)) === 0, 3_600_000);
     const pipelineSeconds = (performance.now() - started) / 1000;
     const pipelineRate = total / pipelineSeconds;
     const pipelineCpuSpent = cpuSpent(pipelineCpu);
@@ -278,7 +273,7 @@ async function main(): Promise<void> {
     await Promise.all(Array.from({ length: 16 }, checkWorkflows));
     const duplicateEffects = Math.max(0, records - expectedIds.size) + redundantSignals;
     const floor = Math.min(sqsFloor, temporalFloor);
-    const metric = (name: string) => metrics.split('\n').filter((l) => l.startsWith(name)).reduce((s, l) => s + Number(l.split(' ').pop()), 0);
+    const metric = (name: string) => sumOfSeries(metrics, name);
     const report = {
       notifications: total,
       uniqueNotifications: expectedIds.size,

@@ -1,7 +1,7 @@
 /** The real servers this project runs locally: Temporal dev server, FerretDB and moto (SQS + SNS). */
 import { join } from 'node:path';
 import { CreateTopicCommand, SubscribeCommand } from '@aws-sdk/client-sns';
-import { CreateQueueCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { Connection } from '@temporalio/client';
 import { createSnsClient, createSqsClient } from '../lib/aws';
 import { devServerSearchAttributeFlags } from '../lib/search-attributes';
@@ -126,4 +126,12 @@ export async function ensureLocalAwsResources(options: {
 async function queueArn(sqs: ReturnType<typeof createSqsClient>, queueUrl: string): Promise<string> {
   const attributes = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }));
   return attributes.Attributes!.QueueArn!;
+}
+
+/** Messages in the queue, visible or held by a consumer. */
+export async function queueDepth(sqs: SQSClient, queueUrl: string): Promise<number> {
+  const { Attributes = {} } = await sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
+  );
+  return Number(Attributes.ApproximateNumberOfMessages) + Number(Attributes.ApproximateNumberOfMessagesNotVisible);
 }

@@ -1,6 +1,6 @@
 import { MarketplaceMeteringClient } from '@aws-sdk/client-marketplace-metering';
 import { SNSClient } from '@aws-sdk/client-sns';
-import { SQSClient } from '@aws-sdk/client-sqs';
+import { GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { AwsConfig } from './config';
 
 /*
@@ -40,4 +40,11 @@ export function createMeteringClient(aws: AwsConfig): MarketplaceMeteringClient 
  */
 export function createUsageMeteringClient(aws: AwsConfig): MarketplaceMeteringClient {
   return new MarketplaceMeteringClient({ ...clientOptions(aws, aws.endpoints.metering), retryMode: 'standard', maxAttempts: 1 });
+}
+
+/** A queue's URL from its ARN (`arn:aws:sqs:<region>:<account>:<name>`), as redrive policies and SNS subscriptions name it. */
+export async function queueUrlOfArn(sqs: SQSClient, arn: string): Promise<string> {
+  const [, , , , owner, name] = arn.split(':');
+  const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: name, QueueOwnerAWSAccountId: owner }));
+  return QueueUrl!;
 }

@@ -1,5 +1,6 @@
 /** Assembles a notification poller from configuration: used by the poller process, the tests and the benchmark. */
-import { GetQueueAttributesCommand, GetQueueUrlCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { queueUrlOfArn } from '../lib/aws';
 import type { Client } from '@temporalio/client';
 import type { Db } from 'mongodb';
 import { ConfigError, type PollerConfig } from '../lib/config';
@@ -26,9 +27,7 @@ export async function discoverQueueSettings(sqs: SQSClient, queueUrl: string, de
       'SQS_DEAD_LETTER_QUEUE_URL: required when the notification queue has no redrive policy (poison messages must go somewhere)',
     ]);
   }
-  const [, , , , owner, name] = target.split(':');
-  const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: name, QueueOwnerAWSAccountId: owner }));
-  return { visibilityTimeoutSeconds, deadLetterQueueUrl: QueueUrl! };
+  return { visibilityTimeoutSeconds, deadLetterQueueUrl: await queueUrlOfArn(sqs, target) };
 }
 
 export interface NotificationPollerDeps {

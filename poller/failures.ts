@@ -24,5 +24,6 @@ export function isPermanentFailure(error: unknown): boolean {
   if (code !== undefined) return PERMANENT_GRPC_CODES.has(code);
   // Only errors about the document itself; a failover, a lock or a shutdown in progress is an outage to wait out.
   if (error instanceof MongoServerError) return PERMANENT_MONGO_CODES.has(Number(error.code));
-  return error instanceof TypeError && !/fetch|network|socket/i.test(error.message) ? true : error instanceof RangeError;
+  // A programming error repeats; a TypeError from fetch is the network.
+  return (error instanceof TypeError && !/fetch|network|socket/i.test(error.message)) || error instanceof RangeError;
 }

@@ -59,3 +59,11 @@ export function createPollerMetrics(options: { processMetrics?: boolean } = {}) 
 }
 
 export type PollerMetrics = ReturnType<typeof createPollerMetrics>;
+
+/** The sum of every series of metric `name` in Prometheus text output (what a scraper would add up). */
+export function sumOfSeries(exposition: string, name: string): number {
+  return exposition
+    .split('\n')
+    .filter((line) => line.startsWith(`${name} `) || line.startsWith(`${name}{`))
+    .reduce((sum, line) => sum + Number(line.split(' ').pop()), 0);
+}

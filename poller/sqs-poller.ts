@@ -246,22 +246,22 @@ export class SqsNotificationPoller {
 
   /** One attempt; throws when something we depend on failed, so the caller can retry. */
   private async settleOnce(message: Message, firstAttempt: boolean): Promise<Settled> {
-    const { trust, log } = this.options;
+    const { trust, log, metrics } = this.options;
     // Retries of a held message are not new receipts.
-    const metrics = firstAttempt ? this.options.metrics : { ...this.options.metrics, received: { inc: () => undefined } };
+    const countReceived = (format: string) => firstAttempt && metrics.received.inc({ format });
     const received = await classifyMessage(message.Body ?? '', message.MessageId ?? '', trust);
     switch (received.kind) {
       case 'poison':
-        metrics.received.inc({ format: 'unknown' });
+        countReceived('unknown');
         return this.deadLetter(message, 'poison', received.reason);
       case 'untrusted': {
         if (received.retryable) return this.releaseForLater(message, received.reason);
-        metrics.received.inc({ format: 'sns' });
+        countReceived('sns');
         metrics.verificationFailed.inc({ check: received.check });
         return this.deadLetter(message, 'untrusted', received.reason);
       }
       case 'ignored': {
-        metrics.received.inc({ format: received.format });
+        countReceived(received.format);
         await this.recordIgnored(message, received);
         await this.deletes.delete(message.ReceiptHandle!);
         metrics.ignored.inc();
@@ -270,7 +270,7 @@ export class SqsNotificationPoller {
       }
       case 'event': {
         const notification = received.notification.format === 'sns-raw' ? await this.keyRawDelivery(message, received.notification) : received.notification;
-        metrics.received.inc({ format: notification.format });
+        countReceived(notification.format);
         const result = await this.handOffOnce(notification);
         await this.deletes.delete(message.ReceiptHandle!);
         if (result === 'duplicate') metrics.duplicates.inc();

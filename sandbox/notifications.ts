@@ -6,7 +6,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { ListSubscriptionsByTopicCommand, PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
-import { GetQueueUrlCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { queueUrlOfArn } from '../lib/aws';
 import { signedEnvelope, type SignatureVersion, type SnsSigningKey } from './sns-signing';
 import type { SandboxCustomer, SubscriptionStatus } from './store';
 
@@ -128,11 +129,6 @@ export class NotificationPublisher {
   private async subscribedQueues(sns: SNSClient, topicArn: string): Promise<string[]> {
     const { Subscriptions = [] } = await sns.send(new ListSubscriptionsByTopicCommand({ TopicArn: topicArn }));
     const queueArns = Subscriptions.filter((s) => s.Protocol === 'sqs' && s.Endpoint).map((s) => s.Endpoint!);
-    return Promise.all(
-      queueArns.map(async (arn) => {
-        const [, , , , owner, name] = arn.split(':');
-        return (await this.sqs().send(new GetQueueUrlCommand({ QueueName: name, QueueOwnerAWSAccountId: owner }))).QueueUrl!;
-      }),
-    );
+    return Promise.all(queueArns.map((arn) => queueUrlOfArn(this.sqs(), arn)));
   }
 }

@@ -6,7 +6,7 @@
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
+import { ReceiveMessageCommand, SendMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
 import { createSqsClient } from '../lib/aws';
 import { notificationsOf, unprocessedNotificationsOf } from '../lib/store/marketplace';
 import { linkStateQuery } from '../workflows/link-account';
@@ -15,8 +15,8 @@ import { eventBridgeBody, rawMessageBody, snsEnvelopeBody, syntheticCustomer, ty
 import { signedEnvelope } from '../sandbox/sns-signing';
 import { snsMessage } from '../sandbox/notifications';
 import { DUPLICATE_WINDOW_MS, rawDeliveryId } from '../poller/raw-delivery-id';
-import { ensureLocalAwsResources } from '../infra/servers';
-import { createPollerMetrics } from '../poller/metrics';
+import { ensureLocalAwsResources, queueDepth } from '../infra/servers';
+import { createPollerMetrics, sumOfSeries } from '../poller/metrics';
 import { SqsNotificationPoller } from '../poller/sqs-poller';
 import { startLinkingStack, type LinkingStack } from './helpers/linking-stack';
 import { testServers, uniqueName } from './helpers/test-env';
@@ -41,14 +41,7 @@ afterAll(async () => {
 const nextCustomer = () => syntheticCustomer(Date.now() % 1_000_000_000 * 10 + (customers++ % 10), stack.productCode);
 const send = (body: string) => sqs.send(new SendMessageCommand({ QueueUrl: stack.aws.queueUrl, MessageBody: body }));
 
-async function queueDepth(queueUrl: string): Promise<number> {
-  const { Attributes = {} } = await sqs.send(
-    new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
-  );
-  return Number(Attributes.ApproximateNumberOfMessages) + Number(Attributes.ApproximateNumberOfMessagesNotVisible);
-}
-
-const drained = () => eventually(() => queueDepth(stack.aws.queueUrl), (depth) => depth === 0);
+const drained = () => eventually(() => queueDepth(sqs, stack.aws.queueUrl), (depth) => depth === 0);
 
 async function deadLetters(count: number) {
   const received: Message[] = [];
@@ -76,7 +69,7 @@ function linkState(customer: ReturnType<typeof syntheticCustomer>) {
 }
 
 const metric = async (name: string) => (await stack.pollerMetrics.registry.getSingleMetricAsString(name)).split('\n').filter((line) => !line.startsWith('#')).sort();
-const metricTotal = async (name: string) => (await metric(name)).reduce((sum, line) => sum + Number(line.split(' ').pop()), 0);
+const metricTotal = async (name: string) => sumOfSeries(await stack.pollerMetrics.registry.metrics(), name);
 
 describe('notification intake', () => {
   it('hands a signed SNS envelope (SignatureVersion 1 and 2) and a raw delivery to the customer’s link workflow', async () => {
@@ -240,7 +233,7 @@ describe('notification intake', () => {
         expect(Messages).toEqual([]);
       }
       release();
-      await eventually(() => queueDepth(queue.queueUrl), (depth) => depth === 0);
+      await eventually(() => queueDepth(sqs, queue.queueUrl), (depth) => depth === 0);
       expect(calls).toBe(1);
       expect((await metrics.received.get()).values.reduce((sum, v) => sum + v.value, 0)).toBe(1);
     } finally {

@@ -8,11 +8,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import { createSqsClient } from '../lib/aws';
 import { notificationsOf } from '../lib/store/marketplace';
 import { freePort, portOpen, waitFor, type ManagedProcess } from '../infra/processes';
-import { startTemporalDevServer } from '../infra/servers';
+import { queueDepth, startTemporalDevServer } from '../infra/servers';
+import { sumOfSeries } from '../poller/metrics';
 import { connectClient } from '../lib/temporal';
 import { linkStateQuery } from '../workflows/link-account';
 import { linkWorkflowId } from '../workflows/ids';
@@ -75,19 +76,10 @@ async function startPoller(temporalAddress = testServers.temporal().address, nam
 }
 
 async function metricValue(poller: PollerProcess, name: string): Promise<number> {
-  const text = await (await fetch(poller.metricsUrl)).text();
-  return text
-    .split('\n')
-    .filter((line) => line.startsWith(name))
-    .reduce((sum, line) => sum + Number(line.split(' ').pop()), 0);
+  return sumOfSeries(await (await fetch(poller.metricsUrl)).text(), name);
 }
 
-async function depth(queueUrl: string): Promise<number> {
-  const { Attributes = {} } = await sqs.send(
-    new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
-  );
-  return Number(Attributes.ApproximateNumberOfMessages) + Number(Attributes.ApproximateNumberOfMessagesNotVisible);
-}
+const depth = (queueUrl: string) => queueDepth(sqs, queueUrl);
 
 /** `customers` customers, each with two signed SNS notifications and one EventBridge event, shuffled. */
 function notificationBatch(customers: number) {

@@ -2,7 +2,7 @@
 import type { SchemaIssue } from '../../lib/schema';
 import type { NotificationDoc } from '../../lib/store/marketplace';
 
-export type NotificationFormat = 'sns' | 'sns-raw' | 'eventbridge';
+export type NotificationFormat = NonNullable<NotificationDoc['format']>;
 
 /**
  * The internal event every format maps to: the SNS actions, about one AWS

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { ensureSigningKey } from '../../sandbox/sns-signing';
-import type { AwsConfig, PollerConfig, TemporalConfig } from '../../lib/config';
+import { loadServiceConfig, type AwsConfig, type PollerConfig, type TemporalConfig } from '../../lib/config';
 
 /** Variables through which global-setup tells each test file where its servers are. */
 export const TEST_ENV = {
@@ -39,16 +39,7 @@ export const testServers = {
   },
 };
 
-/** The poller's settings for tests: the defaults, with signatures checked against the given trust. */
+/** The poller's settings for tests: its defaults, with a short shutdown and any free metrics port. */
 export function testPollerConfig(overrides: Partial<PollerConfig> = {}): PollerConfig {
-  return {
-    receivers: 2,
-    maxInFlight: 50,
-    shutdownTimeoutMs: 10_000,
-    metrics: { host: '127.0.0.1', port: 0 },
-    topicArns: [],
-    verifySignatures: true,
-    trustedCertUrls: [],
-    ...overrides,
-  };
+  return { ...loadServiceConfig({}).poller, shutdownTimeoutMs: 10_000, metrics: { host: '127.0.0.1', port: 0 }, ...overrides };
 }
