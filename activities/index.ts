@@ -12,6 +12,7 @@ import { createDiagnosticsActivities } from './diagnostics';
 import { createLinkingActivities } from './linking';
 import { createMarketplaceActivities } from './marketplace';
 import { createMeteringActivities } from './metering';
+import { createSubscriptionActivities } from './subscription';
 
 export interface ActivityDeps {
   db: Db;
@@ -29,6 +30,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createDiagnosticsActivities(deps),
     ...createCancellationActivities({ db: deps.db, deployments: deps.deployments ?? mongoDeploymentControl(deps.db) }),
     ...createLinkingActivities(deps),
+    ...createSubscriptionActivities({ db: deps.db, linking: createLinkingActivities(deps) }),
     ...createMarketplaceActivities(deps),
     ...createMeteringActivities({ db: deps.db, metering: deps.usageMetering, settings: deps.meteringConfig }),
   };

@@ -1,5 +1,6 @@
 /** AWS Marketplace Metering calls, wrapped once for the worker and the registration webhook. */
 import { ResolveCustomerCommand, type MarketplaceMeteringClient } from '@aws-sdk/client-marketplace-metering';
+import { normalizeLicenseArn } from '../workflows/subscription-identity';
 
 export type RegistrationProblem = 'invalid-token' | 'expired-token' | 'api-disabled' | 'aws-unavailable';
 
@@ -46,7 +47,7 @@ export function createMarketplaceActivities({ metering }: MarketplaceDeps) {
           awsAccountId: result.CustomerAWSAccountId,
           productCode: result.ProductCode,
           ...(result.CustomerIdentifier ? { customerIdentifier: result.CustomerIdentifier } : {}),
-          ...(result.LicenseArn ? { licenseArn: result.LicenseArn } : {}),
+          ...(result.LicenseArn ? { licenseArn: normalizeLicenseArn(result.LicenseArn) } : {}),
         };
       } catch (error) {
         if (error instanceof RegistrationError) throw error;

@@ -13,8 +13,9 @@ import { bulkWriteInChunks } from '../lib/mongo';
 import { RateLimiter } from '../lib/rate-limiter';
 import { customerKey, marketplaceCustomersOf, marketplaceLinksOf, METERED_LINK_STATES, type MarketplaceLinkDoc } from '../lib/store/marketplace';
 import { freezeEntries, ledgerKey, meteringHoursOf, recordOutcomes, type LedgerEntry } from '../lib/store/metering-ledger';
+import { claimMeteringModels, METERING_MODEL_CONFLICT } from '../lib/store/metering-models';
 import { HOUR_MS, hourStart, usageByAccount } from '../lib/store/usage';
-import type { AwsCustomer } from '../workflows/link-model';
+import type { SubscriptionRef } from '../workflows/subscription-identity';
 import { sendEntries } from './usage-sender';
 
 /** AWS accepts records up to 6 hours old; we stop 10 minutes short so a record never arrives late. */
@@ -94,7 +95,11 @@ export function createMeteringActivities({ db, metering, settings }: MeteringDep
     );
   }
 
-  /** Links activated before the identifiers were copied onto them take them from the resolved customer. */
+  /**
+   * Links activated before the identifiers were copied onto them take them from
+   * the resolved customer, which is stored under the same key as its link
+   * (`customerKey`: the license when AWS gave one, else account and product).
+   */
   async function withIdentifiers(links: MarketplaceLinkDoc[]): Promise<MarketplaceLinkDoc[]> {
     const bare = links.filter((link) => !link.licenseArn && !link.customerIdentifier).map((link) => link._id);
     if (bare.length === 0) return links;
@@ -115,6 +120,9 @@ export function createMeteringActivities({ db, metering, settings }: MeteringDep
     const pending = frozen.filter((entry) => entry.status === 'pending');
     // A record that names no customer could only be refused by AWS; it is recorded as such, loudly, not sent.
     const unnamed = pending.filter((entry) => !entry.licenseArn && !entry.customerIdentifier);
+    // An AWS account + product is metered for an hour under one model only: both would bill the buyer twice.
+    const { allowed, conflicting } = await claimMeteringModels(db, pending.filter((entry) => entry.licenseArn || entry.customerIdentifier));
+    heartbeat('models claimed');
     const report = await sendEntries(
       {
         metering,
@@ -123,9 +131,10 @@ export function createMeteringActivities({ db, metering, settings }: MeteringDep
         notAfter: hour.getTime() + METERING_WINDOW_MS - SAFETY_MS,
         onProgress: (progress) => heartbeat(progress),
       },
-      pending.filter((entry) => entry.licenseArn || entry.customerIdentifier),
+      allowed,
     );
     report.outcomes.push(...unnamed.map((entry) => ({ _id: entry._id, status: 'rejected' as const, error: 'NoCustomerIdentifier' })));
+    report.outcomes.push(...conflicting.map((entry) => ({ _id: entry._id, status: 'rejected' as const, error: METERING_MODEL_CONFLICT })));
     await recordOutcomes(db, report.outcomes);
     if (report.unsent > 0) throw new Error(`${report.unsent} records are still pending after retries; the page will be retried`);
     const count = (status: string) => report.outcomes.filter((o) => o.status === status).length;
@@ -212,7 +221,7 @@ export function createMeteringActivities({ db, metering, settings }: MeteringDep
      * frozen now, as "up to now" means: usage later in that hour is not billed,
      * and a later hourly run sends nothing for it, so nothing can conflict.
      */
-    async meterCustomerNow(customer: AwsCustomer): Promise<PageTotals> {
+    async meterCustomerNow(customer: SubscriptionRef): Promise<PageTotals> {
       const link = await marketplaceLinksOf(db).findOne({ _id: customerKey(customer), state: { $in: [...METERED_LINK_STATES] } });
       const totals: PageTotals = { customers: link ? 1 : 0, records: 0, sent: 0, conflicts: 0, notSubscribed: 0, rejected: 0, calls: 0 };
       if (!link) return totals;

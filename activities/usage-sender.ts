@@ -7,6 +7,7 @@
 import { BatchMeterUsageCommand, type MarketplaceMeteringClient, type UsageRecord } from '@aws-sdk/client-marketplace-metering';
 import type { FinalStatus, LedgerEntry } from '../lib/store/metering-ledger';
 import type { RateLimiter } from '../lib/rate-limiter';
+import { licenseIdOf, normalizeLicenseArn } from '../workflows/subscription-identity';
 
 export const MAX_RECORDS_PER_CALL = 25;
 
@@ -47,7 +48,11 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** Exponential backoff with "equal jitter", capped at 5 s so the activity keeps heartbeating well inside its timeout. */
 const jittered = (attempt: number) => Math.min(5_000, 100 * 2 ** attempt) * (0.5 + Math.random() / 2);
 
-/** Legacy customers are billed by CustomerIdentifier with the call's ProductCode; the others by account and LicenseArn. */
+/**
+ * Legacy customers are billed by CustomerIdentifier with the call's ProductCode;
+ * the others by CustomerAWSAccountId and LicenseArn, in calls without a
+ * ProductCode (AWS reads the product from the license; both would bill twice).
+ */
 function groupKey(entry: LedgerEntry): string {
   return entry.licenseArn ? `account|${entry.productCode}` : `legacy|${entry.productCode}`;
 }
@@ -58,13 +63,14 @@ function toRecord(entry: LedgerEntry): UsageRecord {
     Dimension: entry.dimension,
     Quantity: entry.quantity,
     ...(entry.licenseArn
-      ? { CustomerAWSAccountId: entry.awsAccountId, LicenseArn: entry.licenseArn }
+      ? { CustomerAWSAccountId: entry.awsAccountId, LicenseArn: normalizeLicenseArn(entry.licenseArn) }
       : { CustomerIdentifier: entry.customerIdentifier }),
   };
 }
 
+/** Matches an answer to its record. The license is part of it: one AWS account may hold several licenses of one product. */
 const recordKey = (r: UsageRecord) =>
-  `${r.CustomerAWSAccountId ?? r.CustomerIdentifier}|${r.Dimension}|${r.Timestamp instanceof Date ? r.Timestamp.getTime() : r.Timestamp}`;
+  `${r.CustomerAWSAccountId ?? r.CustomerIdentifier}|${r.LicenseArn ? licenseIdOf(r.LicenseArn) : ''}|${r.Dimension}|${r.Timestamp instanceof Date ? r.Timestamp.getTime() : r.Timestamp}`;
 
 /** Splits entries into calls of at most 25, one product and one model per call. */
 export function planCalls(entries: LedgerEntry[]): LedgerEntry[][] {

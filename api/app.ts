@@ -14,12 +14,15 @@ import { registerPages } from './routes/pages';
 import { registerRegistrationRoute } from './routes/registration';
 import { ErrorResponse } from './schemas';
 import { registerSessions, type SessionSettings } from './session';
+import { THREE_DAYS_MS } from '../workflows/cancel-subscription';
 
 export interface ApiSettings {
   taskQueue: string;
   publicBaseUrl: string;
   session: Omit<SessionSettings, 'secureCookies'>;
   linking: ServiceConfig['linking'];
+  /** Passed to a subscription workflow this API starts. */
+  cancellation?: ServiceConfig['cancellation'];
   demoAccounts: boolean;
   signInUrl: string;
 }
@@ -39,6 +42,7 @@ export function apiSettings(config: ServiceConfig, signingKeys: string[]): ApiSe
     publicBaseUrl: config.api.publicBaseUrl,
     session: { signingKeys, ttlSeconds: config.session.ttlSeconds },
     linking: config.linking,
+    cancellation: config.cancellation,
     demoAccounts: config.demoAccounts,
     signInUrl: config.signInUrl,
   };
@@ -84,7 +88,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   registerLinkRoutes(app, {
     db: deps.db,
-    workflows: { temporal: deps.temporal, taskQueue: settings.taskQueue, syncTimeoutMs: settings.linking.syncTimeoutMs },
+    subscriptions: {
+      temporal: deps.temporal,
+      taskQueue: settings.taskQueue,
+      settings: { syncTimeoutMs: settings.linking.syncTimeoutMs, gracePeriodMs: settings.cancellation?.gracePeriodMs ?? THREE_DAYS_MS },
+    },
     publicBaseUrl: settings.publicBaseUrl,
   });
   registerBillingRoutes(app, { db: deps.db });

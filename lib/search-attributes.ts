@@ -8,6 +8,7 @@ import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/commo
 export const AwsAccountId = defineSearchAttributeKey('AwsAccountId', SearchAttributeType.KEYWORD);
 export const AwsCustomerIdentifier = defineSearchAttributeKey('AwsCustomerIdentifier', SearchAttributeType.KEYWORD);
 export const AwsProductCode = defineSearchAttributeKey('AwsProductCode', SearchAttributeType.KEYWORD);
+export const AwsLicenseArn = defineSearchAttributeKey('AwsLicenseArn', SearchAttributeType.KEYWORD);
 export const PlatformAccountId = defineSearchAttributeKey('PlatformAccountId', SearchAttributeType.KEYWORD);
 export const BillingStatus = defineSearchAttributeKey('BillingStatus', SearchAttributeType.KEYWORD);
 export const MeteringHour = defineSearchAttributeKey('MeteringHour', SearchAttributeType.DATETIME);
@@ -16,6 +17,7 @@ export const customSearchAttributes = [
   AwsAccountId,
   AwsCustomerIdentifier,
   AwsProductCode,
+  AwsLicenseArn,
   PlatformAccountId,
   BillingStatus,
   MeteringHour,

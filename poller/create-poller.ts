@@ -60,8 +60,7 @@ export async function createNotificationPoller(deps: NotificationPollerDeps) {
     trust: { topicArns: poller.topicArns, verifier },
     handOff: createHandOff({
       db,
-      workflows: { temporal, taskQueue: deps.taskQueue, syncTimeoutMs: deps.syncTimeoutMs },
-      cancellations: { temporal, taskQueue: deps.taskQueue, gracePeriodMs: deps.gracePeriodMs },
+      subscriptions: { temporal, taskQueue: deps.taskQueue, settings: { syncTimeoutMs: deps.syncTimeoutMs, gracePeriodMs: deps.gracePeriodMs } },
     }),
     metrics,
     log: deps.log,

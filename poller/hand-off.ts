@@ -1,53 +1,60 @@
 /**
- * Hands one notification over: signal the AWS customer's workflows, then
- * record it in the store under its unique id. The insert is the only store
- * write, and no read is needed (reads by key scan the collection in the
- * SQLite-backed store): a redelivery that the poller's memory did not catch
- * is recognised when its insert meets the existing record, after a repeated
- * signal that the workflows deduplicate by id. A crash between signal and
- * record is the same case. The record is also what a link workflow that
- * starts later reads, so the order of events does not matter.
+ * Hands one notification over to the subscription it is about, then records it
+ * in the store under its unique id. A redelivery that the poller's memory did
+ * not catch is recognised when its insert meets the existing record, after a
+ * repeated signal that the workflow deduplicates by id.
+ *
+ * A notification about a subscription we have not registered yet (AWS may
+ * notify before the buyer's browser reaches us) starts nothing: it is recorded
+ * first, and the workflow reads the record when it starts. The lookup is
+ * repeated after the record is written, so a registration racing with it is
+ * signalled instead: either the workflow's start read the record, or this
+ * second lookup sees the registration.
  */
 import type { Db } from 'mongodb';
-import { signalCancellation, type CancellationTarget } from '../lib/cancellation-client';
-import { signalAwsNotification, type LinkWorkflowTarget } from '../lib/linking-client';
-import { findAwsAccountId, recordNotification } from '../lib/store/marketplace';
+import { clampSentAt } from '../workflows/aws-ordering';
+import { recordNotification } from '../lib/store/marketplace';
+import { findSubscriptionOf } from '../lib/store/subscription-lookup';
+import { signalAwsEvent, type SubscriptionTarget } from '../lib/subscription-client';
+import type { SubscriptionEvent } from '../workflows/subscription-model';
 import type { MarketplaceNotification } from './messages';
 
-/** signalled: the workflows have it; recorded: no known AWS account yet, the record waits for the workflow; duplicate: already handed off. */
+/** signalled: the workflow has it; recorded: no registered subscription yet, the record waits for it; duplicate: already handed off. */
 export type HandOffResult = 'signalled' | 'recorded' | 'duplicate';
 
 export interface HandOffDeps {
   db: Db;
-  workflows: LinkWorkflowTarget;
-  cancellations: CancellationTarget;
+  subscriptions: SubscriptionTarget;
 }
 
 export type HandOff = (notification: MarketplaceNotification) => Promise<HandOffResult>;
 
-export function createHandOff({ db, workflows, cancellations }: HandOffDeps): HandOff {
+export function createHandOff({ db, subscriptions }: HandOffDeps): HandOff {
   return async function handOff(notification) {
     const { messageId, ...fields } = notification;
     const receivedAt = new Date();
-    const result = await signalWorkflows(notification);
-    const fresh = await recordNotification(db, { _id: messageId, ...fields, receivedAt, handedOffAt: new Date() });
-    return fresh ? result : 'duplicate';
-  };
+    const sentAt = new Date(clampSentAt(notification.sentAt, receivedAt));
+    const record = () => recordNotification(db, { _id: messageId, ...fields, sentAt, receivedAt, handedOffAt: new Date() });
+    const event: SubscriptionEvent = {
+      id: messageId,
+      action: notification.action,
+      sentAt: sentAt.toISOString(),
+      ...(notification.amendment ? { amendment: true } : {}),
+      ...(notification.productCode ? { productCode: notification.productCode } : {}),
+      ...(notification.licenseArn ? { licenseArn: notification.licenseArn } : {}),
+      ...(notification.customerIdentifier ? { customerIdentifier: notification.customerIdentifier } : {}),
+      ...(notification.offerIdentifier ? { offerIdentifier: notification.offerIdentifier } : {}),
+    };
 
-  async function signalWorkflows(notification: MarketplaceNotification): Promise<'signalled' | 'recorded'> {
-    const { messageId, action, productCode } = notification;
-    const awsAccountId =
-      notification.awsAccountId ??
-      (notification.customerIdentifier ? await findAwsAccountId(db, productCode, notification.customerIdentifier) : undefined);
-    // A legacy customer we have not resolved yet: its link workflow will find the record when it starts.
-    if (!awsAccountId) return 'recorded';
-    const customer = { awsAccountId, productCode };
-    if (action === 'subscribe-success' || action === 'subscribe-fail') {
-      await signalAwsNotification(workflows, customer, { messageId, action });
+    let ref = await findSubscriptionOf(db, notification);
+    if (ref) {
+      await signalAwsEvent(subscriptions, ref, event);
+      return (await record()) ? 'signalled' : 'duplicate';
     }
-    // unsubscribe-* start or join the cancellation; a subscribe-success joins a running one (a resubscription).
-    const sentAt = (notification.sentAt ?? new Date()).toISOString();
-    if (action !== 'subscribe-fail') await signalCancellation(cancellations, customer, { messageId, action, sentAt });
-    return 'signalled';
-  }
+    const fresh = await record();
+    ref = await findSubscriptionOf(db, notification);
+    if (!ref) return fresh ? 'recorded' : 'duplicate';
+    await signalAwsEvent(subscriptions, ref, event);
+    return fresh ? 'signalled' : 'duplicate';
+  };
 }

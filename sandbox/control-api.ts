@@ -29,12 +29,13 @@ const CustomerId = Type.Object({ id: Type.String({ minLength: 1 }) });
 
 export async function createSubscription(
   deps: ControlApiDeps,
-  input: { model?: 'legacy' | 'account'; freeTrial?: boolean; productCode?: string; tokenTtlSeconds?: number },
+  input: { model?: 'legacy' | 'account'; freeTrial?: boolean; productCode?: string; tokenTtlSeconds?: number; customerAwsAccountId?: string },
 ) {
   const customer = await deps.store.createCustomer({
     productCode: input.productCode ?? deps.productCode,
     model: input.model ?? 'account',
     freeTrial: input.freeTrial ?? false,
+    ...(input.customerAwsAccountId ? { customerAwsAccountId: input.customerAwsAccountId } : {}),
   });
   const { token, expiresAt } = await deps.store.issueToken(customer._id, input.tokenTtlSeconds ?? deps.tokenTtlSeconds);
   return { customer, token, expiresAt };
@@ -75,6 +76,9 @@ export function registerControlApi(root: FastifyInstance, deps: ControlApiDeps):
             freeTrial: Type.Optional(Type.Boolean()),
             productCode: Type.Optional(Type.String({ minLength: 1 })),
             tokenTtlSeconds: Type.Optional(Type.Integer({ minimum: 1 })),
+            customerAwsAccountId: Type.Optional(
+              Type.String({ pattern: '^[0-9]{12}$', description: 'Another purchase by an existing buyer account (concurrent agreements)' }),
+            ),
             subscribed: Type.Optional(Type.Boolean({ description: 'Skip the subscribe-success step (for metering tests)' })),
           },
           { additionalProperties: false },

@@ -143,6 +143,7 @@ async function batchMeterUsage(deps: MeteringApiDeps, body: unknown) {
   const outcomes = await deps.store.recordUsage(
     accepted.map(({ record, customer }) => ({
       customerId: customer._id,
+      meteredBy: record.CustomerIdentifier !== undefined ? ('customer-identifier' as const) : ('license' as const),
       dimension: record.Dimension,
       timestamp: new Date(record.Timestamp * 1000),
       hour: hourOf(new Date(record.Timestamp * 1000)),

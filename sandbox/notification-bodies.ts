@@ -4,7 +4,7 @@
  * in bulk.
  */
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { eventBridgeEvent, snsMessage, type EventDetailType, type SnsAction } from './notifications';
+import { eventBridgeEvent, snsMessage, type EventBodyOptions, type EventDetailType, type SnsAction } from './notifications';
 import { signedEnvelope, type SignatureVersion, type SnsSigningKey } from './sns-signing';
 import type { SandboxCustomer } from './store';
 
@@ -30,9 +30,9 @@ export interface SnsSigner {
 }
 
 /** The SNS envelope (default delivery), signed; `messageId` fixes the id, as a redelivery would. */
-export function snsEnvelopeBody(customer: SandboxCustomer, action: SnsAction | string, signer: SnsSigner, messageId?: string): string {
+export function snsEnvelopeBody(customer: SandboxCustomer, action: SnsAction | string, signer: SnsSigner, messageId?: string, timestamp?: Date): string {
   const message = JSON.stringify(snsMessage(customer, action as SnsAction));
-  return JSON.stringify(signedEnvelope({ topicArn: signer.topicArn, message, certUrl: signer.certUrl, version: signer.version ?? '1', messageId }, signer.key));
+  return JSON.stringify(signedEnvelope({ topicArn: signer.topicArn, message, certUrl: signer.certUrl, version: signer.version ?? '1', messageId, timestamp }, signer.key));
 }
 
 /** Raw message delivery: the subscription message alone. */
@@ -40,8 +40,14 @@ export function rawMessageBody(customer: SandboxCustomer, action: SnsAction | st
   return JSON.stringify(snsMessage(customer, action as SnsAction));
 }
 
-export function eventBridgeBody(customer: SandboxCustomer, detailType: EventDetailType | string, region = 'us-east-1'): { id: string; body: string } {
-  const event = eventBridgeEvent(customer, detailType as EventDetailType, region);
+/** An EventBridge event as the rule delivers it; any detail type, so that unknown ones can be sent too. */
+export function eventBridgeBody(
+  customer: SandboxCustomer,
+  detailType: EventDetailType | string,
+  region = 'us-east-1',
+  options?: EventBodyOptions,
+): { id: string; body: string } {
+  const event = eventBridgeEvent(customer, detailType as EventDetailType, region, options);
   return { id: event.id, body: JSON.stringify(event) };
 }
 

@@ -20,8 +20,24 @@ export const EVENT_DETAIL_TYPES = [
   'Purchase Agreement Ended - Manufacturer',
   'License Updated - Manufacturer',
   'License Deprovisioned - Manufacturer',
+  // An ISV selling its own offer gets these instead of the Manufacturer agreement events (the License ones stay Manufacturer).
+  'Purchase Agreement Created - Proposer',
+  'Purchase Agreement Amended - Proposer',
+  'Purchase Agreement Ended - Proposer',
 ] as const;
 export type EventDetailType = (typeof EVENT_DETAIL_TYPES)[number];
+
+export interface EventBodyOptions {
+  /**
+   * 'aws-sample' shapes the event like AWS's documented sample of its detail
+   * type: agreement events without `detail.product` or `detail.license`, and
+   * License events with an agreement id only. The default also puts the
+   * product and license on agreement events.
+   */
+  shape?: 'full' | 'aws-sample';
+  /** `detail.agreement.intent` of an agreement event: AMEND for Amended, NEW otherwise. */
+  intent?: 'NEW' | 'RENEW' | 'REPLACE' | 'AMEND';
+}
 
 /** How each notification moves the customer's subscription in the sandbox (undefined: unchanged). */
 export const statusAfterAction: Record<SnsAction, SubscriptionStatus | undefined> = {
@@ -37,6 +53,9 @@ export const statusAfterEvent: Record<EventDetailType, SubscriptionStatus | unde
   'Purchase Agreement Ended - Manufacturer': 'unsubscribe-pending',
   'License Updated - Manufacturer': undefined,
   'License Deprovisioned - Manufacturer': 'unsubscribed',
+  'Purchase Agreement Created - Proposer': 'subscribed',
+  'Purchase Agreement Amended - Proposer': 'subscribed',
+  'Purchase Agreement Ended - Proposer': 'unsubscribe-pending',
 };
 
 export function snsMessage(customer: SandboxCustomer, action: SnsAction): Record<string, string> {
@@ -50,36 +69,53 @@ export function snsMessage(customer: SandboxCustomer, action: SnsAction): Record
   };
 }
 
-export function eventBridgeEvent(customer: SandboxCustomer, detailType: EventDetailType, region: string) {
+/** The seller's own account: the EventBridge bus the events arrive on, and the proposer of its offers. */
+const SELLER_ACCOUNT = '111122223333';
+
+/** The bare event an EventBridge rule puts in the SQS body, as AWS prints it. */
+export function eventBridgeEvent(customer: SandboxCustomer, detailType: EventDetailType, region: string, options: EventBodyOptions = {}) {
   const now = new Date().toISOString();
   const agreementId = `agmt-${customer._id.replace(/-/g, '').slice(0, 25)}`;
-  const ended = detailType === 'Purchase Agreement Ended - Manufacturer';
+  const isLicenseEvent = detailType.startsWith('License ');
+  const sample = options.shape === 'aws-sample';
+  const withProduct = isLicenseEvent || !sample;
   return {
     version: '0',
     id: randomUUID(),
     'detail-type': detailType,
     source: 'aws.agreement-marketplace',
-    account: '111122223333',
+    account: SELLER_ACCOUNT,
     time: now,
     region,
-    resources: [`arn:aws:aws-marketplace:${region}:111122223333:AWSMarketplace/Agreement/${agreementId}`],
+    resources: [`arn:aws:aws-marketplace::aws:agreement:${agreementId}`],
     detail: {
       requestId: randomUUID(),
-      agreement: {
-        id: agreementId,
-        intent: detailType.includes('Amended') ? 'AMEND' : 'NEW',
-        status: ended ? 'CANCELLED' : 'ACTIVE',
-        acceptanceTime: customer.createdAt.toISOString(),
-        startTime: customer.createdAt.toISOString(),
-        ...(ended ? { endTime: now } : {}),
-      },
+      catalog: 'AWSMarketplace',
+      agreement: isLicenseEvent && sample ? { id: agreementId } : agreementOf(customer, agreementId, detailType, now, options),
       acceptor: { accountId: customer.customerAwsAccountId },
-      proposer: { accountId: '111122223333' },
+      proposer: { accountId: SELLER_ACCOUNT },
       offer: { id: customer.offerId },
-      product: { code: customer.productCode, id: `prod-${customer.productCode}` },
-      license: { arn: customer.licenseArn },
+      ...(withProduct ? { product: { code: customer.productCode, id: `prod-${customer.productCode}` } } : {}),
+      ...(withProduct ? { license: { arn: printedLicenseArn(customer.licenseArn) } } : {}),
     },
   };
+}
+
+function agreementOf(customer: SandboxCustomer, id: string, detailType: EventDetailType, now: string, options: EventBodyOptions) {
+  // AWS's Ended samples carry the agreement's id and status only.
+  if (detailType.startsWith('Purchase Agreement Ended')) return options.shape === 'aws-sample' ? { id, status: 'CANCELLED' } : { id, status: 'CANCELLED', endTime: now };
+  return {
+    id,
+    intent: options.intent ?? (detailType.startsWith('Purchase Agreement Amended') ? 'AMEND' : 'NEW'),
+    status: 'ACTIVE',
+    acceptanceTime: customer.createdAt.toISOString(),
+    startTime: customer.createdAt.toISOString(),
+  };
+}
+
+/** AWS's event samples print the license ARN without the leading `arn:` that ResolveCustomer returns. */
+function printedLicenseArn(arn: string): string {
+  return arn.replace(/^arn:/, '');
 }
 
 export interface SnsSigning {
@@ -113,10 +149,10 @@ export class NotificationPublisher {
     return { messageId: envelope.MessageId };
   }
 
-  async publishEvent(customer: SandboxCustomer, detailType: EventDetailType): Promise<{ eventId: string }> {
+  async publishEvent(customer: SandboxCustomer, detailType: EventDetailType, options?: EventBodyOptions): Promise<{ eventId: string }> {
     const { queueUrl, region } = this.deps;
     if (!queueUrl) throw new Error('SQS is not configured: set SQS_QUEUE_URL and AWS_ENDPOINT_URL_SQS');
-    const event = eventBridgeEvent(customer, detailType, region);
+    const event = eventBridgeEvent(customer, detailType, region, options);
     await this.sqs().send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: JSON.stringify(event) }));
     return { eventId: event.id };
   }

@@ -26,9 +26,13 @@ interface TokenDoc {
   expiresAt: Date;
 }
 
+/** How a usage record named its customer: AWS bills each separately, so one hour under both is billed twice. */
+export type MeteredBy = 'customer-identifier' | 'license';
+
 export interface UsageDoc {
   _id: string;
   customerId: string;
+  meteredBy: MeteredBy;
   dimension: string;
   hour: Date;
   timestamp: Date;
@@ -109,8 +113,9 @@ export class SandboxStore {
     await this.calls.createIndex({ at: 1 });
   }
 
-  async createCustomer(input: { productCode: string; model: CustomerModel; freeTrial: boolean }): Promise<SandboxCustomer> {
-    const customerAwsAccountId = digits(12);
+  /** A given `customerAwsAccountId` adds a purchase to that account: concurrent agreements, each with its own license. */
+  async createCustomer(input: { productCode: string; model: CustomerModel; freeTrial: boolean; customerAwsAccountId?: string }): Promise<SandboxCustomer> {
+    const customerAwsAccountId = input.customerAwsAccountId ?? digits(12);
     const customer: SandboxCustomer = {
       _id: randomUUID(),
       model: input.model,
@@ -158,6 +163,8 @@ export class SandboxStore {
    * Records usage "first write wins": an identical record returns the stored
    * MeteringRecordId, a different quantity for the same customer, dimension and
    * hour is a duplicate. The unique _id keeps this atomic without transactions.
+   * A record by CustomerIdentifier and one by LicenseArn are different records,
+   * as at AWS: the same customer and hour under both is billed twice.
    */
   async recordUsage(
     records: Array<Omit<UsageDoc, '_id' | 'meteringRecordId' | 'receivedAt'>>,
@@ -166,7 +173,7 @@ export class SandboxStore {
     const now = new Date();
     const docs = records.map((record) => ({
       ...record,
-      _id: `${record.customerId}|${record.dimension}|${record.hour.toISOString()}`,
+      _id: `${record.customerId}|${record.meteredBy}|${record.dimension}|${record.hour.toISOString()}`,
       meteringRecordId: randomUUID(),
       receivedAt: now,
     }));

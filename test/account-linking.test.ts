@@ -2,7 +2,7 @@
  * Account linking end to end on the real stack: the registration webhook
  * redeems a sandbox token with ResolveCustomer, the buyer signs in and links,
  * the sandbox publishes subscribe-success through SNS into SQS, the poller
- * signals the workflow, and the payment method changes in MongoDB.
+ * signals the subscription's workflow, and the payment method changes in MongoDB.
  */
 import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { Connection, Client } from '@temporalio/client';
@@ -13,10 +13,9 @@ import { DEMO_PASSWORD, seedDemoAccounts } from '../lib/store/demo-accounts';
 import { linkStatusesOf } from '../lib/store/link-status';
 import { marketplaceCustomersOf, marketplaceLinksOf, notificationsOf } from '../lib/store/marketplace';
 import { linkCodesOf, linkCodeUsesOf, redeemedTokensOf } from '../lib/store/registrations';
-import { linkWorkflowId } from '../workflows/ids';
-import { linkStateQuery } from '../workflows/link-account';
 import { Browser, sessionFor, startApi } from './helpers/api';
 import { startLinkingStack, type LinkingStack } from './helpers/linking-stack';
+import { eventuallyState, subscriptionHandle, subscriptionIdOf } from './helpers/subscription';
 import { testServers, uniqueName } from './helpers/test-env';
 import { eventually } from './helpers/time-skipping';
 
@@ -91,8 +90,9 @@ describe('account linking on the real stack', () => {
     expect(stored).toMatchObject({ productCode: stack.productCode, licenseArn: subscription.customer.licenseArn, offerType: 'free-trial' });
 
     const linked = await browser.postJson('/api/links', { linkCode: code });
+    // The workflow's decision, not a promise of one: the account holds the subscription and waits for AWS.
     expect(linked.status).toBe(202);
-    expect(linked.json()).toMatchObject({ phase: 'checking', accountId: 'acct-alice' });
+    expect(linked.json()).toMatchObject({ phase: 'waiting-for-aws', accountId: 'acct-alice', awsAccountId: subscription.customer.customerAwsAccountId });
     await eventually(() => phaseOf(browser), (phase) => phase === 'waiting-for-aws');
     expect((await browser.get('/api/billing')).json()).toMatchObject({ paymentMethod: 'none' });
 
@@ -125,12 +125,14 @@ describe('account linking on the real stack', () => {
       () => notificationsOf(stack.mongo.db).countDocuments({ customerIdentifier: subscription.customer.customerIdentifier }),
       (n) => n === 1,
     );
-    expect((await browser.postJson('/api/links', { linkCode: code })).status).toBe(202);
+    const linked = await browser.postJson('/api/links', { linkCode: code });
+    expect(linked.status).toBe(202);
+    expect(['waiting-for-aws', 'linked']).toContain(linked.json().phase);
     await eventually(() => phaseOf(browser), (phase) => phase === 'linked');
-    const workflow = stack.temporal.workflow.getHandle(
-      linkWorkflowId({ awsAccountId: subscription.customer.customerAwsAccountId, productCode: stack.productCode }),
-    );
-    expect(await workflow.result()).toEqual({ status: 'linked', accountId: 'acct-bob' });
+    const workflow = await subscriptionHandle(stack.temporal, stack.mongo.db, { awsAccountId: subscription.customer.customerAwsAccountId, productCode: stack.productCode });
+    const state = await eventuallyState(workflow, (s) => s.phase === 'active');
+    expect(state).toMatchObject({ phase: 'active', owner: 'acct-bob', aws: { status: 'subscribed' } });
+    expect(state.history).toEqual([expect.objectContaining({ action: 'subscribe-success', verdict: 'subscribed' })]);
   });
 
   it('links a legacy buyer whose subscribe-success arrived before we had ever heard of them', async () => {
@@ -144,17 +146,25 @@ describe('account linking on the real stack', () => {
     );
     const browser = new Browser(stack.api.url);
     const code = await arriveFromAws(browser, subscription, buyer.email);
+    const workflowId = await subscriptionIdOf(stack.mongo.db, { awsAccountId: subscription.customer.customerAwsAccountId, productCode: stack.productCode });
+    await expect(stack.temporal.workflow.getHandle(workflowId).describe()).rejects.toThrow(/not found/i);
     expect((await browser.postJson('/api/links', { linkCode: code })).status).toBe(202);
     await eventually(() => phaseOf(browser), (phase) => phase === 'linked');
+    // The workflow the link request started read the recorded notification.
+    const state = await eventuallyState(stack.temporal.workflow.getHandle(workflowId), (s) => s.phase === 'active');
+    expect(state).toMatchObject({ owner: buyer._id, history: [expect.objectContaining({ action: 'subscribe-success', verdict: 'subscribed' })] });
   });
 
   it('shows the refusal for an account with a credit card, changes nothing, and links once the card is gone', async () => {
     const subscription = await subscribe();
     const browser = new Browser(stack.api.url);
     const code = await arriveFromAws(browser, subscription, 'carol@example.com');
-    expect((await browser.postJson('/api/links', { linkCode: code })).status).toBe(202);
+    const answer = await browser.postJson('/api/links', { linkCode: code });
+    // The refusal is the answer itself (200), and the index page shows it too.
+    expect(answer.status).toBe(200);
+    expect(answer.json()).toMatchObject({ phase: 'refused', accountId: 'acct-carol', refusal: 'CreditCardOnFile', message: expect.stringMatching(/credit card/) });
     const refused = await eventually(() => currentStatus(browser).then((r) => r.json()), (s) => s.phase === 'refused');
-    expect(refused).toMatchObject({ refusal: 'CreditCardOnFile', message: expect.stringMatching(/credit card/) });
+    expect(refused).toMatchObject({ phase: 'refused', refusal: 'CreditCardOnFile', message: expect.stringMatching(/credit card/) });
     expect(await accountsOf(stack.mongo.db).findOne({ _id: 'acct-carol' })).toMatchObject({ paymentMethod: 'credit-card' });
 
     // Carol removes her card (the platform's account service does that) and sets up her account again from AWS.
@@ -162,7 +172,8 @@ describe('account linking on the real stack', () => {
     const again = await stack.sandbox.control<{ token: string }>('POST', `/control/customers/${subscription.customer._id}/tokens`, {});
     const registered = await register(browser, again.body.token);
     expect(registered.headers.get('location')).toMatch(/^\/\?link=/);
-    expect((await browser.postJson('/api/links', { linkCode: linkCodeOf(registered.headers.get('location')!) })).status).toBe(202);
+    const retried = await browser.postJson('/api/links', { linkCode: linkCodeOf(registered.headers.get('location')!) });
+    expect([retried.status, retried.json().phase]).toEqual([202, 'waiting-for-aws']);
     // The old refusal is not shown for the new attempt.
     expect(await phaseOf(browser)).not.toBe('refused');
     await eventually(() => phaseOf(browser), (phase) => phase === 'waiting-for-aws');
@@ -275,7 +286,7 @@ describe('account linking on the real stack', () => {
     }
   });
 
-  it('changes nothing and says so when Temporal cannot take the link request', async () => {
+  it('changes nothing but the code claim and says so when Temporal cannot take the link request; the same account retries', async () => {
     const down = new Client({ connection: Connection.lazy({ address: '127.0.0.1:9', connectTimeout: 500 }), namespace: 'test' });
     const api = await startApi({ db: stack.mongo.db, temporal: down, resolveCustomer: stack.resolveCustomer });
     try {
@@ -285,13 +296,15 @@ describe('account linking on the real stack', () => {
       const code = await arriveFromAws(browser, subscription, buyer.email);
       const before = await counts();
       const refused = await browser.postJson('/api/links', { linkCode: code });
-      expect([refused.status, refused.json().error]).toEqual([503, 'LinkingUnavailable']);
-      expect(await counts()).toEqual(before);
-      // Once Temporal is back, the same code works.
+      expect([refused.status, refused.json().error, refused.headers.get('retry-after')]).toEqual([503, 'LinkingUnavailable', '10']);
+      // The code stays claimed by this account (nobody else can take it meanwhile); nothing else changed.
+      expect(await counts()).toEqual({ ...before, uses: before.uses + 1 });
+      // Once Temporal is back, the same account's retry with the same code works.
       const healthy = new Browser(stack.api.url);
       healthy.cookies.set('mp_session', browser.cookies.get('mp_session')!);
       healthy.cookies.set('mp_link_binding', browser.cookies.get('mp_link_binding')!);
-      expect((await healthy.postJson('/api/links', { linkCode: code })).status).toBe(202);
+      const retried = await healthy.postJson('/api/links', { linkCode: code });
+      expect([retried.status, retried.json().phase]).toEqual([202, 'waiting-for-aws']);
       // Let the workflow settle, so its reservation does not land in the middle of another test's snapshot.
       await eventually(() => phaseOf(healthy), (phase) => phase === 'waiting-for-aws');
     } finally {
@@ -301,10 +314,12 @@ describe('account linking on the real stack', () => {
 
   it('refuses a link without a session, with another user\'s code, with a replayed or expired code', async () => {
     const subscription = await subscribe();
+    // An eligible buyer of its own, so that the use that takes effect is accepted (alice is linked by an earlier test).
+    const owner = await newBuyer();
     const buyer = new Browser(stack.api.url);
-    const code = await arriveFromAws(buyer, subscription, 'alice@example.com');
+    const code = await arriveFromAws(buyer, subscription, owner.email);
     const before = await counts();
-    const workflowId = linkWorkflowId({ awsAccountId: subscription.customer.customerAwsAccountId, productCode: stack.productCode });
+    const workflowId = await subscriptionIdOf(stack.mongo.db, { awsAccountId: subscription.customer.customerAwsAccountId, productCode: stack.productCode });
 
     const anonymous = new Browser(stack.api.url);
     anonymous.cookies.set('mp_link_binding', buyer.cookies.get('mp_link_binding')!);
@@ -330,6 +345,7 @@ describe('account linking on the real stack', () => {
     // A double click: two concurrent uses, one takes effect.
     const both = await Promise.all([buyer.postJson('/api/links', { linkCode: code }), buyer.postJson('/api/links', { linkCode: code })]);
     expect(both.map((r) => r.status).sort()).toEqual([202, 409]);
+    expect(both.find((r) => r.status === 202)!.json()).toMatchObject({ phase: 'waiting-for-aws', accountId: owner._id });
     const replay = await buyer.postJson('/api/links', { linkCode: code });
     expect([replay.status, replay.json().error]).toEqual([409, 'LinkCodeUsed']);
     // Another account in the same browser cannot take a used code over.
@@ -373,18 +389,27 @@ describe('account linking on the real stack', () => {
 
   it('answers queries for operators and serves an OpenAPI document', async () => {
     const subscription = await subscribe();
+    const buyer = await newBuyer();
     const browser = new Browser(stack.api.url);
-    const code = await arriveFromAws(browser, subscription, 'alice@example.com');
-    await browser.postJson('/api/links', { linkCode: code });
-    const handle = stack.temporal.workflow.getHandle(
-      linkWorkflowId({ awsAccountId: subscription.customer.customerAwsAccountId, productCode: stack.productCode }),
+    const code = await arriveFromAws(browser, subscription, buyer.email);
+    expect((await browser.postJson('/api/links', { linkCode: code })).status).toBe(202);
+    const names = { awsAccountId: subscription.customer.customerAwsAccountId, productCode: stack.productCode };
+    const handle = await subscriptionHandle(stack.temporal, stack.mongo.db, names);
+    expect(handle.workflowId).toMatch(/^subscription:license:l-/);
+    const state = await eventuallyState(handle, (s) => s.owner !== undefined);
+    expect(state).toMatchObject({ phase: 'awaiting-aws', owner: buyer._id, ref: names, aws: { status: 'unknown' }, pendingRequests: 0 });
+    // The search attributes operators filter on; BillingStatus is the subscription's phase.
+    const attributes = await eventually(
+      async () => Object.fromEntries((await handle.describe()).typedSearchAttributes.getAll().map((pair) => [pair.key.name, pair.value])),
+      (a) => a.PlatformAccountId !== undefined,
     );
-    const state = await eventually(() => handle.query(linkStateQuery), (s) => s.accounts.length > 0 && s.status !== 'checking');
-    expect(state.customer.awsAccountId).toBe(subscription.customer.customerAwsAccountId);
-    const described = await handle.describe();
-    expect(described.typedSearchAttributes.getAll().map((pair) => pair.key.name)).toEqual(
-      expect.arrayContaining(['AwsAccountId', 'AwsProductCode', 'BillingStatus']),
-    );
+    expect(attributes).toMatchObject({
+      AwsAccountId: names.awsAccountId,
+      AwsProductCode: names.productCode,
+      AwsLicenseArn: expect.stringMatching(/license[/:]l-/),
+      PlatformAccountId: buyer._id,
+      BillingStatus: 'awaiting-aws',
+    });
 
     const openapi = (await browser.get('/openapi.json')).json<{ openapi: string; paths: Record<string, unknown> }>();
     expect(openapi.openapi).toBe('3.1.0');

@@ -3,34 +3,75 @@
  * directly, and the platform's HTTP API (here a small platform server over the
  * same store, reached over real HTTP).
  */
-import Fastify, { type FastifyInstance } from 'fastify';
-import { httpDeploymentControl, mongoDeploymentControl, type DeploymentControl } from '../activities/deployment-control';
+import { ApplicationFailure } from '@temporalio/common';
+import Fastify, { type FastifyReply } from 'fastify';
+import type { Db } from 'mongodb';
+import {
+  DEPLOYMENT_ANSWER_INVALID,
+  DEPLOYMENT_REQUEST_REFUSED,
+  httpDeploymentControl,
+  mongoDeploymentControl,
+  type DeploymentControl,
+} from '../activities/deployment-control';
 import { connectMongo, type MongoHandle } from '../lib/mongo';
 import { deploymentsOf } from '../lib/store/accounts';
 import { testServers, uniqueName } from './helpers/test-env';
 
 const TOKEN = 'platform-api-test-token';
 
-/** What the platform would serve; it delegates to the MongoDB implementation. */
-async function startPlatformApi(store: DeploymentControl): Promise<{ app: FastifyInstance; url: string; failNext: () => void }> {
+interface CannedAnswer {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+/**
+ * What the platform would serve; it delegates to the MongoDB implementation,
+ * except that, like a real platform, it answers 404 for an account without
+ * deployments and for a deployment that is not there. `failNext` makes it
+ * answer the next request with the given status, body (a string is sent as
+ * is) and headers instead; a 2xx with a body of the wrong shape included.
+ */
+async function startPlatformApi(store: DeploymentControl, db: Db) {
   const app = Fastify();
-  let fail = false;
+  const canned: CannedAnswer[] = [];
   app.addHook('onRequest', async (request, reply) => {
     if (request.headers.authorization !== `Bearer ${TOKEN}`) return reply.code(401).send({ error: 'Unauthorized' });
-    if (fail) {
-      fail = false;
-      return reply.code(503).send({ error: 'Unavailable' });
+    const next = canned.shift();
+    if (next) {
+      reply.code(next.status).headers(next.headers ?? {});
+      if (typeof next.body === 'string') reply.type('text/plain');
+      return reply.send(next.body ?? (next.status >= 400 ? { error: `canned ${next.status}` } : undefined));
     }
   });
-  app.get<{ Params: { id: string } }>('/accounts/:id/deployments', async (request) => store.listRunning(request.params.id));
-  app.post<{ Params: { id: string }; Body: { stoppedBy: string } }>('/deployments/:id/stop', async (request) => ({
-    outcome: await store.stop(request.params.id, request.body.stoppedBy),
-  }));
-  app.post<{ Params: { id: string }; Body: { stoppedBy: string } }>('/deployments/:id/delete-if-stopped', async (request) => ({
-    outcome: await store.deleteIfStillStopped(request.params.id, request.body.stoppedBy),
-  }));
+  const notFound = (reply: FastifyReply) => reply.code(404).send({ error: 'Not Found' });
+  app.get<{ Params: { id: string } }>('/accounts/:id/deployments', async (request, reply) =>
+    (await deploymentsOf(db).countDocuments({ accountId: request.params.id })) === 0 ? notFound(reply) : store.listRunning(request.params.id),
+  );
+  app.post<{ Params: { id: string }; Body: { stoppedBy: string } }>('/deployments/:id/stop', async (request, reply) => {
+    const outcome = await store.stop(request.params.id, request.body.stoppedBy);
+    return outcome === 'not-found' ? notFound(reply) : { outcome };
+  });
+  app.post<{ Params: { id: string }; Body: { stoppedBy: string } }>('/deployments/:id/delete-if-stopped', async (request, reply) => {
+    const outcome = await store.deleteIfStillStopped(request.params.id, request.body.stoppedBy);
+    return outcome === 'not-found' ? notFound(reply) : { outcome };
+  });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
-  return { app, url, failNext: () => (fail = true) };
+  return {
+    app,
+    url,
+    failNext: (status = 503, body?: unknown, headers?: Record<string, string>) => void canned.push({ status, body, headers }),
+  };
+}
+
+/** What `promise` rejected with; fails the test if it resolved. */
+async function rejectionOf(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error('expected a rejection');
 }
 
 describe('deployment control', () => {
@@ -43,7 +84,7 @@ describe('deployment control', () => {
 
   beforeAll(async () => {
     mongo = await connectMongo(testServers.mongoUri(), uniqueName('deployments'));
-    platform = await startPlatformApi(mongoDeploymentControl(mongo.db));
+    platform = await startPlatformApi(mongoDeploymentControl(mongo.db), mongo.db);
   });
   afterAll(async () => {
     await platform?.app.close();
@@ -95,12 +136,110 @@ describe('deployment control', () => {
     expect(states).toEqual({ prod: 'deleted', trial: 'running', old: 'stopped' });
   });
 
-  it('surfaces a platform outage as an error, so the activity retries, and sends the token', async () => {
-    const control = httpDeploymentControl(platform.url, TOKEN);
-    const accountId = await seed();
-    platform.failNext();
-    await expect(control.stop(`${accountId}-prod`, 'cancel:test')).rejects.toThrow(/answered 503/);
-    expect(await control.stop(`${accountId}-prod`, 'cancel:test')).toBe('stopped');
-    await expect(httpDeploymentControl(platform.url, 'wrong-token').listRunning(accountId)).rejects.toThrow(/answered 401/);
+  describe('platform HTTP API answers', () => {
+    const http = () => httpDeploymentControl(platform.url, TOKEN);
+    const expectRetryable = (error: Error, message: RegExp) => {
+      expect(error).not.toBeInstanceOf(ApplicationFailure);
+      expect(error).toBeInstanceOf(Error);
+      expect(error.message).toMatch(message);
+    };
+    const expectNonRetryable = (error: Error, type: string, message: RegExp) => {
+      expect(error).toBeInstanceOf(ApplicationFailure);
+      expect(error).toMatchObject({ type, nonRetryable: true });
+      expect(error.message).toMatch(message);
+      expect(error.message).not.toContain(TOKEN);
+    };
+
+    it('404 for a deployment deleted between list and stop, or before the delete: not-found', async () => {
+      const control = http();
+      const accountId = await seed();
+      const listed = await control.listRunning(accountId);
+      const prod = listed.find((d) => d.name === 'prod');
+      const trial = listed.find((d) => d.name === 'trial');
+      if (!prod || !trial) throw new Error(`expected prod and trial in ${JSON.stringify(listed)}`);
+      await deploymentsOf(mongo.db).deleteOne({ _id: prod.id });
+      expect(await control.stop(prod.id, 'cancel:test')).toBe('not-found');
+      expect(await control.stop(trial.id, 'cancel:test')).toBe('stopped');
+      await deploymentsOf(mongo.db).deleteOne({ _id: trial.id });
+      expect(await control.deleteIfStillStopped(trial.id, 'cancel:test')).toBe('not-found');
+    });
+
+    it("the platform's own not-found outcome, with a 200, is not-found too", async () => {
+      platform.failNext(200, { outcome: 'not-found' });
+      expect(await http().stop('whatever', 'cancel:test')).toBe('not-found');
+      platform.failNext(200, { outcome: 'not-found' });
+      expect(await http().deleteIfStillStopped('whatever', 'cancel:test')).toBe('not-found');
+    });
+
+    it('404 for an account the platform does not know: no deployments', async () => {
+      expect(await http().listRunning(uniqueName('unknown-acct'))).toEqual([]);
+    });
+
+    it('401 for a wrong token: refused for good, naming method, path and status but never the token', async () => {
+      const accountId = await seed();
+      const error = await rejectionOf(httpDeploymentControl(platform.url, 'wrong-token').listRunning(accountId));
+      expectNonRetryable(error, DEPLOYMENT_REQUEST_REFUSED, new RegExp(`GET accounts/${accountId}/deployments\\?state=running answered 401`));
+      expect(error.message).not.toContain('wrong-token');
+    });
+
+    it('a refusal that echoes the token back does not leak it into the message', async () => {
+      platform.failNext(403, { error: `Forbidden for Bearer ${TOKEN}` });
+      const error = await rejectionOf(http().stop('d-1', 'cancel:test'));
+      expectNonRetryable(error, DEPLOYMENT_REQUEST_REFUSED, /POST deployments\/d-1\/stop answered 403.*Forbidden for Bearer \[token\]/);
+    });
+
+    it.each([400, 409, 422])('%i: refused for good', async (status) => {
+      platform.failNext(status);
+      const error = await rejectionOf(http().deleteIfStillStopped('d-1', 'cancel:test'));
+      expectNonRetryable(error, DEPLOYMENT_REQUEST_REFUSED, new RegExp(`POST deployments/d-1/delete-if-stopped answered ${status}`));
+    });
+
+    it('503: a plain error, so the activity retries, and the retry succeeds', async () => {
+      const control = http();
+      const accountId = await seed();
+      platform.failNext(503);
+      expectRetryable(await rejectionOf(control.stop(`${accountId}-prod`, 'cancel:test')), /POST deployments\/.*\/stop answered 503/);
+      expect(await control.stop(`${accountId}-prod`, 'cancel:test')).toBe('stopped');
+    });
+
+    it('429: retryable, with its Retry-After in the message', async () => {
+      platform.failNext(429, { error: 'Too Many Requests' }, { 'retry-after': '30' });
+      expectRetryable(await rejectionOf(http().listRunning('acct')), /answered 429 \(rate limited, Retry-After 30\)/);
+    });
+
+    it('408: retryable', async () => {
+      platform.failNext(408);
+      expectRetryable(await rejectionOf(http().stop('d-1', 'cancel:test')), /answered 408/);
+    });
+
+    it('a network error: retryable', async () => {
+      const closed = Fastify();
+      const url = await closed.listen({ host: '127.0.0.1', port: 0 });
+      await closed.close();
+      const error = await rejectionOf(httpDeploymentControl(url, TOKEN).listRunning('acct'));
+      expectRetryable(error, /GET accounts\/acct\/deployments\?state=running failed/);
+      expect(error.message).not.toContain(TOKEN);
+    });
+
+    it('an unknown outcome, or a stop outcome from a delete: an invalid answer, never retried', async () => {
+      platform.failNext(200, { outcome: 'exploded' });
+      expectNonRetryable(await rejectionOf(http().stop('d-1', 'cancel:test')), DEPLOYMENT_ANSWER_INVALID, /POST deployments\/d-1\/stop answered outside the contract: \/outcome/);
+      platform.failNext(200, { outcome: 'stopped' });
+      expectNonRetryable(await rejectionOf(http().deleteIfStillStopped('d-1', 'cancel:test')), DEPLOYMENT_ANSWER_INVALID, /outside the contract/);
+    });
+
+    it('a list of the wrong shape, or a body that is not JSON: an invalid answer', async () => {
+      platform.failNext(200, { deployments: [] });
+      expectNonRetryable(await rejectionOf(http().listRunning('acct')), DEPLOYMENT_ANSWER_INVALID, /GET accounts\/acct\/deployments\?state=running answered outside the contract/);
+      platform.failNext(200, [{ id: 'd-1', name: 'prod', plan: 'enterprise', state: 'running' }]);
+      expectNonRetryable(await rejectionOf(http().listRunning('acct')), DEPLOYMENT_ANSWER_INVALID, /\/0\/plan/);
+      platform.failNext(200, '<html>maintenance</html>');
+      expectNonRetryable(await rejectionOf(http().listRunning('acct')), DEPLOYMENT_ANSWER_INVALID, /not JSON: <html>maintenance<\/html>/);
+    });
+
+    it('passes on only the fields of the contract', async () => {
+      platform.failNext(200, [{ id: 'd-1', name: 'prod', plan: 'standard', state: 'running', region: 'eu-west-1' }]);
+      expect(await http().listRunning('acct')).toEqual([{ id: 'd-1', name: 'prod', plan: 'standard', state: 'running' }]);
+    });
   });
 });

@@ -11,7 +11,8 @@ import { createActivities } from '../activities';
 import { createUsageMeteringClient } from '../lib/aws';
 import { BatchMeterUsageCommand } from '@aws-sdk/client-marketplace-metering';
 import { marketplaceLinksOf } from '../lib/store/marketplace';
-import { ledgerOf, ledgerResultsOf, meteringHoursOf } from '../lib/store/metering-ledger';
+import { ledgerKey, ledgerOf, ledgerResultsOf, meteringHoursOf } from '../lib/store/metering-ledger';
+import { meteringModelsOf } from '../lib/store/metering-models';
 import { HOUR_MS } from '../lib/store/usage';
 import { meteringProgressQuery } from '../workflows/hourly-metering';
 import { ensureMeteringSchedule, METERING_SCHEDULE_ID } from '../worker/metering-schedule';
@@ -160,6 +161,69 @@ describe('hourly metering against the sandbox', () => {
     expect(await ledgerResultsOf(stack.mongo.db).findOne({ _id: { $regex: '^999999999999' } })).toMatchObject({ status: 'rejected', error: 'NoCustomerIdentifier' });
   });
 
+  it.each([
+    ['customer-identifier', 'license'],
+    ['license', 'customer-identifier'],
+  ] as const)('bills a customer migrating from the %s model to the %s model once for an hour', async (from, to) => {
+    stack = await startMeteringStack({ config: ONE_DIMENSION });
+    const [previous, last] = [new Date(stack.lastHour.getTime() - HOUR_MS), stack.lastHour];
+    // A legacy customer: AWS names it both by CustomerIdentifier and by account + LicenseArn.
+    const [customer] = await stack.addCustomers(1, { model: 'legacy', linkBy: from, usage: () => ({ session_hours: 3 }), hour: previous });
+    await stack.onlyDue(previous);
+    expect(await stack.run()).toMatchObject({ recordsSent: 1, rejected: 0, failed: [] });
+    const calls = (await stack.batchCalls()).calls;
+
+    // The link moves to the other model, and the hour already billed is metered again (a re-run, a late retry).
+    await stack.relink(customer!, to);
+    const again = await stack.run({ hours: [previous.toISOString(), last.toISOString()] });
+    expect(again).toMatchObject({ recordsSent: 1, rejected: 1, conflicts: 0, failed: [] });
+    // One call for the next hour, under the new model; none for the hour the old model billed.
+    expect((await stack.batchCalls()).calls).toBe(calls + 1);
+    const usage = (await stack.usage()).filter((u) => u.customerId === customer!._id);
+    expect(usage.map(({ meteredBy, hour, quantity }) => ({ meteredBy, hour, quantity }))).toEqual([
+      { meteredBy: from, hour: previous.toISOString(), quantity: 3 },
+      { meteredBy: to, hour: last.toISOString(), quantity: 0 },
+    ]);
+
+    const ref = { awsAccountId: customer!.customerAwsAccountId, productCode: customer!.productCode };
+    const refused = ledgerKey({ ...ref, ...(to === 'license' ? { licenseArn: customer!.licenseArn } : {}), dimension: 'session_hours', hour: previous });
+    expect(await ledgerResultsOf(stack.mongo.db).findOne({ _id: refused })).toMatchObject({ status: 'rejected', error: 'MeteringModelConflict' });
+    expect(await meteringHoursOf(stack.mongo.db).findOne({ _id: previous.toISOString() })).toMatchObject({ rejected: 1 });
+    const claims = await meteringModelsOf(stack.mongo.db).find({}).sort({ _id: 1 }).toArray();
+    expect(claims.map(({ _id, model }) => ({ _id, model }))).toEqual([
+      { _id: `${ref.awsAccountId}:${ref.productCode}|${previous.toISOString()}`, model: from },
+      { _id: `${ref.awsAccountId}:${ref.productCode}|${last.toISOString()}`, model: to },
+    ]);
+  });
+
+  it('meters two concurrent agreements of one AWS account and product, each under its own license', async () => {
+    stack = await startMeteringStack();
+    const [first] = await stack.addCustomers(1, { usage: () => ({ session_hours: 2, traffic_gb: 5 }) });
+    const [second] = await stack.addCustomers(1, { awsAccountId: first!.customerAwsAccountId, usage: () => ({ session_hours: 7, traffic_gb: 1 }) });
+    expect(second).toMatchObject({ customerAwsAccountId: first!.customerAwsAccountId, productCode: first!.productCode });
+    expect(second!.licenseArn).not.toBe(first!.licenseArn);
+    await stack.onlyDue(stack.lastHour);
+
+    const progress = await stack.run();
+    expect(progress).toMatchObject({ recordsSent: 4, conflicts: 0, rejected: 0, failed: [] });
+    expect(await stack.batchCalls()).toMatchObject({ calls: 1, outcomes: { ok: 1 }, statuses: { Success: 4 } });
+    // The sandbox finds the customer by account + LicenseArn: each record reached its own license.
+    const usage = await stack.usage();
+    const of = (id: string) => Object.fromEntries(usage.filter((u) => u.customerId === id).map((u) => [u.dimension, u.quantity]));
+    expect(usage.every((u) => u.meteredBy === 'license' && u.hour === stack!.lastHour.toISOString())).toBe(true);
+    expect([of(first!._id), of(second!._id)]).toEqual([
+      { session_hours: 2, traffic_gb: 5 },
+      { session_hours: 7, traffic_gb: 1 },
+    ]);
+    const entries = await ledgerOf(stack.mongo.db).find({}).toArray();
+    expect(new Set(entries.map((e) => e._id)).size).toBe(4);
+    expect(entries.filter((e) => e.licenseArn === second!.licenseArn).map((e) => e.quantity).sort()).toEqual([1, 7]);
+    const results = await ledgerResultsOf(stack.mongo.db).find({}).toArray();
+    expect(results).toHaveLength(4);
+    expect(results.every((r) => r.status === 'sent' && r.meteringRecordId)).toBe(true);
+    expect(new Set(results.map((r) => r.meteringRecordId)).size).toBe(4);
+  });
+
   it('catches up on every hour missed while it was down, inside the window', async () => {
     stack = await startMeteringStack({ config: ONE_DIMENSION });
     const hours = [0, 1, 2, 3].map((back) => new Date(stack!.lastHour.getTime() - back * HOUR_MS));
@@ -215,7 +279,11 @@ describe('hourly metering against the sandbox', () => {
     const metering = createUsageMeteringClient({ region: 'us-east-1', endpoints: { metering: stack.sandbox.url } });
     const activities = createActivities({ db: stack.mongo.db, metering, usageMetering: metering, meteringConfig: stack.config });
     try {
-      const totals = await activities.meterCustomerNow({ awsAccountId: customer!.customerAwsAccountId, productCode: customer!.productCode });
+      const totals = await activities.meterCustomerNow({
+        awsAccountId: customer!.customerAwsAccountId,
+        productCode: customer!.productCode,
+        licenseArn: customer!.licenseArn,
+      });
       // The current hour plus the closed hours since the link became active.
       expect(totals).toMatchObject({ customers: 1, records: 3, sent: 3, conflicts: 0 });
     } finally {

@@ -114,8 +114,16 @@ describe('notification intake', () => {
     const unknown = eventBridgeBody(customer, 'Purchase Agreement Renewed - Manufacturer');
     for (const event of [created, amended, updated, unknown]) await send(event.body);
 
-    expect((await handedOff(created.id))!).toMatchObject({ format: 'eventbridge', action: 'subscribe-success', licenseArn: customer.licenseArn, detailType: 'Purchase Agreement Created - Manufacturer' });
-    expect((await handedOff(amended.id))!).toMatchObject({ action: 'subscribe-success' });
+    // The sandbox prints the license ARN as AWS does, without `arn:`; the poller restores ResolveCustomer's form.
+    expect((await handedOff(created.id))!).toMatchObject({
+      format: 'eventbridge',
+      action: 'subscribe-success',
+      licenseArn: customer.licenseArn,
+      agreementId: expect.stringMatching(/^agmt-/),
+      detailType: 'Purchase Agreement Created - Manufacturer',
+    });
+    // An amendment is not a new subscription.
+    expect((await handedOff(amended.id))!).toMatchObject({ action: 'subscribe-success', amendment: true, intent: 'AMEND' });
     await eventually(() => linkState(customer), (s) => s.notifications.length === 2);
     const ignored = await eventually(() => unprocessedNotificationsOf(stack.mongo.db).find({ _id: { $in: [updated.id, unknown.id] } }).toArray(), (docs) => docs.length === 2);
     expect(ignored.map((doc) => [doc.outcome, doc.reason]).sort()).toEqual([

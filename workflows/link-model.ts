@@ -12,6 +12,7 @@ export const LINK_REFUSALS = [
   'AccountLinkPending',
   'AccountNotFound',
   'LinkCancelled',
+  'SubscriptionEnded',
 ] as const;
 export type LinkRefusal = (typeof LINK_REFUSALS)[number];
 
@@ -29,15 +30,18 @@ export const refusalMessages: Record<LinkRefusal, string> = {
   AccountLinkPending: 'Your account is already being linked to another AWS Marketplace subscription. Wait for that link to finish.',
   AccountNotFound: 'We could not find your platform account. Sign in again and retry.',
   LinkCancelled: 'Our operators cancelled this link. Click Set Up Your Account on AWS Marketplace to start again.',
+  SubscriptionEnded: 'AWS reports that this subscription has ended. Subscribe again on AWS Marketplace to link it.',
 };
 
 /** Where one platform account's link request stands. */
-export const LINK_PHASES = ['checking', 'refused', 'waiting-for-aws', 'linked', 'sync-timed-out'] as const;
+export const LINK_PHASES = ['checking', 'refused', 'waiting-for-aws', 'linked', 'sync-timed-out', 'cancelled'] as const;
 export type LinkPhase = (typeof LINK_PHASES)[number];
 
 export interface LinkStatus {
   awsAccountId: string;
   productCode: string;
+  /** The subscription's license, when AWS named it by one. */
+  licenseArn?: string;
   accountId: string;
   phase: LinkPhase;
   refusal?: LinkRefusal;
@@ -63,6 +67,8 @@ export function linkMessage(phase: LinkPhase, details: { refusal?: LinkRefusal; 
       return 'Your account is linked. Your Payment Method is now AWS Marketplace Subscription.';
     case 'sync-timed-out':
       return 'AWS has not confirmed your subscription yet. Our operators have been alerted and will retry; you can close this page.';
+    case 'cancelled':
+      return 'Your AWS Marketplace subscription has ended. Your account no longer pays through AWS Marketplace.';
   }
 }
 

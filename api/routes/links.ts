@@ -2,18 +2,18 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Db } from 'mongodb';
-import { signalLinkRequest, type LinkWorkflowTarget } from '../../lib/linking-client';
+import { requestLink, type SubscriptionTarget } from '../../lib/subscription-client';
 import { StringEnum, Type } from '../../lib/schema';
 import { sha256 } from '../../lib/secrets';
-import { latestLinkStatus, linkStatusesOf, linkStatusId, saveInitialLinkStatus } from '../../lib/store/link-status';
+import { latestLinkStatus } from '../../lib/store/link-status';
 import { insertOnce, linkCodesOf, linkCodeUsesOf } from '../../lib/store/registrations';
-import { LINK_PHASES, LINK_REFUSALS, linkMessage } from '../../workflows/link-model';
+import { LINK_PHASES, LINK_REFUSALS, type LinkStatus } from '../../workflows/link-model';
 import { ErrorRef } from '../schemas';
 import { BINDING_COOKIE, requireAccount, sameOriginOnly } from '../session';
 
 export interface LinkRoutesDeps {
   db: Db;
-  workflows: LinkWorkflowTarget;
+  subscriptions: SubscriptionTarget;
   publicBaseUrl: string;
 }
 
@@ -52,7 +52,8 @@ export function registerLinkRoutes(root: FastifyInstance, deps: LinkRoutesDeps):
         summary: 'Link the signed-in account to the AWS customer behind a link code',
         body: Type.Object({ linkCode: Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' }) }, { additionalProperties: false }),
         response: {
-          202: Type.Ref(LinkStatusResponse),
+          200: Type.Ref(LinkStatusResponse, { description: 'Refused: the answer says why' }),
+          202: Type.Ref(LinkStatusResponse, { description: 'Accepted: waiting for AWS, or linked' }),
           401: ErrorRef,
           403: ErrorRef,
           404: ErrorRef,
@@ -74,35 +75,21 @@ export function registerLinkRoutes(root: FastifyInstance, deps: LinkRoutesDeps):
       const claim = await insertOnce(linkCodeUsesOf(deps.db), { _id: codeHash, accountId, usedAt: new Date() });
       if (!claim.inserted && claim.stored.accountId !== accountId) return reply.code(403).send(errors.notYours);
 
-      const customer = { awsAccountId: code.awsAccountId, productCode: code.productCode };
-      const checking = {
-        ...customer,
-        accountId,
-        phase: 'checking' as const,
-        paymentProblem: false,
-        message: linkMessage('checking'),
-        version: 0,
-        updatedAt: new Date().toISOString(),
-      };
-      if (claim.inserted) await saveInitialLinkStatus(deps.db, checking);
-      let workflowId: string;
+      const ref = { awsAccountId: code.awsAccountId, productCode: code.productCode, ...(code.licenseArn ? { licenseArn: code.licenseArn } : {}) };
+      let answer: LinkStatus;
       try {
-        // Signalled again on a repeat by the same account: the workflow ignores a second request, and a crash
-        // between the claim and the first signal is healed by the retry.
-        workflowId = await signalLinkRequest(deps.workflows, customer, accountId);
+        // The subscription's workflow decides and answers: a refusal, waiting for AWS, or linked. Repeating the
+        // request (the same account) gets the current answer again, so a retry after a lost answer is safe.
+        answer = await requestLink(deps.subscriptions, ref, accountId);
       } catch (error) {
-        // Nothing reached the workflow: undo the claim and the "checking" status, so the buyer can simply retry.
-        if (claim.inserted) {
-          await linkCodeUsesOf(deps.db).deleteOne({ _id: codeHash, accountId });
-          await linkStatusesOf(deps.db).deleteOne({ _id: linkStatusId(checking), version: 0 });
-        }
-        request.log.error({ err: error, accountId }, 'could not hand the link request to Temporal');
+        // The claim stays: the same account may use the code again, and nothing reached anyone else.
+        request.log.warn({ accountId, error: (error as Error).message }, 'link request not answered by Temporal');
         return reply.code(503).header('retry-after', '10').send(errors.unavailable);
       }
-      request.log.info({ workflowId, accountId }, 'link requested');
+      request.log.info({ accountId, phase: answer.phase, refusal: answer.refusal }, 'link request answered');
       if (!claim.inserted) return reply.code(409).send(errors.used);
       // The response schema publishes only the documented fields.
-      return reply.code(202).send(checking);
+      return reply.code(answer.phase === 'refused' ? 200 : 202).send(answer);
     },
   );
 

@@ -13,6 +13,7 @@ import { saveResolvedCustomer, type AwsCustomerRef } from '../../lib/store/marke
 import { insertOnce, linkCodesOf, redeemedTokensOf } from '../../lib/store/registrations';
 import { registrationProblemPage, type RegistrationFailure } from '../pages/registration';
 import { setCookie } from '../cookies';
+import { normalizeLicenseArn } from '../../workflows/subscription-identity';
 import { BINDING_COOKIE, bindingCookieOptions, type SessionSettings } from '../session';
 
 export const REGISTRATION_PATH = '/marketplace/register';
@@ -98,6 +99,7 @@ export function registerRegistrationRoute(root: FastifyInstance, deps: Registrat
           _id: tokenHash,
           awsAccountId: resolved.awsAccountId,
           productCode: resolved.productCode,
+          ...(resolved.licenseArn ? { licenseArn: normalizeLicenseArn(resolved.licenseArn) } : {}),
           bindingHash,
           redeemedAt: new Date(),
         });
@@ -111,6 +113,7 @@ export function registerRegistrationRoute(root: FastifyInstance, deps: Registrat
         _id: sha256(code),
         awsAccountId: customer.awsAccountId,
         productCode: customer.productCode,
+        ...(customer.licenseArn ? { licenseArn: customer.licenseArn } : {}),
         bindingHash,
         createdAt: new Date(now),
         expiresAt: new Date(now + deps.linkCodeTtlSeconds * 1000),

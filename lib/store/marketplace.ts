@@ -4,16 +4,15 @@
  * sent about them. The key of an AWS customer is its AWS account plus product.
  */
 import type { Db } from 'mongodb';
+import { subscriptionKey, type SubscriptionRef } from '../../workflows/subscription-identity';
 import { collectionOf, insertNew, isDuplicateKeyError } from '../mongo';
 import { accountsOf, mayPayThroughMarketplace } from './accounts';
 
-export interface AwsCustomerRef {
-  awsAccountId: string;
-  productCode: string;
-}
+export type AwsCustomerRef = SubscriptionRef;
 
+/** The store key of one subscription: its license when AWS gave one, else the AWS account and product. */
 export function customerKey(ref: AwsCustomerRef): string {
-  return `${ref.awsAccountId}:${ref.productCode}`;
+  return subscriptionKey(ref);
 }
 
 export type OfferType = 'free-trial' | 'standard';
@@ -59,11 +58,18 @@ export interface NotificationDoc {
   /** How it arrived: the SNS envelope, raw SNS delivery, or an EventBridge event. */
   format?: 'sns' | 'sns-raw' | 'eventbridge';
   action: NotificationAction;
-  productCode: string;
+  /** Absent only from an EventBridge agreement event, which AWS sends without `detail.product`. */
+  productCode?: string;
   customerIdentifier?: string;
   awsAccountId?: string;
   offerIdentifier?: string;
   licenseArn?: string;
+  /** EventBridge: the agreement (`agmt-…`), the one name every agreement event carries. */
+  agreementId?: string;
+  /** EventBridge `detail.agreement.intent`: NEW, RENEW, REPLACE or AMEND. */
+  intent?: string;
+  /** A changed agreement, not a new subscription: it never (re)activates anything. */
+  amendment?: boolean;
   detailType?: string;
   freeTrial?: boolean;
   sentAt?: Date;
@@ -165,6 +171,8 @@ export interface CancellationDoc {
   deletionDueAt?: Date;
   stopped: Array<{ id: string; name: string }>;
   deleted: string[];
+  /** The mark the cancellation put on the deployments it stopped. */
+  stoppedBy?: string;
   updatedAt: Date;
 }
 

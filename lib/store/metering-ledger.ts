@@ -9,13 +9,19 @@
  */
 import type { Db } from 'mongodb';
 import { collectionOf, insertNew } from '../mongo';
+import { customerKey } from './marketplace';
 
 export const LEDGER_STATUSES = ['pending', 'sent', 'conflict', 'not-subscribed', 'rejected'] as const;
 export type LedgerStatus = (typeof LEDGER_STATUSES)[number];
 export type FinalStatus = Exclude<LedgerStatus, 'pending'>;
 
 export interface LedgerEntry {
-  /** `<awsAccountId>:<productCode>|<dimension>|<hour ISO>` */
+  /**
+   * `<subscription>|<dimension>|<hour ISO>`, the subscription being its store
+   * key (`customerKey`): `license:<l-id>` when metered by LicenseArn, else
+   * `<awsAccountId>:<productCode>`. Concurrent agreements (one AWS account
+   * holding several licenses of one product) each get their own records.
+   */
   _id: string;
   awsAccountId: string;
   productCode: string;
@@ -59,8 +65,9 @@ export const ledgerResultsOf = collectionOf<LedgerResult>('metering_results');
 
 export const meteringHoursOf = collectionOf<MeteringHourDoc>('metering_hours');
 
-export function ledgerKey(entry: Pick<LedgerEntry, 'awsAccountId' | 'productCode' | 'dimension' | 'hour'>): string {
-  return `${entry.awsAccountId}:${entry.productCode}|${entry.dimension}|${entry.hour.toISOString()}`;
+/** Legacy keys (`<awsAccountId>:<productCode>|…`) keep the format they always had, so existing ledgers stay valid. */
+export function ledgerKey(entry: Pick<LedgerEntry, 'awsAccountId' | 'productCode' | 'licenseArn' | 'dimension' | 'hour'>): string {
+  return `${customerKey(entry)}|${entry.dimension}|${entry.hour.toISOString()}`;
 }
 
 /** Inserts the entries that are new and returns every key as stored (frozen quantity) with its status. */

@@ -6,12 +6,25 @@ export type NotificationFormat = NonNullable<NotificationDoc['format']>;
 
 /**
  * The internal event every format maps to: the SNS actions, about one AWS
- * customer of one product, with what the store records of it (`sentAt` orders
- * notifications that arrive out of order; `detailType` is the EventBridge one).
+ * subscription, with what the store records of it (`sentAt` orders
+ * notifications that arrive out of order). EventBridge adds `detailType`, the
+ * `agreementId` and `intent`, and `amendment`; its agreement events may carry
+ * no `productCode`, so the subscription is then known by license or agreement.
  */
 export type EventFields = Pick<
   NotificationDoc,
-  'action' | 'productCode' | 'customerIdentifier' | 'awsAccountId' | 'offerIdentifier' | 'licenseArn' | 'freeTrial' | 'sentAt' | 'detailType'
+  | 'action'
+  | 'productCode'
+  | 'customerIdentifier'
+  | 'awsAccountId'
+  | 'offerIdentifier'
+  | 'licenseArn'
+  | 'agreementId'
+  | 'intent'
+  | 'amendment'
+  | 'freeTrial'
+  | 'sentAt'
+  | 'detailType'
 >;
 
 /** A notification to hand over, keyed by the SNS MessageId, the EventBridge event id, or (raw delivery) the SQS MessageId. */

@@ -69,7 +69,9 @@ export async function startLinkingStack(
 
   // The API and the sandbox point at each other; the API asks for ResolveCustomer only once the sandbox is up.
   const marketplace: Partial<ReturnType<typeof createMarketplaceActivities>> = {};
-  const settings = { taskQueue: temporalConfig.taskQueue, ...options.settings };
+  // The API starts a subscription's workflow on the buyer's link request: it passes the same settings as the poller.
+  const gracePeriodMs = options.gracePeriodMs ?? 3 * 24 * 3_600_000;
+  const settings: Partial<ApiSettings> = { taskQueue: temporalConfig.taskQueue, cancellation: { gracePeriodMs }, ...options.settings };
   const api = await startApi({ db: mongo.db, temporal, resolveCustomer: (token) => marketplace.resolveCustomer!(token), settings });
   const sandbox = await startSandbox({ productCode, sns, snsTopicArn: aws.topicArn, sqs, queueUrl: aws.queueUrl, registrationUrl: `${api.url}${REGISTRATION_PATH}`, signSns: options.signSns });
   const metering = createMeteringClient({ ...awsConfig, endpoints: { ...awsConfig.endpoints, metering: sandbox.url } });
@@ -88,7 +90,7 @@ export async function startLinkingStack(
     queueUrl: aws.queueUrl,
     taskQueue: temporalConfig.taskQueue,
     syncTimeoutMs: 60_000,
-    gracePeriodMs: options.gracePeriodMs ?? 3 * 24 * 3_600_000,
+    gracePeriodMs,
     poller: testPollerConfig({ topicArns: [aws.topicArn], trustedCertUrls: [sandbox.certUrl], ...options.poller }),
     waitTimeSeconds: 1,
     batchSize: 10,

@@ -10,7 +10,7 @@ import { createUsageMeteringClient } from '../../lib/aws';
 import { loadServiceConfig, type MeteringConfig } from '../../lib/config';
 import { connectMongo, type MongoHandle } from '../../lib/mongo';
 import { ensureIndexes } from '../../lib/store/indexes';
-import { marketplaceLinksOf } from '../../lib/store/marketplace';
+import { customerKey, marketplaceLinksOf, type MarketplaceLinkDoc } from '../../lib/store/marketplace';
 import { meteringHoursOf } from '../../lib/store/metering-ledger';
 import { HOUR_MS, hourStart, usageOf } from '../../lib/store/usage';
 import { connectClient } from '../../lib/temporal';
@@ -27,6 +27,8 @@ export interface SandboxCustomerView {
   productCode: string;
 }
 
+export type MeteredBy = 'license' | 'customer-identifier';
+
 export interface MeteringStack {
   mongo: MongoHandle;
   sandbox: RunningSandbox;
@@ -35,12 +37,30 @@ export interface MeteringStack {
   config: MeteringConfig;
   /** The hour that closed last: what an hourly run meters. */
   lastHour: Date;
-  addCustomers(count: number, options?: { model?: 'account' | 'legacy'; usage?: (index: number) => Record<string, number> | undefined; hour?: Date }): Promise<SandboxCustomerView[]>;
+  /**
+   * Creates subscribed customers in the sandbox and links each to its own
+   * platform account. `awsAccountId` makes them purchases of one buyer account
+   * (concurrent agreements); `linkBy` chooses what the link meters them by
+   * (default: the license for `account` customers, the CustomerIdentifier for
+   * `legacy` ones, which have both).
+   */
+  addCustomers(
+    count: number,
+    options?: {
+      model?: 'account' | 'legacy';
+      usage?: (index: number) => Record<string, number> | undefined;
+      hour?: Date;
+      awsAccountId?: string;
+      linkBy?: MeteredBy;
+    },
+  ): Promise<SandboxCustomerView[]>;
+  /** Replaces a customer's link with one that meters it by the other model, as a migration does: the link's key changes with it. */
+  relink(customer: SandboxCustomerView, by: MeteredBy): Promise<void>;
   /** Marks every hour of the window complete except `keep`, so a run meters only those. */
   onlyDue(...keep: Date[]): Promise<void>;
   run(input?: HourlyMeteringInput): Promise<ReturnType<typeof hourlyMetering> extends Promise<infer R> ? R : never>;
   batchCalls(): Promise<{ calls: number; outcomes: Record<string, number>; statuses: Record<string, number> }>;
-  usage(): Promise<Array<{ customerId: string; dimension: string; hour: string; quantity: number }>>;
+  usage(): Promise<Array<{ customerId: string; meteredBy: MeteredBy; dimension: string; hour: string; quantity: number }>>;
   stopWorker(): Promise<void>;
   startWorker(): Promise<void>;
   stop(): Promise<void>;
@@ -61,6 +81,18 @@ export async function startMeteringStack(options: { config?: Partial<MeteringCon
   };
   const metering = createUsageMeteringClient({ region: 'us-east-1', endpoints: { metering: sandbox.url } });
   const lastHour = hourStart(Date.now() - HOUR_MS);
+  const linkOf = (c: SandboxCustomerView, by: MeteredBy, hour: Date): MarketplaceLinkDoc => {
+    const identifiers = by === 'license' ? { licenseArn: c.licenseArn } : c.customerIdentifier ? { customerIdentifier: c.customerIdentifier } : {};
+    const ref = { awsAccountId: c.customerAwsAccountId, productCode: c.productCode, ...identifiers };
+    return {
+      _id: customerKey(ref),
+      ...ref,
+      accountId: `acct-${c._id}`,
+      state: 'active',
+      reservedAt: new Date(hour.getTime() - 2 * HOUR_MS),
+      activatedAt: new Date(hour.getTime() - HOUR_MS),
+    };
+  };
   let worker: { worker: Worker; connection: { close(): Promise<void> }; running: Promise<void> } | undefined;
 
   const stack: MeteringStack = {
@@ -70,30 +102,31 @@ export async function startMeteringStack(options: { config?: Partial<MeteringCon
     taskQueue: temporalConfig.taskQueue,
     config,
     lastHour,
-    async addCustomers(count, { model = 'account', usage, hour = lastHour } = {}) {
+    async addCustomers(count, { model = 'account', usage, hour = lastHour, awsAccountId, linkBy = model === 'account' ? 'license' : 'customer-identifier' } = {}) {
       const customers: SandboxCustomerView[] = [];
       for (let i = 0; i < count; i += 1) {
-        const created = await sandbox.control<{ customer: SandboxCustomerView }>('POST', '/control/customers', { model, subscribed: true });
+        const created = await sandbox.control<{ customer: SandboxCustomerView }>('POST', '/control/customers', {
+          model,
+          subscribed: true,
+          ...(awsAccountId ? { customerAwsAccountId: awsAccountId } : {}),
+        });
         customers.push(created.body.customer);
       }
-      await marketplaceLinksOf(mongo.db).insertMany(
-        customers.map((c) => ({
-          _id: `${c.customerAwsAccountId}:${c.productCode}`,
-          awsAccountId: c.customerAwsAccountId,
-          productCode: c.productCode,
-          accountId: `acct-${c._id}`,
-          state: 'active' as const,
-          reservedAt: new Date(hour.getTime() - 2 * HOUR_MS),
-          activatedAt: new Date(hour.getTime() - HOUR_MS),
-          ...(model === 'account' ? { licenseArn: c.licenseArn } : { customerIdentifier: c.customerIdentifier }),
-        })),
-      );
+      await marketplaceLinksOf(mongo.db).insertMany(customers.map((c) => linkOf(c, linkBy, hour)));
       const usageDocs = customers.flatMap((c, i) => {
         const quantities = usage?.(i);
         return quantities ? [{ _id: `dep-${c._id}|${hour.toISOString()}`, accountId: `acct-${c._id}`, deploymentId: `dep-${c._id}`, hour, quantities }] : [];
       });
       if (usageDocs.length > 0) await usageOf(mongo.db).insertMany(usageDocs);
       return customers;
+    },
+    async relink(customer, by) {
+      const links = marketplaceLinksOf(mongo.db);
+      const current = await links.findOne({ accountId: `acct-${customer._id}` });
+      if (!current) throw new Error(`customer ${customer._id} is not linked`);
+      // One link per platform account (unique index): the old one goes before the new one comes.
+      await links.deleteOne({ _id: current._id });
+      await links.insertOne({ ...linkOf(customer, by, lastHour), reservedAt: current.reservedAt, activatedAt: current.activatedAt });
     },
     async onlyDue(...keep) {
       const kept = new Set(keep.map((h) => h.toISOString()));
@@ -112,7 +145,7 @@ export async function startMeteringStack(options: { config?: Partial<MeteringCon
       return summary.body.BatchMeterUsage ?? { calls: 0, outcomes: {}, statuses: {} };
     },
     async usage() {
-      return (await sandbox.control<Array<{ customerId: string; dimension: string; hour: string; quantity: number }>>('GET', '/control/usage?limit=100000')).body;
+      return (await sandbox.control<Array<{ customerId: string; meteredBy: MeteredBy; dimension: string; hour: string; quantity: number }>>('GET', '/control/usage?limit=100000')).body;
     },
     async startWorker() {
       const created = await createWorker({ temporal: temporalConfig, activities: createActivities({ db: mongo.db, metering, usageMetering: metering, meteringConfig: config }) });

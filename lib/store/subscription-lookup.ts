@@ -1,0 +1,44 @@
+/**
+ * Which registered subscription a notification is about. EventBridge names the
+ * license; SNS names only the AWS account (or the legacy CustomerIdentifier)
+ * and the product, which is enough unless the account holds several purchases
+ * of the product (Concurrent Agreements need EventBridge for that).
+ */
+import type { Db } from 'mongodb';
+import { sameLicense, subscriptionKey, type SubscriptionRef } from '../../workflows/subscription-identity';
+import { marketplaceCustomersOf, type MarketplaceCustomerDoc } from './marketplace';
+
+export interface NotificationNames {
+  licenseArn?: string;
+  awsAccountId?: string;
+  productCode?: string;
+  customerIdentifier?: string;
+}
+
+/** The subscription's ref as it is keyed in the store (customers registered before licenses were keys keep their account+product key). */
+export function refOfCustomer(doc: MarketplaceCustomerDoc): SubscriptionRef {
+  return {
+    awsAccountId: doc.awsAccountId,
+    productCode: doc.productCode,
+    ...(doc.licenseArn && doc._id.startsWith('license:') ? { licenseArn: doc.licenseArn } : {}),
+  };
+}
+
+export async function findSubscriptionOf(db: Db, names: NotificationNames): Promise<SubscriptionRef | undefined> {
+  const customers = marketplaceCustomersOf(db);
+  if (names.licenseArn) {
+    const licensed = await customers.findOne({ _id: subscriptionKey({ awsAccountId: '', productCode: '', licenseArn: names.licenseArn }) });
+    if (licensed) return refOfCustomer(licensed);
+  }
+  if (!names.productCode || (!names.awsAccountId && !names.customerIdentifier)) return undefined;
+  const filter = names.awsAccountId
+    ? { productCode: names.productCode, awsAccountId: names.awsAccountId }
+    : { productCode: names.productCode, customerIdentifier: names.customerIdentifier };
+  const matches = await customers.find(filter).limit(2).toArray();
+  // Two purchases of one product by one account: a message without a license cannot say which one it means.
+  if (matches.length !== 1) return undefined;
+  const [match] = matches as [MarketplaceCustomerDoc];
+  // An event naming a license belongs to another purchase than a customer registered with a different one.
+  if (names.licenseArn && match.licenseArn && !sameLicense(names.licenseArn, match.licenseArn)) return undefined;
+  return refOfCustomer(match);
+}

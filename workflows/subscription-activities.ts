@@ -1,0 +1,118 @@
+/**
+ * The subscription workflow's side effects, named for what they mean to the
+ * process. Only activity *types* are imported; timeouts and retries live here
+ * so the workflow reads as the business process.
+ */
+import { metricMeter, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import {
+  AwsCustomerIdentifier,
+  AwsLicenseArn,
+  AwsProductCode,
+  BillingStatus,
+  PlatformAccountId,
+} from '../lib/search-attributes';
+import type { LinkRefusal } from './link-model';
+import type { SubscriptionRef } from './subscription-identity';
+import type { CancellationRecord } from './subscription-model';
+import type { SubscriptionState } from './subscription-state';
+
+const store = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
+});
+/** The platform's deployment API: a 4xx other than 404 is a refusal that no retry fixes, and nothing retries for ever. */
+const deployments = proxyActivities<Activities>({
+  startToCloseTimeout: '20 seconds',
+  scheduleToCloseTimeout: '1 day',
+  retry: {
+    initialInterval: '2 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '5 minutes',
+    nonRetryableErrorTypes: ['DeploymentRequestRefused', 'DeploymentAnswerInvalid'],
+  },
+});
+const { meterCustomerNow } = proxyActivities<Activities>({
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '20 seconds',
+  retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 6, nonRetryableErrorTypes: ['HourOutsideWindow'] },
+});
+
+export const loadSubscription = (ref: SubscriptionRef) => store.loadSubscription(ref);
+
+/** Checks the platform's rules and reserves the subscription for the account; a refusal is an answer, not a failure. */
+export const claim = (ref: SubscriptionRef, accountId: string): Promise<LinkRefusal | undefined> => store.claimSubscription({ customer: ref, accountId });
+
+export const activate = (ref: SubscriptionRef, accountId: string): Promise<LinkRefusal | undefined> => store.activateSubscription({ customer: ref, accountId });
+
+export const releaseLink = (ref: SubscriptionRef, accountId: string) => store.releaseLink({ customer: ref, accountId });
+
+export const markCancellationPending = (ref: SubscriptionRef) => store.markCancellationPending(ref);
+
+export const endMarketplaceBilling = (ref: SubscriptionRef, accountId: string) => store.endMarketplaceBilling({ customer: ref, accountId });
+
+export const restoreBilling = (ref: SubscriptionRef, accountId: string) => store.restoreMarketplaceBilling({ customer: ref, accountId });
+
+/** Final metering is worth an hour of retries, not the cancellation itself: a failure is recorded for an operator. */
+export async function meterFinalHours(ref: SubscriptionRef): Promise<CancellationRecord['finalMetering']> {
+  try {
+    const totals = await meterCustomerNow(ref);
+    return { records: totals.records, sent: totals.sent };
+  } catch (error) {
+    const cause = (error as { cause?: { message?: string } }).cause?.message ?? (error as Error).message;
+    return { error: cause };
+  }
+}
+
+export async function stopAllButTrial(accountId: string, stoppedBy: string): Promise<Pick<CancellationRecord, 'stopped' | 'keptRunning'>> {
+  const stopped: CancellationRecord['stopped'] = [];
+  const keptRunning: CancellationRecord['keptRunning'] = [];
+  for (const deployment of await deployments.listRunningDeployments(accountId)) {
+    if (deployment.plan === 'trial') {
+      keptRunning.push({ id: deployment.id, name: deployment.name, ...(deployment.trialEndsAt ? { trialEndsAt: deployment.trialEndsAt } : {}) });
+      continue;
+    }
+    stopped.push({ id: deployment.id, name: deployment.name, outcome: await deployments.stopDeployment({ deploymentId: deployment.id, stoppedBy }) });
+  }
+  return { stopped, keptRunning };
+}
+
+export const deleteIfStillStopped = (deploymentId: string, stoppedBy: string) => deployments.deleteDeploymentIfStillStopped({ deploymentId, stoppedBy });
+
+/** Counted on the worker's metrics endpoint, so an alert fires however many subscriptions there are. */
+export function countOverdue(wait: 'sync-timed-out' | 'awaiting-unsubscribe-success'): void {
+  // Created in workflow context only (the client imports this module for its types and definitions).
+  metricMeter
+    .createCounter('subscription_wait_overdue', 'waits', 'A subscription waited past its bound for AWS (sync-timed-out, awaiting-unsubscribe-success)')
+    .withTags({ wait })
+    .add(1);
+}
+
+/**
+ * Persists what changed: the per-account link statuses, the subscription's
+ * state for the pages and for a later run, the search attributes operators
+ * filter on, and the Billing page's cancellation record.
+ */
+export async function publish(sub: SubscriptionState): Promise<void> {
+  const { ref, phase, owner } = sub;
+  const attributes = [
+    { key: BillingStatus, value: phase },
+    ...(owner ? [{ key: PlatformAccountId, value: owner }] : []),
+    ...(ref.productCode ? [{ key: AwsProductCode, value: ref.productCode }] : []),
+    ...(ref.licenseArn ? [{ key: AwsLicenseArn, value: ref.licenseArn }] : []),
+    ...(sub.customerIdentifier ? [{ key: AwsCustomerIdentifier, value: sub.customerIdentifier }] : []),
+  ];
+  const shown = workflowInfo().typedSearchAttributes;
+  // Only real changes reach the history.
+  const changed = attributes.filter(({ key, value }) => shown.get(key) !== value);
+  if (changed.length > 0) upsertSearchAttributes(changed);
+  for (const status of sub.takeUnpublished()) await store.publishLinkStatus(status);
+  const snapshot = sub.snapshot();
+  const fingerprint = JSON.stringify(snapshot);
+  if (fingerprint !== sub.saved.fingerprint) {
+    // Workflow time orders the saves across runs; the counter orders those within one task.
+    await store.saveSubscription({ snapshot, version: Date.now() * 1000 + (sub.saved.count++ % 1000) });
+    sub.saved.fingerprint = fingerprint;
+  }
+  sub.publishes++;
+}
