@@ -81,10 +81,11 @@ export function createSubscriptionActivities({ db, linking }: SubscriptionDeps) 
     async loadSubscription(ref: SubscriptionRef): Promise<{ snapshot?: SubscriptionSnapshot; recorded: SubscriptionEvent[] }> {
       const key = customerKey(ref);
       const [saved, known] = await Promise.all([subscriptionsOf(db).findOne({ _id: key }), marketplaceCustomersOf(db).findOne({ _id: key })]);
+      // The key never changes: a customer stored under its account and product keeps that key, license or not.
       const full: SubscriptionRef = {
         awsAccountId: ref.awsAccountId || known?.awsAccountId || '',
         productCode: ref.productCode || known?.productCode || '',
-        ...(ref.licenseArn || known?.licenseArn ? { licenseArn: ref.licenseArn ?? known!.licenseArn } : {}),
+        ...(ref.licenseArn ? { licenseArn: ref.licenseArn } : {}),
       };
       const recorded = await recordedEvents(full, known?.customerIdentifier);
       if (saved) return { snapshot: { ...saved.state, ref: { ...saved.state.ref, ...full } }, recorded };

@@ -13,16 +13,16 @@ import { createActivities } from '../activities';
 import { freePort, type ManagedProcess } from '../infra/processes';
 import { startTemporalDevServer } from '../infra/servers';
 import { createUsageMeteringClient } from '../lib/aws';
-import { signalCancellation } from '../lib/cancellation-client';
 import { loadServiceConfig } from '../lib/config';
 import { connectMongo, type MongoHandle } from '../lib/mongo';
 import { accountsOf, deploymentsOf } from '../lib/store/accounts';
 import { ensureIndexes } from '../lib/store/indexes';
 import { marketplaceLinksOf } from '../lib/store/marketplace';
+import { signalAwsEvent } from '../lib/subscription-client';
 import { connectClient } from '../lib/temporal';
-import { cancellationStateQuery, type CancellationState } from '../workflows/cancel-subscription';
-import { cancellationWorkflowId } from '../workflows/ids';
+import { subscriptionWorkflowId, type SubscriptionRef } from '../workflows/subscription-identity';
 import { createWorker } from '../worker/create-worker';
+import { eventuallyState } from './helpers/subscription';
 import { testServers, uniqueName } from './helpers/test-env';
 import { eventually } from './helpers/time-skipping';
 
@@ -38,10 +38,13 @@ describe('cancellation through crashes', () => {
     await mongo?.close();
   });
 
-  /** A linked buyer with one running production deployment; returns its AWS customer. */
+  /**
+   * A linked buyer with one running production deployment, as the store holds one linked before the subscription
+   * workflow (the workflow starts from that state); returns its AWS customer.
+   */
   async function linkedBuyer() {
     const accountId = uniqueName('acct');
-    const customer = { awsAccountId: String(100_000_000_000 + Math.floor(Math.random() * 899_999_999_999)), productCode: 'crash-test' };
+    const customer: SubscriptionRef = { awsAccountId: String(100_000_000_000 + Math.floor(Math.random() * 899_999_999_999)), productCode: 'crash-test' };
     await accountsOf(mongo.db).insertOne({
       _id: accountId, email: `${accountId}@example.com`, name: accountId, paymentMethod: 'aws-marketplace', createdAt: new Date(),
       marketplace: { ...customer, licenseArn: 'arn:test', linkedAt: new Date() },
@@ -49,6 +52,12 @@ describe('cancellation through crashes', () => {
     await marketplaceLinksOf(mongo.db).insertOne({ _id: `${customer.awsAccountId}:${customer.productCode}`, ...customer, accountId, state: 'active', licenseArn: 'arn:test', reservedAt: new Date(Date.now() - 60_000), activatedAt: new Date(Date.now() - 60_000) });
     await deploymentsOf(mongo.db).insertOne({ _id: `${accountId}-prod`, accountId, name: 'prod', plan: 'standard', state: 'running', createdAt: new Date() });
     return { accountId, customer };
+  }
+
+  /** AWS's unsubscribe-success, as the poller hands it to the subscription's workflow (starting it when needed). */
+  function unsubscribed(temporal: Client, taskQueue: string, customer: SubscriptionRef, gracePeriodMs: number) {
+    const event = { id: uniqueName('m'), action: 'unsubscribe-success' as const, sentAt: new Date().toISOString() };
+    return signalAwsEvent({ temporal, taskQueue, settings: { syncTimeoutMs: 60_000, gracePeriodMs } }, customer, event);
   }
 
   it('deletes exactly once, stopping nothing twice, when the worker is killed between the stop and the deletion', async () => {
@@ -73,12 +82,12 @@ describe('cancellation through crashes', () => {
     let worker = startWorker();
     try {
       const { accountId, customer } = await linkedBuyer();
-      await signalCancellation({ temporal: client, taskQueue: temporal.taskQueue, gracePeriodMs: 8000 }, customer, { messageId: uniqueName('m'), action: 'unsubscribe-success', sentAt: new Date().toISOString() });
+      await unsubscribed(client, temporal.taskQueue, customer, 8000);
       const stopped = await eventually(() => deploymentsOf(mongo.db).findOne({ _id: `${accountId}-prod` }), (d) => d?.state === 'stopped', 400);
       worker.kill('SIGKILL');
       worker = startWorker();
-      const done = (await client.workflow.getHandle(cancellationWorkflowId(customer)).result()) as CancellationState;
-      expect(done).toMatchObject({ phase: 'deleted', stopped: [{ name: 'prod', outcome: 'stopped' }], deleted: [{ outcome: 'deleted' }] });
+      const done = await eventuallyState(client.workflow.getHandle(subscriptionWorkflowId(customer)), (s) => s.phase === 'deleted', 1200);
+      expect(done.cancellation).toMatchObject({ stopped: [{ name: 'prod', outcome: 'stopped' }], deleted: [{ outcome: 'deleted' }] });
       const after = await deploymentsOf(mongo.db).findOne({ _id: `${accountId}-prod` });
       expect(after).toMatchObject({ state: 'deleted', stoppedAt: stopped!.stoppedAt });
     } finally {
@@ -102,17 +111,17 @@ describe('cancellation through crashes', () => {
     let client: Client | undefined = await connectClient(config);
     try {
       const { accountId, customer } = await linkedBuyer();
-      await signalCancellation({ temporal: client, taskQueue: config.taskQueue, gracePeriodMs: 15_000 }, customer, { messageId: uniqueName('m'), action: 'unsubscribe-success', sentAt: new Date().toISOString() });
-      const handle = client.workflow.getHandle(cancellationWorkflowId(customer));
-      await eventually(() => handle.query(cancellationStateQuery), (s) => s.phase === 'grace-period', 400);
+      await unsubscribed(client, config.taskQueue, customer, 15_000);
+      const handle = client.workflow.getHandle(subscriptionWorkflowId(customer));
+      await eventuallyState(handle, (s) => s.phase === 'grace-period');
       await client.connection.close();
       client = undefined;
 
       await server.stop();
       server = await startTemporalDevServer(serverOptions);
       client = await connectClient(config);
-      const done = (await client.workflow.getHandle(cancellationWorkflowId(customer)).result()) as CancellationState;
-      expect(done.phase).toBe('deleted');
+      const done = await eventuallyState(client.workflow.getHandle(subscriptionWorkflowId(customer)), (s) => s.phase === 'deleted', 1200);
+      expect(done.cancellation!.deleted).toEqual([{ id: `${accountId}-prod`, outcome: 'deleted' }]);
       expect(await deploymentsOf(mongo.db).findOne({ _id: `${accountId}-prod` })).toMatchObject({ state: 'deleted' });
     } finally {
       await client?.connection.close();

@@ -1,17 +1,16 @@
 /**
  * Cancellation on the real stack: the sandbox publishes unsubscribe-pending
- * and unsubscribe-success through moto SNS into SQS, the poller starts the
- * cancelSubscription workflow on the dev server, final metering reaches the
+ * and unsubscribe-success through moto SNS into SQS, the poller signals the
+ * subscription's workflow on the dev server, final metering reaches the
  * sandbox ledger, the deployments stop in MongoDB, and with the grace period
  * set to seconds they are deleted.
  */
 import { deploymentsOf } from '../lib/store/accounts';
 import { marketplaceLinksOf } from '../lib/store/marketplace';
 import { HOUR_MS, hourStart, usageOf } from '../lib/store/usage';
-import { cancellationStateQuery, type CancellationState } from '../workflows/cancel-subscription';
-import { cancellationWorkflowId } from '../workflows/ids';
 import { linkNewBuyer } from './helpers/buyer';
 import { startLinkingStack, type LinkingStack } from './helpers/linking-stack';
+import { eventuallyState, subscriptionHandle } from './helpers/subscription';
 import { eventually } from './helpers/time-skipping';
 
 describe('cancellation on the real stack', () => {
@@ -40,9 +39,13 @@ describe('cancellation on the real stack', () => {
     await withDeployments(buyer.accountId);
     const ledgerBefore = (await stack.sandbox.control<Array<{ customerId: string }>>('GET', '/control/usage')).body.filter((u) => u.customerId === buyer.sandboxCustomerId).length;
 
+    const handle = await subscriptionHandle(stack.temporal, stack.mongo.db, { awsAccountId: buyer.awsAccountId, productCode: stack.productCode });
     await buyer.notify('unsubscribe-pending');
     await eventually(() => marketplaceLinksOf(stack.mongo.db).findOne({ accountId: buyer.accountId }), (link) => link?.state === 'unsubscribe-pending');
     expect((await buyer.browser.get('/billing')).text).toContain('is being cancelled');
+    // Final metering is done once the workflow waits for AWS's unsubscribe-success.
+    const leaving = await eventuallyState(handle, (s) => s.phase === 'awaiting-unsubscribe-success');
+    expect(leaving.cancellation?.finalMetering).toMatchObject({ records: expect.any(Number), sent: expect.any(Number) });
     const ledger = (await stack.sandbox.control<Array<{ customerId: string; dimension: string; quantity: number }>>('GET', '/control/usage')).body.filter(
       (u) => u.customerId === buyer.sandboxCustomerId,
     );
@@ -61,15 +64,17 @@ describe('cancellation on the real stack', () => {
     const page = await buyer.browser.get('/billing');
     expect(page.text).toContain('Your AWS Marketplace subscription is cancelled');
     expect(page.text).toMatch(/prod<\/td><td data-deployment="[^"]+">stopped; to be deleted on /);
+    // The buyer's link status says the subscription is cancelled.
+    expect((await buyer.browser.get('/api/links/current')).json()).toMatchObject({ accountId: buyer.accountId, phase: 'cancelled' });
 
-    const handle = stack.temporal.workflow.getHandle(cancellationWorkflowId({ awsAccountId: buyer.awsAccountId, productCode: stack.productCode }));
-    const done = (await handle.result()) as CancellationState;
-    expect(done).toMatchObject({ phase: 'deleted', deleted: [{ id: `${buyer.accountId}-prod`, outcome: 'deleted' }] });
+    // The subscription's workflow lives on (a resubscription would revive it): the deletion is a phase, not its end.
+    const done = await eventuallyState(handle, (s) => s.phase === 'deleted');
+    expect(done.cancellation).toMatchObject({ deleted: [{ id: `${buyer.accountId}-prod`, outcome: 'deleted' }] });
     expect(await states(buyer.accountId)).toEqual({ trial: 'running', prod: 'deleted' });
     expect((await buyer.browser.get('/api/billing')).json()).toMatchObject({
       cancellation: { phase: 'deleted', stoppedDeployments: [{ name: 'prod', deleted: true }] },
     });
-    expect((await handle.query(cancellationStateQuery)).keptRunning.map((d) => d.name)).toEqual(['trial']);
+    expect(done.cancellation!.keptRunning.map((d) => d.name)).toEqual(['trial']);
   });
 
   it('makes the link active again when the buyer resubscribes before the deletion', async () => {
@@ -81,13 +86,17 @@ describe('cancellation on the real stack', () => {
       await buyer.notify('unsubscribe-success');
       await eventually(() => deploymentsOf(slow.mongo.db).findOne({ _id: `${buyer.accountId}-prod` }), (d) => d?.state === 'stopped');
       expect((await buyer.browser.get('/api/billing')).json()).toMatchObject({ paymentMethod: 'none' });
+      const handle = await subscriptionHandle(slow.temporal, slow.mongo.db, { awsAccountId: buyer.awsAccountId, productCode: slow.productCode });
+      await eventuallyState(handle, (s) => s.phase === 'grace-period');
       await buyer.notify('subscribe-success');
-      const handle = slow.temporal.workflow.getHandle(cancellationWorkflowId({ awsAccountId: buyer.awsAccountId, productCode: slow.productCode }));
-      expect(await handle.result()).toMatchObject({ phase: 'aborted', abortedBy: 'resubscription', deleted: [] });
+      const resubscribed = await eventuallyState(handle, (s) => s.phase === 'active');
+      expect(resubscribed.cancellation).toMatchObject({ abortedBy: 'resubscription', deleted: [] });
+      expect(resubscribed.cancellation?.deletionDueAt).toBeUndefined();
       // Kept, and stopped: restarting is the buyer's choice.
       expect(await deploymentsOf(slow.mongo.db).findOne({ _id: `${buyer.accountId}-prod` })).toMatchObject({ state: 'stopped' });
       expect((await buyer.browser.get('/api/billing')).json()).toMatchObject({ paymentMethod: 'aws-marketplace' });
       expect(await marketplaceLinksOf(slow.mongo.db).findOne({ accountId: buyer.accountId })).toMatchObject({ state: 'active' });
+      await eventually(() => buyer.browser.get('/api/links/current').then((r) => r.json<{ phase?: string }>().phase), (phase) => phase === 'linked');
     } finally {
       await slow.stop();
     }

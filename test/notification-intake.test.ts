@@ -9,8 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { ReceiveMessageCommand, SendMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
 import { createSqsClient } from '../lib/aws';
 import { notificationsOf, unprocessedNotificationsOf } from '../lib/store/marketplace';
-import { linkStateQuery } from '../workflows/link-account';
-import { cancellationWorkflowId, linkWorkflowId } from '../workflows/ids';
+import { subscriptionWorkflowId, type SubscriptionRef } from '../workflows/subscription-identity';
 import { eventBridgeBody, rawMessageBody, snsEnvelopeBody, syntheticCustomer, type SnsSigner } from '../sandbox/notification-bodies';
 import { signedEnvelope } from '../sandbox/sns-signing';
 import { snsMessage } from '../sandbox/notifications';
@@ -19,6 +18,7 @@ import { ensureLocalAwsResources, queueDepth } from '../infra/servers';
 import { createPollerMetrics, sumOfSeries } from '../poller/metrics';
 import { SqsNotificationPoller } from '../poller/sqs-poller';
 import { startLinkingStack, type LinkingStack } from './helpers/linking-stack';
+import { eventIds, eventuallyState, registerSyntheticCustomer } from './helpers/subscription';
 import { testServers, uniqueName } from './helpers/test-env';
 import { eventually } from './helpers/time-skipping';
 
@@ -39,6 +39,11 @@ afterAll(async () => {
 });
 
 const nextCustomer = () => syntheticCustomer(Date.now() % 1_000_000_000 * 10 + (customers++ % 10), stack.productCode);
+/** A customer that registered (ResolveCustomer) before AWS notified: the poller hands its notifications to its subscription's workflow. */
+const registeredCustomer = async () => {
+  const customer = nextCustomer();
+  return { customer, ref: await registerSyntheticCustomer(stack.mongo.db, customer) };
+};
 const send = (body: string) => sqs.send(new SendMessageCommand({ QueueUrl: stack.aws.queueUrl, MessageBody: body }));
 
 const drained = () => eventually(() => queueDepth(sqs, stack.aws.queueUrl), (depth) => depth === 0);
@@ -64,16 +69,14 @@ const handedOff = (id: string) =>
     (doc) => Boolean(doc?.handedOffAt),
   );
 
-function linkState(customer: ReturnType<typeof syntheticCustomer>) {
-  return stack.temporal.workflow.getHandle(linkWorkflowId({ awsAccountId: customer.customerAwsAccountId, productCode: customer.productCode })).query(linkStateQuery);
-}
+const subscription = (ref: SubscriptionRef) => stack.temporal.workflow.getHandle(subscriptionWorkflowId(ref));
 
 const metric = async (name: string) => (await stack.pollerMetrics.registry.getSingleMetricAsString(name)).split('\n').filter((line) => !line.startsWith('#')).sort();
 const metricTotal = async (name: string) => sumOfSeries(await stack.pollerMetrics.registry.metrics(), name);
 
 describe('notification intake', () => {
-  it('hands a signed SNS envelope (SignatureVersion 1 and 2) and a raw delivery to the customer’s link workflow', async () => {
-    const customer = nextCustomer();
+  it('hands a signed SNS envelope (SignatureVersion 1 and 2) and a raw delivery to the customer’s subscription workflow', async () => {
+    const { customer, ref } = await registeredCustomer();
     const v1 = JSON.parse(snsEnvelopeBody(customer, 'subscribe-fail', signer)) as { MessageId: string };
     const v2 = JSON.parse(snsEnvelopeBody(customer, 'subscribe-success', { ...signer, version: '2' })) as { MessageId: string };
     await send(JSON.stringify(v1));
@@ -88,8 +91,26 @@ describe('notification intake', () => {
     const raw = await notificationsOf(stack.mongo.db).find({ awsAccountId: customer.customerAwsAccountId, format: 'sns-raw' }).toArray();
     expect(raw).toHaveLength(1);
     expect(raw[0]).toMatchObject({ action: 'subscribe-success', _id: expect.stringMatching(/^raw:[0-9a-f]{32}:\d+$/), handedOffAt: expect.any(Date) });
-    const state = await eventually(() => linkState(customer), (s) => s.notifications.length === 3);
-    expect(state.notifications.map((n) => n.messageId).sort()).toEqual([v1.MessageId, v2.MessageId, raw[0]!._id].sort());
+    const state = await eventuallyState(subscription(ref), (s) => s.history.length === 3);
+    expect(eventIds(state).sort()).toEqual([v1.MessageId, v2.MessageId, raw[0]!._id].sort());
+  });
+
+  it('only records a notification about a subscription nobody registered yet; its workflow reads the record when it starts', async () => {
+    const customer = nextCustomer();
+    const early = JSON.parse(snsEnvelopeBody(customer, 'subscribe-success', signer)) as { MessageId: string };
+    await send(JSON.stringify(early));
+    expect((await handedOff(early.MessageId))!).toMatchObject({ action: 'subscribe-success', awsAccountId: customer.customerAwsAccountId });
+    const ref = await registerSyntheticCustomer(stack.mongo.db, customer);
+    // Nothing was started for it.
+    await expect(subscription(ref).describe()).rejects.toThrow(/not found/i);
+
+    // The next notification, now that the subscription is registered, starts its workflow, which reads the first from the store.
+    const later = JSON.parse(snsEnvelopeBody(customer, 'subscribe-fail', signer)) as { MessageId: string };
+    await send(JSON.stringify(later));
+    await handedOff(later.MessageId);
+    const state = await eventuallyState(subscription(ref), (s) => s.history.length === 2);
+    expect(eventIds(state).sort()).toEqual([early.MessageId, later.MessageId].sort());
+    expect(state.aws.status).toBe('subscribed');
   });
 
   it('tells raw copies apart only when they arrive further apart than the duplicate window', async () => {
@@ -105,7 +126,7 @@ describe('notification intake', () => {
   });
 
   it('maps EventBridge agreement events onto the SNS actions, and records but ignores the ones without a subscription change', async () => {
-    const customer = nextCustomer();
+    const { customer, ref } = await registeredCustomer();
     const created = eventBridgeBody(customer, 'Purchase Agreement Created - Manufacturer');
     const amended = eventBridgeBody(customer, 'Purchase Agreement Amended - Manufacturer');
     const ended = eventBridgeBody(customer, 'Purchase Agreement Ended - Manufacturer');
@@ -124,20 +145,27 @@ describe('notification intake', () => {
     });
     // An amendment is not a new subscription.
     expect((await handedOff(amended.id))!).toMatchObject({ action: 'subscribe-success', amendment: true, intent: 'AMEND' });
-    await eventually(() => linkState(customer), (s) => s.notifications.length === 2);
+    expect(eventIds(await eventuallyState(subscription(ref), (s) => s.history.length === 2)).sort()).toEqual([created.id, amended.id].sort());
     const ignored = await eventually(() => unprocessedNotificationsOf(stack.mongo.db).find({ _id: { $in: [updated.id, unknown.id] } }).toArray(), (docs) => docs.length === 2);
     expect(ignored.map((doc) => [doc.outcome, doc.reason]).sort()).toEqual([
       ['ignored', 'License Updated - Manufacturer: no subscription change'],
       ['ignored', 'unknown detail type "Purchase Agreement Renewed - Manufacturer"'],
     ]);
 
-    // Ended opens the final-metering window: the cancellation workflow starts; Deprovisioned closes it.
+    // Ended opens the final-metering window; Deprovisioned closes it: both reach the same subscription workflow.
     await send(ended.body);
     await send(deprovisioned.body);
     expect((await handedOff(ended.id))!).toMatchObject({ action: 'unsubscribe-pending' });
     expect((await handedOff(deprovisioned.id))!).toMatchObject({ action: 'unsubscribe-success' });
-    const cancellation = stack.temporal.workflow.getHandle(cancellationWorkflowId({ awsAccountId: customer.customerAwsAccountId, productCode: customer.productCode }));
-    expect((await cancellation.describe()).type).toBe('cancelSubscription');
+    const state = await eventuallyState(subscription(ref), (s) => s.history.length === 4);
+    expect(state.history.map((e) => [e.id, e.action])).toEqual(
+      expect.arrayContaining([
+        [ended.id, 'unsubscribe-pending'],
+        [deprovisioned.id, 'unsubscribe-success'],
+      ]),
+    );
+    expect(state.aws.status).toBe('unsubscribed');
+    expect((await subscription(ref).describe()).type).toBe('subscription');
     await drained();
     expect(await metricTotal('marketplace_notifications_ignored_total')).toBeGreaterThanOrEqual(2);
   });
@@ -154,7 +182,7 @@ describe('notification intake', () => {
   });
 
   it('gives a notification delivered many times, concurrently and out of order, one effect', async () => {
-    const customer = nextCustomer();
+    const { customer, ref } = await registeredCustomer();
     const success = snsEnvelopeBody(customer, 'subscribe-success', signer);
     const fail = snsEnvelopeBody(customer, 'subscribe-fail', signer);
     const event = eventBridgeBody(customer, 'Purchase Agreement Amended - Manufacturer');
@@ -164,10 +192,10 @@ describe('notification intake', () => {
     await drained();
     const ids = [JSON.parse(success).MessageId, JSON.parse(fail).MessageId, event.id];
     expect(await notificationsOf(stack.mongo.db).countDocuments({ _id: { $in: ids } })).toBe(3);
-    const state = await eventually(() => linkState(customer), (s) => s.notifications.length >= 3);
-    expect(state.notifications.map((n) => n.messageId).sort()).toEqual([...ids].sort());
+    const state = await eventuallyState(subscription(ref), (s) => s.history.length >= 3);
+    expect(eventIds(state).sort()).toEqual([...ids].sort());
     // The workflow's history: each notification signalled once, however many copies arrived.
-    const history = await stack.temporal.workflow.getHandle(linkWorkflowId({ awsAccountId: customer.customerAwsAccountId, productCode: customer.productCode })).fetchHistory();
+    const history = await subscription(ref).fetchHistory();
     // signalWithStart on a new workflow records its signal as a Signaled event too.
     expect(history.events!.filter((e) => e.workflowExecutionSignaledEventAttributes).length).toBe(3);
     expect(await metricTotal('marketplace_notifications_duplicate_total')).toBeGreaterThanOrEqual(12);

@@ -15,10 +15,11 @@ import { freePort, portOpen, waitFor, type ManagedProcess } from '../infra/proce
 import { queueDepth, startTemporalDevServer } from '../infra/servers';
 import { sumOfSeries } from '../poller/metrics';
 import { connectClient } from '../lib/temporal';
-import { linkStateQuery } from '../workflows/link-account';
-import { linkWorkflowId } from '../workflows/ids';
+import { subscriptionWorkflowId, type SubscriptionRef } from '../workflows/subscription-identity';
+import type { SubscriptionEvent } from '../workflows/subscription-model';
 import { enqueueBodies, eventBridgeBody, snsEnvelopeBody, syntheticCustomer, type SnsSigner } from '../sandbox/notification-bodies';
 import { startLinkingStack, type LinkingStack } from './helpers/linking-stack';
+import { eventIds, eventuallyState, registerSyntheticCustomer } from './helpers/subscription';
 import { testServers } from './helpers/test-env';
 import { eventually } from './helpers/time-skipping';
 
@@ -81,10 +82,15 @@ async function metricValue(poller: PollerProcess, name: string): Promise<number>
 
 const depth = (queueUrl: string) => queueDepth(sqs, queueUrl);
 
-/** `customers` customers, each with two signed SNS notifications and one EventBridge event, shuffled. */
-function notificationBatch(customers: number) {
+/**
+ * `customers` registered customers (the poller hands notifications only to registered subscriptions), each with two
+ * signed SNS notifications and one EventBridge event, shuffled.
+ */
+async function notificationBatch(customers: number) {
   const base = 1_000_000 * ++batchNo + Math.floor(Math.random() * 1000) * 1000;
   const subjects = Array.from({ length: customers }, (_, i) => syntheticCustomer(base + i, stack.productCode));
+  const refs = new Map<(typeof subjects)[number], SubscriptionRef>();
+  for (const customer of subjects) refs.set(customer, await registerSyntheticCustomer(stack.mongo.db, customer));
   const items = subjects.flatMap((customer) => {
     const fail = snsEnvelopeBody(customer, 'subscribe-fail', signer);
     const success = snsEnvelopeBody(customer, 'subscribe-success', { ...signer, version: '2' });
@@ -95,21 +101,21 @@ function notificationBatch(customers: number) {
       { customer, id: created.id, body: created.body },
     ];
   });
-  return { subjects, items: items.sort(() => Math.random() - 0.5) };
+  return { subjects, refs, items: items.sort(() => Math.random() - 0.5) };
 }
 
 const handedOffCount = (ids: string[]) => notificationsOf(stack.mongo.db).countDocuments({ _id: { $in: ids }, handedOffAt: { $exists: true } });
 
-/** Every notification recorded once, handed off, and seen once by its customer's link workflow. */
-async function expectExactlyOnce(batch: ReturnType<typeof notificationBatch>, temporal = stack.temporal) {
+/** Every notification recorded once, handed off, and seen once by its customer's subscription workflow. */
+async function expectExactlyOnce(batch: Awaited<ReturnType<typeof notificationBatch>>, temporal = stack.temporal) {
   const ids = batch.items.map((item) => item.id);
   await eventually(() => handedOffCount(ids), (n) => n === ids.length, 600);
   expect(await notificationsOf(stack.mongo.db).countDocuments({ _id: { $in: ids } })).toBe(ids.length);
   for (const customer of batch.subjects) {
-    const handle = temporal.workflow.getHandle(linkWorkflowId({ awsAccountId: customer.customerAwsAccountId, productCode: customer.productCode }));
-    const state = await eventually(() => handle.query(linkStateQuery), (s) => s.notifications.length >= 3);
+    const handle = temporal.workflow.getHandle(subscriptionWorkflowId(batch.refs.get(customer)!));
+    const state = await eventuallyState(handle, (s) => s.history.length >= 3);
     const expected = batch.items.filter((item) => item.customer === customer).map((item) => item.id);
-    expect(state.notifications.map((n) => n.messageId).sort()).toEqual(expected.sort());
+    expect(eventIds(state).sort()).toEqual(expected.sort());
   }
   await eventually(() => depth(stack.aws.queueUrl), (n) => n === 0, 600);
   expect(await depth(stack.aws.deadLetterQueueUrl)).toBe(0);
@@ -117,7 +123,7 @@ async function expectExactlyOnce(batch: ReturnType<typeof notificationBatch>, te
 
 describe('the poller process', () => {
   it('loses and doubles nothing when killed mid-batch and restarted', async () => {
-    const batch = notificationBatch(60);
+    const batch = await notificationBatch(60);
     const ids = batch.items.map((item) => item.id);
     await enqueueBodies(sqs, stack.aws.queueUrl, batch.items.map((item) => item.body));
     const first = await startPoller();
@@ -139,7 +145,7 @@ describe('the poller process', () => {
   }, 180_000);
 
   it('finishes the messages in flight on SIGTERM and exits cleanly', async () => {
-    const batch = notificationBatch(60);
+    const batch = await notificationBatch(60);
     const ids = batch.items.map((item) => item.id);
     await enqueueBodies(sqs, stack.aws.queueUrl, batch.items.map((item) => item.body));
     const poller = await startPoller();
@@ -171,7 +177,7 @@ describe('the poller process', () => {
     try {
       await server.stop();
       // More than the poller may hold (POLLER_MAX_IN_FLIGHT, 50 by default).
-      const batch = notificationBatch(27);
+      const batch = await notificationBatch(27);
       const ids = batch.items.map((item) => item.id);
       await enqueueBodies(sqs, stack.aws.queueUrl, batch.items.map((item) => item.body));
       await eventually(() => metricValue(poller, 'marketplace_notification_hand_off_failures_total'), (n) => n >= 3, 600);
@@ -190,10 +196,10 @@ describe('the poller process', () => {
       // No worker polls this server: the workflows hold the signals. A signal the server stored while the poller
       // lost its answer in the restart is sent again (the workflow deduplicates by id), so count notifications, not signals.
       for (const customer of batch.subjects) {
-        const history = await temporal.workflow.getHandle(linkWorkflowId({ awsAccountId: customer.customerAwsAccountId, productCode: customer.productCode })).fetchHistory();
+        const history = await temporal.workflow.getHandle(subscriptionWorkflowId(batch.refs.get(customer)!)).fetchHistory();
         const signalled = history.events!.flatMap((e) => {
           const payload = e.workflowExecutionSignaledEventAttributes?.input?.payloads?.[0]?.data;
-          return payload ? [(JSON.parse(Buffer.from(payload).toString()) as { messageId: string }).messageId] : [];
+          return payload ? [(JSON.parse(Buffer.from(payload).toString()) as SubscriptionEvent).id] : [];
         });
         const expected = batch.items.filter((item) => item.customer === customer).map((item) => item.id);
         expect([...new Set(signalled)].sort()).toEqual(expected.sort());

@@ -23,6 +23,8 @@ import { subscription } from '../workflows/subscription';
 import { subscriptionWorkflowId } from '../workflows/subscription-identity';
 import { awsEventSignal } from '../workflows/subscription-messages';
 import { Browser } from './helpers/api';
+import { migrateLegacyWorkflows } from '../infra/migrate-legacy-workflows';
+import { linkAccount, requestLinkSignal } from '../workflows/link-account';
 import { startLinkingStack, type LinkingStack } from './helpers/linking-stack';
 import { testServers, uniqueName } from './helpers/test-env';
 import { eventually } from './helpers/time-skipping';
@@ -51,11 +53,15 @@ interface Buyer {
 }
 
 /** Subscribes on the sandbox, registers through the webhook and signs in; the link request is the test's to make. */
-async function registerBuyer(): Promise<Buyer> {
+async function registerBuyer(awsAccountId?: string): Promise<Buyer> {
   const accountId = uniqueName('acct');
   const email = `${accountId}@example.com`;
   await accountsOf(stack.mongo.db).insertOne({ _id: accountId, email, name: accountId, paymentMethod: 'none', passwordHash: await hashPassword(DEMO_PASSWORD), createdAt: new Date() });
-  const created = await stack.sandbox.control<{ customer: { _id: string; customerAwsAccountId: string }; token: string }>('POST', '/control/customers', {});
+  const created = await stack.sandbox.control<{ customer: { _id: string; customerAwsAccountId: string }; token: string }>(
+    'POST',
+    '/control/customers',
+    awsAccountId ? { customerAwsAccountId: awsAccountId } : {},
+  );
   const browser = new Browser(stack.api.url);
   const registered = await browser.postForm('/marketplace/register', { 'x-amzn-marketplace-token': created.body.token });
   const next = decodeURIComponent(registered.headers.get('location')!.split('next=')[1]!);
@@ -72,6 +78,17 @@ async function registerBuyer(): Promise<Buyer> {
 }
 
 type LinkedBuyer = Buyer;
+
+/** A second purchase by an AWS account that already has one. */
+async function registerBuyerOf(awsAccountId: string): Promise<Buyer> {
+  return registerBuyer(awsAccountId);
+}
+
+/** The workflow of a buyer's own license (an AWS account may hold several). */
+async function licensedHandle(buyer: Buyer) {
+  const customer = await sandboxCustomer(buyer);
+  return stack.temporal.workflow.getHandle(subscriptionWorkflowId({ awsAccountId: buyer.awsAccountId, productCode: customer.productCode, licenseArn: customer.licenseArn }));
+}
 
 /** A buyer whose link request was answered; with `sync`, AWS's subscribe-success made it active. */
 async function linkNewBuyer(options: { sync?: boolean } = {}): Promise<Buyer> {
@@ -252,12 +269,21 @@ describe('one owner per subscription: orders of events on the real stack', () =>
         signalArgs: [{ id, action, sentAt: sentAt.toISOString() }],
       });
     const ids: string[] = [];
-    for (const [round, gapMs] of [300, 900, 1200, 650, 1500, 700, 800].entries()) {
+    const lastRunStatus = async () => (await stack.temporal.workflow.getHandle(workflowId).describe()).status.name;
+    for (let round = 0; round < 4; round++) {
       const id = uniqueName('evt');
       ids.push(id);
       await start(id, 'subscribe-fail', minutesAgo(60 - round));
-      // Around the end of the idle run: some land in the run, some as it completes, some start the next one.
-      await new Promise((resolve) => setTimeout(resolve, gapMs));
+      if (round % 2 === 0) {
+        // The run ends idle; the next event starts a new run, which must carry everything the last one had.
+        await eventually(lastRunStatus, (status) => status === 'COMPLETED');
+      } else {
+        // A second event inside the idle window: the run must not end with it unapplied.
+        const second = uniqueName('evt');
+        ids.push(second);
+        await new Promise((resolve) => setTimeout(resolve, 450));
+        await start(second, 'subscribe-fail', minutesAgo(50 - round));
+      }
     }
     const answer = await buyer.requestLink();
     expect(answer.status).toBe(202);
@@ -271,5 +297,62 @@ describe('one owner per subscription: orders of events on the real stack', () =>
     await deliver(await envelope(buyer, 'subscribe-success', minutesAgo(1)));
     await phaseBecomes(buyer, 'active');
     expect(await paymentMethodOf(buyer.accountId)).toBe('aws-marketplace');
+  });
+
+  it('moves a running legacy linkAccount onto the subscription workflow, which finishes the link', async () => {
+    const buyer = await registerBuyer();
+    // A customer registered before subscriptions were keyed by license: stored under its account and product.
+    const customers = marketplaceCustomersOf(stack.mongo.db);
+    const resolved = (await customers.findOne({ awsAccountId: buyer.awsAccountId }))!;
+    const legacyKey = `${resolved.awsAccountId}:${resolved.productCode}`;
+    await customers.deleteOne({ _id: resolved._id });
+    await customers.insertOne({ ...resolved, _id: legacyKey });
+    const customer = { awsAccountId: resolved.awsAccountId, productCode: resolved.productCode };
+    const legacy = await stack.temporal.workflow.signalWithStart(linkAccount, {
+      taskQueue: stack.taskQueue,
+      workflowId: `link:${legacyKey}`,
+      args: [{ customer, syncTimeoutMs: 60_000 }],
+      signal: requestLinkSignal,
+      signalArgs: [{ accountId: buyer.accountId }],
+    });
+    await eventually(() => marketplaceLinksOf(stack.mongo.db).findOne({ _id: legacyKey }), (link) => link?.state === 'reserved');
+
+    const moved = await migrateLegacyWorkflows({ temporal: stack.temporal, db: stack.mongo.db, taskQueue: stack.taskQueue, settings: { syncTimeoutMs: 60_000, gracePeriodMs: 60_000 } });
+    expect(moved).toContain(`link:${legacyKey} → subscription:${legacyKey}`);
+    expect((await legacy.describe()).status.name).toBe('TERMINATED');
+    const handle = stack.temporal.workflow.getHandle(`subscription:${legacyKey}`);
+    expect(await eventually(() => handle.query(subscriptionStateQuery), (s) => s.phase === 'awaiting-aws')).toMatchObject({ owner: buyer.accountId });
+    // Running it again moves nothing.
+    expect(await migrateLegacyWorkflows({ temporal: stack.temporal, db: stack.mongo.db, taskQueue: stack.taskQueue, settings: { syncTimeoutMs: 60_000, gracePeriodMs: 60_000 } })).toEqual([]);
+
+    await deliver(await envelope(buyer, 'subscribe-success', minutesAgo(0.1)));
+    await eventually(() => handle.query(subscriptionStateQuery), (s) => s.phase === 'active');
+    expect(await paymentMethodOf(buyer.accountId)).toBe('aws-marketplace');
+    expect((await marketplaceLinksOf(stack.mongo.db).findOne({ _id: legacyKey }))!.state).toBe('active');
+    expect((await meterNow(buyer.awsAccountId)).length).toBeGreaterThan(0);
+  });
+
+  it('two concurrent agreements of one AWS account are two subscriptions: linked to two accounts, metered and cancelled separately', async () => {
+    const first = await linkNewBuyer();
+    // A second purchase of the same product by the same AWS account: its own license, its own registration.
+    const second = await registerBuyerOf(first.awsAccountId);
+    expect((await second.requestLink()).status).toBe(202);
+    const [one, two] = await Promise.all([subscriptionHandle(first), licensedHandle(second)]);
+    expect(one.workflowId).not.toBe(two.workflowId);
+    // SNS cannot tell the two apart; EventBridge names the license.
+    await deliver(eventBridgeBody(await sandboxCustomer(second), 'Purchase Agreement Created - Proposer').body);
+    await eventually(() => two.query(subscriptionStateQuery), (s) => s.phase === 'active');
+    expect([await paymentMethodOf(first.accountId), await paymentMethodOf(second.accountId)]).toEqual(['aws-marketplace', 'aws-marketplace']);
+    const ledger = await meterNow(first.awsAccountId);
+    const licenses = new Set(ledger.map((entry) => entry.licenseArn));
+    expect(licenses.size).toBe(2);
+
+    // The second purchase ends (EventBridge, by license); the first keeps paying.
+    await deliver(eventBridgeBody(await sandboxCustomer(second), 'Purchase Agreement Ended - Proposer').body);
+    await eventually(() => two.query(subscriptionStateQuery), (s) => s.phase === 'awaiting-unsubscribe-success');
+    await deliver(eventBridgeBody(await sandboxCustomer(second), 'License Deprovisioned - Manufacturer').body);
+    await eventually(() => two.query(subscriptionStateQuery), (s) => s.phase === 'grace-period');
+    expect((await one.query(subscriptionStateQuery)).phase).toBe('active');
+    expect([await paymentMethodOf(first.accountId), await paymentMethodOf(second.accountId)]).toEqual(['aws-marketplace', 'none']);
   });
 });

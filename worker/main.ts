@@ -8,17 +8,25 @@ import { ensureIndexes } from '../lib/store/indexes';
 import { connectClient } from '../lib/temporal';
 import { createWorker } from './create-worker';
 import { ensureMeteringSchedule } from './metering-schedule';
+import { migrateLegacyWorkflows } from '../infra/migrate-legacy-workflows';
 
 async function main(): Promise<void> {
   const config = loadServiceConfig();
   const mongo = await connectMongo(config.mongo.uri, config.mongo.database, 'marketplace-worker');
   await ensureIndexes(mongo.db);
+  const client = await connectClient(config.temporal);
   if (config.metering.schedule.enabled) {
-    const client = await connectClient(config.temporal);
     const outcome = await ensureMeteringSchedule(client, config.temporal.taskQueue, config.metering.schedule.offsetMinutes);
     console.log(`hourly metering schedule ${outcome}`);
-    await client.connection.close();
   }
+  const moved = await migrateLegacyWorkflows({
+    temporal: client,
+    db: mongo.db,
+    taskQueue: config.temporal.taskQueue,
+    settings: { syncTimeoutMs: config.linking.syncTimeoutMs, gracePeriodMs: config.cancellation.gracePeriodMs },
+  });
+  for (const line of moved) console.log(`legacy workflow ${line}`);
+  await client.connection.close();
   const metering = createMeteringClient(config.aws);
   const usageMetering = createUsageMeteringClient(config.aws);
   const { worker, connection } = await createWorker({

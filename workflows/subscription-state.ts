@@ -107,10 +107,12 @@ export class SubscriptionState {
     return verdict;
   }
 
-  /** Names AWS gives in events fill in what the subscription did not know yet (never overwrite). */
-  learn(names: { productCode?: string; licenseArn?: string; customerIdentifier?: string }): void {
+  /**
+   * Names AWS gives in events fill in what the subscription did not know yet (never overwrite). The license is
+   * not among them: it is part of the key, and a subscription keyed by account and product keeps that key.
+   */
+  learn(names: { productCode?: string; customerIdentifier?: string }): void {
     if (names.productCode && !this.ref.productCode) this.ref = { ...this.ref, productCode: names.productCode };
-    if (names.licenseArn && !this.ref.licenseArn) this.ref = { ...this.ref, licenseArn: names.licenseArn };
     if (names.customerIdentifier && !this.customerIdentifier) this.customerIdentifier = names.customerIdentifier;
   }
 

@@ -171,6 +171,8 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
     } else {
       // Idle for long: end this run (its state is saved; the next event starts a new one), unless something just came in.
       await condition(allHandlersFinished);
+      // Saved before the end: the next run starts from it, so nothing this run applied is lost.
+      await act.publish(sub);
       if (sub.received === received && !sub.hasRequests) {
         log.info('Subscription idle: run complete, state saved', { phase: sub.phase });
         return sub.snapshot();

@@ -1,0 +1,44 @@
+/**
+ * Moves subscriptions off the workflows the subscription workflow replaced
+ * (`linkAccount` on `link:<account>:<product>`, `cancelSubscription` on
+ * `cancel:<account>:<product>`). Left running, they would still act on what
+ * they believe (a legacy cancellation would delete deployments after a
+ * resubscription it never hears of), so each running one is moved:
+ *   1. the subscription workflow is started (or found running); it starts
+ *      from what the old one left in the store: the reservation or active link,
+ *      the cancellation's grace deadline and the mark on the stopped deployments;
+ *   2. the old run is terminated, with the new workflow id as the reason.
+ * Starting first means a crash between the steps leaves both, never neither;
+ * both act idempotently on the same store. The worker runs this at start-up.
+ */
+import type { Client } from '@temporalio/client';
+import type { Db } from 'mongodb';
+import { findSubscriptionOf } from '../lib/store/subscription-lookup';
+import { subscription } from '../workflows/subscription';
+import { subscriptionWorkflowId } from '../workflows/subscription-identity';
+import type { SubscriptionSettings } from '../workflows/subscription-model';
+
+const LEGACY = /^(?:link|cancel):(\d{12}):(.+)$/;
+
+export async function migrateLegacyWorkflows(deps: { temporal: Client; db: Db; taskQueue: string; settings: SubscriptionSettings }): Promise<string[]> {
+  const moved: string[] = [];
+  const running = deps.temporal.workflow.list({
+    query: `ExecutionStatus = 'Running' AND (WorkflowType = 'linkAccount' OR WorkflowType = 'cancelSubscription')`,
+  });
+  for await (const legacy of running) {
+    const match = LEGACY.exec(legacy.workflowId);
+    if (!match) continue;
+    const [, awsAccountId, productCode] = match as unknown as [string, string, string];
+    const ref = (await findSubscriptionOf(deps.db, { awsAccountId, productCode })) ?? { awsAccountId, productCode };
+    const workflowId = subscriptionWorkflowId(ref);
+    await deps.temporal.workflow.start(subscription, {
+      taskQueue: deps.taskQueue,
+      workflowId,
+      args: [{ ref, settings: deps.settings }],
+      workflowIdConflictPolicy: 'USE_EXISTING',
+    });
+    await deps.temporal.workflow.getHandle(legacy.workflowId, legacy.runId).terminate(`moved to ${workflowId}`);
+    moved.push(`${legacy.workflowId} → ${workflowId}`);
+  }
+  return moved;
+}
