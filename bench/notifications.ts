@@ -15,8 +15,11 @@
  * and deleted. In the same run, on the same servers, it measures two floors:
  *   - raw SQS: the same producer, and receive 10 + delete 10 with nothing else,
  *     same receivers;
- *   - raw Temporal: the hand-off's own signalWithStart calls for every unique
- *     notification, no SQS, no store, same concurrency as the poller.
+ *   - raw Temporal: the hand-off's own signalWithStart call (to the
+ *     subscription's workflow) for every unique notification, no SQS, no
+ *     store, same concurrency as the poller.
+ * The customers are registered first (as ResolveCustomer would have them): the
+ * poller hands a notification to a workflow only for a registered subscription.
  * Target: pipeline rate / smaller floor ≥ 0.7, and 0 duplicate effects
  * (notifications recorded twice, or signalled twice to a workflow).
  */
@@ -28,21 +31,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Client } from '@temporalio/client';
+import type { Db } from 'mongodb';
 import { freePort, portOpen, waitFor } from '../infra/processes';
 import { repoRoot } from '../infra/paths';
 import { ensureLocalAwsResources, queueDepth, startFerretDb, startMoto, startTemporalDevServer } from '../infra/servers';
 import { createSqsClient } from '../lib/aws';
-import { signalCancellation } from '../lib/cancellation-client';
-import { signalAwsNotification } from '../lib/linking-client';
 import { connectMongo } from '../lib/mongo';
 import { ensureIndexes } from '../lib/store/indexes';
-import { notificationsOf } from '../lib/store/marketplace';
+import { customerKey, marketplaceCustomersOf, notificationsOf } from '../lib/store/marketplace';
+import { signalAwsEvent } from '../lib/subscription-client';
 import { connectClient } from '../lib/temporal';
 import { enqueueBodies, eventBridgeBody, rawMessageBody, snsEnvelopeBody, syntheticCustomer, type SnsSigner } from '../sandbox/notification-bodies';
 import { sumOfSeries } from '../poller/metrics';
 import { ensureSigningKey } from '../sandbox/sns-signing';
 import type { SandboxCustomer } from '../sandbox/store';
-import { linkWorkflowId } from '../workflows/ids';
+import { normalizeLicenseArn, subscriptionWorkflowId, type SubscriptionRef } from '../workflows/subscription-identity';
+import type { SubscriptionEvent } from '../workflows/subscription-model';
 
 const RECEIVERS = Number(process.env.BENCH_RECEIVERS ?? 2);
 const MAX_IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 50);
@@ -88,6 +92,21 @@ function uniqueNotifications(unique: number, customers: SandboxCustomer[], signe
   return Array.from({ length: unique }, (_, i) => kinds[Math.floor(i / customers.length) % kinds.length]!(customers[i % customers.length]!));
 }
 
+/** A synthetic customer's subscription, keyed by its license as registration keys it. */
+function refOf(customer: SandboxCustomer): SubscriptionRef {
+  return { awsAccountId: customer.customerAwsAccountId, productCode: customer.productCode, licenseArn: normalizeLicenseArn(customer.licenseArn) };
+}
+
+/** What ResolveCustomer would have stored for each customer, in bulk. */
+async function registerCustomers(db: Db, customers: SandboxCustomer[]): Promise<void> {
+  const now = new Date();
+  for (let start = 0; start < customers.length; start += 1000) {
+    await marketplaceCustomersOf(db).insertMany(
+      customers.slice(start, start + 1000).map((c) => ({ _id: customerKey(refOf(c)), ...refOf(c), offerType: 'standard' as const, firstResolvedAt: now, lastResolvedAt: now })),
+    );
+  }
+}
+
 function shuffle<T>(items: T[]): T[] {
   for (let i = items.length - 1; i > 0; i--) {
     const j = Math.floor(Math.random() * (i + 1));
@@ -127,18 +146,13 @@ async function rawSqsFloor(sqs: SQSClient, queueUrl: string, bodies: string[]): 
 
 /** The hand-off's Temporal calls for each notification, MAX_IN_FLIGHT at a time: what Temporal alone allows. */
 async function rawTemporalFloor(temporal: Client, notifications: Notification[]): Promise<number> {
-  const workflows = { temporal, taskQueue: TASK_QUEUE, syncTimeoutMs: 3_600_000 };
-  const cancellations = { temporal, taskQueue: TASK_QUEUE, gracePeriodMs: 3 * 86_400_000 };
+  const subscriptions = { temporal, taskQueue: TASK_QUEUE, settings: { syncTimeoutMs: 3_600_000, gracePeriodMs: 3 * 86_400_000 } };
   let next = 0;
   const started = performance.now();
   const loop = async () => {
     while (next < notifications.length) {
       const n = notifications[next++]!;
-      const customer = { awsAccountId: n.customer.customerAwsAccountId, productCode: n.customer.productCode };
-      await signalAwsNotification(workflows, customer, { messageId: n.id, action: n.action });
-      if (n.action === 'subscribe-success') {
-        await signalCancellation(cancellations, customer, { messageId: n.id, action: n.action, sentAt: new Date().toISOString() });
-      }
+      await signalAwsEvent(subscriptions, refOf(n.customer), { id: n.id, action: n.action, sentAt: new Date().toISOString() });
     }
   };
   await Promise.all(Array.from({ length: MAX_IN_FLIGHT }, loop));
@@ -192,9 +206,10 @@ async function main(): Promise<void> {
     const rawQueue = await ensureLocalAwsResources({ endpoint, region: 'us-east-1', queueName: 'bench-raw', productCode: 'bench-raw' });
     const signer: SnsSigner = { key, certUrl, topicArn: pipelineQueue.topicArn };
 
-    // Pipeline and Temporal floor get customers of their own, so each starts its workflows fresh.
+    // Pipeline and Temporal floor get customers (and licenses, which key the workflows) of their own, so each starts its workflows fresh.
     const pipelineCustomers = Array.from({ length: customerCount }, (_, i) => syntheticCustomer(i, 'bench-product'));
-    const floorCustomers = Array.from({ length: customerCount }, (_, i) => syntheticCustomer(i, 'bench-floor'));
+    const floorCustomers = Array.from({ length: customerCount }, (_, i) => syntheticCustomer(customerCount + i, 'bench-floor'));
+    await registerCustomers(mongo.db, pipelineCustomers);
     const notifications = uniqueNotifications(unique, pipelineCustomers, signer);
     const duplicates = Array.from({ length: total - unique }, () => notifications[Math.floor(Math.random() * unique)]!);
     const messages = shuffle([...notifications, ...duplicates]);
@@ -252,7 +267,7 @@ async function main(): Promise<void> {
     });
     const expectedIds = new Set(messages.map((m) => m.id || rawIds.get(m)!));
 
-    // Effects: each notification recorded once and signalled once to its link workflow.
+    // Effects: each notification recorded once and signalled once to its subscription's workflow.
     const records = await notificationsOf(mongo.db).countDocuments();
     const handedOff = await notificationsOf(mongo.db).countDocuments({ handedOffAt: { $exists: true } });
     let redundantSignals = 0;
@@ -261,10 +276,10 @@ async function main(): Promise<void> {
     const checkWorkflows = async () => {
       while (nextCustomer < pipelineCustomers.length) {
         const c = pipelineCustomers[nextCustomer++]!;
-        const history = await temporal.workflow.getHandle(linkWorkflowId({ awsAccountId: c.customerAwsAccountId, productCode: c.productCode })).fetchHistory();
+        const history = await temporal.workflow.getHandle(subscriptionWorkflowId(refOf(c))).fetchHistory();
         const ids = history.events!.flatMap((e) => {
           const payload = e.workflowExecutionSignaledEventAttributes?.input?.payloads?.[0]?.data;
-          return payload ? [(JSON.parse(Buffer.from(payload).toString()) as { messageId: string }).messageId] : [];
+          return payload ? [(JSON.parse(Buffer.from(payload).toString()) as SubscriptionEvent).id] : [];
         });
         signalled += new Set(ids).size;
         redundantSignals += ids.length - new Set(ids).size;
@@ -287,7 +302,7 @@ async function main(): Promise<void> {
       uniqueRatioToTemporalFloor: Number((expectedIds.size / pipelineSeconds / temporalFloor).toFixed(3)),
       recorded: records,
       handedOff,
-      signalledToLinkWorkflows: signalled,
+      signalledToSubscriptionWorkflows: signalled,
       duplicatesAcknowledged: metric('marketplace_notifications_duplicate_total'),
       deadLettered: metric('marketplace_notifications_dead_lettered_total'),
       verificationFailed: metric('marketplace_notifications_verification_failed_total'),

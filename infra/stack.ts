@@ -61,6 +61,7 @@ async function main(): Promise<void> {
       ['sandbox', Number(env.SANDBOX_PORT)],
       ['API', Number(env.API_PORT)],
       ['poller metrics', Number(env.POLLER_METRICS_PORT)],
+      ['worker metrics', Number(env.WORKER_METRICS_PORT)],
     ] as const) {
       if (await portOpen(p)) throw new Error(`port ${p} (${name}) is already in use: is another stack running?`);
     }
@@ -97,7 +98,8 @@ async function main(): Promise<void> {
     const program = (name: string, script: string, ready: () => Promise<boolean>) =>
       startProcess({ name, command: node, args: [join(repoRoot, 'dist', script)], env: serviceEnv, logFile: join(logDir, `${name}.log`), echo: true, ready });
     running.push(await program('sandbox', 'sandbox/server.js', () => portOpen(Number(env.SANDBOX_PORT))));
-    running.push(await program('worker', 'worker/main.js', async () => true));
+    // The worker serves its metrics once its runtime is up, after it moved any legacy workflows.
+    running.push(await program('worker', 'worker/main.js', () => portOpen(Number(env.WORKER_METRICS_PORT))));
     running.push(await program('poller', 'poller/main.js', () => portOpen(Number(env.POLLER_METRICS_PORT))));
     running.push(await program('api', 'api/server.js', () => portOpen(Number(env.API_PORT))));
     for (const p of running) p.child.once('exit', (code) => !stopping && (console.error(`${p.name} exited (${code}); see ${p.logFile}`), void stopAll(1)));
@@ -111,6 +113,7 @@ The stack is up (logs in ${logDir}, data in ${dataDir}):
   Temporal gRPC  ${env.TEMPORAL_ADDRESS}   MongoDB ${env.MONGODB_URI}   SQS/SNS ${env.AWS_ENDPOINT_URL_SQS}
   Queue          ${aws.queueUrl}   (dead letters: ${aws.deadLetterQueueUrl})
   Poller metrics http://localhost:${env.POLLER_METRICS_PORT}/metrics
+  Worker metrics http://localhost:${env.WORKER_METRICS_PORT}/metrics
 Press Ctrl-C to stop everything.`);
   } catch (error) {
     console.error(`could not start the stack: ${(error as Error).message}`);

@@ -78,6 +78,8 @@ export const serviceEnvSchema = Type.Object({
   POLLER_SHUTDOWN_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 25 }),
   POLLER_METRICS_HOST: NonEmpty('127.0.0.1'),
   POLLER_METRICS_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 9464 }),
+  WORKER_METRICS_HOST: NonEmpty('127.0.0.1'),
+  WORKER_METRICS_PORT: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
   SNS_TOPIC_ARN: Type.Optional(Type.String({ pattern: '^arn:[^,\\s]+(,arn:[^,\\s]+)*$' })),
   SNS_VERIFY_SIGNATURES: Bool(true),
   SNS_TRUSTED_CERT_URLS: Type.Optional(Type.String({ pattern: '^https?://[^,\\s]+(,https?://[^,\\s]+)*$' })),
@@ -160,6 +162,8 @@ export interface ServiceConfig {
   /** Unset URL: the deployments in MongoDB. */
   deploymentsApi: { url?: string; token?: string };
   cancellation: { gracePeriodMs: number };
+  /** The worker's Prometheus endpoint (Temporal SDK metrics and the subscription workflow's counters); no port: none. */
+  workerMetrics: { host: string; port?: number };
 }
 
 export interface PollerConfig {
@@ -295,6 +299,7 @@ export function loadServiceConfig(env: Env = process.env): ServiceConfig {
     },
     deploymentsApi: { url: parsed.DEPLOYMENTS_API_URL, token: parsed.DEPLOYMENTS_API_TOKEN },
     cancellation: { gracePeriodMs: parsed.CANCELLATION_GRACE_SECONDS * 1000 },
+    workerMetrics: { host: parsed.WORKER_METRICS_HOST, port: parsed.WORKER_METRICS_PORT },
   };
 }
 

@@ -52,6 +52,14 @@ describe('docker-compose.yml', () => {
     expect(requireQueueUrl(loadServiceConfig(envOf('poller')))).toBe(envOf('api').SQS_QUEUE_URL);
   });
 
+  it('api and poller start a subscription workflow with the same settings (whichever comes first starts it)', () => {
+    const settingsOf = (name: string) => {
+      const config = loadServiceConfig(envOf(name));
+      return { syncTimeoutMs: config.linking.syncTimeoutMs, gracePeriodMs: config.cancellation.gracePeriodMs };
+    };
+    expect(settingsOf('api')).toEqual(settingsOf('poller'));
+  });
+
   it('sandbox: valid sandbox configuration, published on its port, registering to the published API', () => {
     const env = envOf('sandbox');
     const config = loadSandboxConfig(env);

@@ -171,7 +171,8 @@ describe('EventBridge agreement events', () => {
   });
 
   it('dead-letters an event to act on that names no buyer account', () => {
-    const { acceptor: _, ...detail } = awsCreatedProposer.detail;
+    const detail: Partial<typeof awsCreatedProposer.detail> = { ...awsCreatedProposer.detail };
+    delete detail.acceptor;
     const classified = classifyEventBridgeEvent({ ...awsCreatedProposer, detail });
     expect(classified).toMatchObject({ kind: 'poison', reason: expect.stringMatching(/^EventBridge event: .*acceptor/) });
   });

@@ -18,7 +18,7 @@ describe('local stack (infra/start.sh)', () => {
   it('starts everything, answers on its ports, and stops everything on Ctrl-C', async () => {
     if (!existsSync(stackScript)) throw new Error('dist/ is missing: infra/test.sh builds before running the tests');
     const localDir = mkdtempSync(join(tmpdir(), 'stack-'));
-    const [temporal, ui, mongo, moto, sandbox, api, metrics] = await Promise.all(Array.from({ length: 7 }, freePort));
+    const [temporal, ui, mongo, moto, sandbox, api, metrics, workerMetrics] = await Promise.all(Array.from({ length: 8 }, freePort));
     const env = {
       ...process.env,
       STACK_DIR: localDir,
@@ -32,6 +32,7 @@ describe('local stack (infra/start.sh)', () => {
       AWS_ENDPOINT_URL_MARKETPLACE_METERING: `http://127.0.0.1:${sandbox}`,
       API_PORT: String(api),
       POLLER_METRICS_PORT: String(metrics),
+      WORKER_METRICS_PORT: String(workerMetrics),
       LOG_LEVEL: 'warn',
     };
     const child = spawn(join(root, 'node_modules', '.bin', 'node'), [stackScript], { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -50,6 +51,9 @@ describe('local stack (infra/start.sh)', () => {
       // The poller is up, trusting the sandbox's signing certificate, and reports on its metrics port.
       const pollerMetrics = await (await fetch(`http://127.0.0.1:${metrics}/metrics`)).text();
       expect(pollerMetrics).toContain('# TYPE marketplace_notifications_received_total counter');
+      // The worker exports the Temporal SDK's metrics, which operators alert on (workflow task failures, overdue waits).
+      const sdkMetrics = await (await fetch(`http://127.0.0.1:${workerMetrics}/metrics`)).text();
+      expect(sdkMetrics).toMatch(/^temporal_\w+/m);
       const certificate = await fetch(`http://127.0.0.1:${sandbox}/sns/signing-certificate.pem`);
       expect(await certificate.text()).toContain('-----BEGIN CERTIFICATE-----');
     } catch (error) {
@@ -59,7 +63,7 @@ describe('local stack (infra/start.sh)', () => {
       expect(await exited).toBe(0);
       rmSync(localDir, { recursive: true, force: true });
     }
-    for (const port of [temporal, mongo, moto, sandbox, api, metrics]) {
+    for (const port of [temporal, mongo, moto, sandbox, api, metrics, workerMetrics]) {
       await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow();
     }
   });

@@ -710,10 +710,30 @@ describe('subscription workflow', () => {
       const success = event('subscribe-success', 0);
       const runs = new Set<string>();
       const step = async (phase: SubscriptionPhase) => {
-        const view = await waitsIn(ref, phase);
+        console.log('step', phase, new Date().toISOString(), (await handleOf(ref).describe()).runId);
+        const view = await waitsIn(ref, phase).catch(async (e) => {
+          const h = await handleOf(ref).fetchHistory();
+          require('fs').writeFileSync('/tmp/can-hang.json', JSON.stringify(h, null, 1));
+          console.log(JSON.stringify(await viewOf(ref)));
+          console.log(await handleOf(ref).query<string>('__stack_trace'));
+          throw e;
+        });
         runs.add((await handleOf(ref).describe()).runId);
         return view;
       };
+      const watchdog = setTimeout(async () => {
+        const chain = [];
+        let runId: string | undefined = [...runs][0];
+        while (runId) {
+          const h = await env.client.workflow.getHandle(subscriptionWorkflowId(ref), runId).fetchHistory();
+          chain.push({ runId, events: h.events });
+          const last = h.events!.at(-1);
+          runId = last?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
+        }
+        require('fs').writeFileSync('/tmp/can-hang.json', JSON.stringify(chain, null, 1));
+        console.log('WATCHDOG', JSON.stringify(await viewOf(ref)));
+        console.log(await handleOf(ref).query<string>('__stack_trace'));
+      }, 40_000);
       await withWorker(
         async (target) => {
           expect(await requestLink(target, ref, alice)).toMatchObject({ phase: 'waiting-for-aws' });
@@ -745,6 +765,7 @@ describe('subscription workflow', () => {
         },
         { maxHistoryEvents: 1 },
       );
+      clearTimeout(watchdog);
       expect(runs.size).toBeGreaterThanOrEqual(5);
       expect(calls.activateSubscription).toBe(1);
       expect(calls.claimSubscription).toBe(1);

@@ -1,4 +1,5 @@
 /** Worker entry point. The SDK's runtime shuts the worker down gracefully on SIGINT/SIGTERM. */
+import { Runtime } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { httpDeploymentControl } from '../activities/deployment-control';
 import { createMeteringClient, createUsageMeteringClient } from '../lib/aws';
@@ -12,6 +13,9 @@ import { migrateLegacyWorkflows } from '../infra/migrate-legacy-workflows';
 
 async function main(): Promise<void> {
   const config = loadServiceConfig();
+  // SDK metrics (workflow task failures, schedule-to-start latency, …) and the workflows' own counters, for alerts.
+  const { host, port } = config.workerMetrics;
+  if (port) Runtime.install({ telemetryOptions: { metrics: { prometheus: { bindAddress: `${host}:${port}` } } } });
   const mongo = await connectMongo(config.mongo.uri, config.mongo.database, 'marketplace-worker');
   await ensureIndexes(mongo.db);
   const client = await connectClient(config.temporal);

@@ -224,15 +224,22 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
   async function active(): Promise<SubscriptionPhase> {
     await condition(() => sub.awsLeaving || sub.awsEnded || sub.hasRequests);
     await answerRequests();
-    if (sub.awsEnded) return 'stopping';
+    if (sub.awsEnded) {
+      // unsubscribe-success without unsubscribe-pending: AWS accepts no more records, so no final metering.
+      newCancellation();
+      return 'stopping';
+    }
     if (sub.awsLeaving) return 'unsubscribe-pending';
     return 'active';
   }
 
   /** unsubscribe-pending: about an hour to send the last records. */
   async function finalMetering(): Promise<SubscriptionPhase> {
+    const record = newCancellation();
+    // The Billing page says "being cancelled" while the last records go out.
+    await act.publish(sub);
     await act.markCancellationPending(sub.ref);
-    sub.cancellation = { stoppedBy: '', stopped: [], keptRunning: [], deleted: [], finalMetering: await act.meterFinalHours(sub.ref) };
+    record.finalMetering = await act.meterFinalHours(sub.ref);
     return 'awaiting-unsubscribe-success';
   }
 
@@ -256,12 +263,8 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
   /** Billing ends, and every running deployment stops but the trial, which runs until its trial ends. */
   async function stopping(): Promise<SubscriptionPhase> {
     const { workflowId, runId } = workflowInfo();
-    const record: CancellationRecord = { ...(sub.cancellation ?? { stopped: [], keptRunning: [], deleted: [] }), stoppedBy: `${workflowId}@${runId}` };
-    sub.cancellation = record;
-    record.stopped = [];
-    record.keptRunning = [];
-    record.deleted = [];
-    delete record.abortedBy;
+    const record = sub.cancellation ?? newCancellation();
+    record.stoppedBy = `${workflowId}@${runId}`;
     await act.endMarketplaceBilling(sub.ref, sub.owner!);
     sub.setLinkPhase(sub.owner!, 'cancelled');
     const { stopped, keptRunning } = await act.stopAllButTrial(sub.owner!, record.stoppedBy);
@@ -313,6 +316,12 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
   }
 
   // --- The steps the phases share. ---
+
+  /** Each cancellation cycle starts a record of its own: nothing of an earlier cycle shows on the Billing page. */
+  function newCancellation(): CancellationRecord {
+    sub.cancellation = { stoppedBy: '', stopped: [], keptRunning: [], deleted: [] };
+    return sub.cancellation;
+  }
 
   /** AWS confirmed (again): the owner pays through AWS Marketplace, if the platform's rules still allow it. */
   async function activate(): Promise<SubscriptionPhase> {

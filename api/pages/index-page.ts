@@ -13,13 +13,16 @@ const script = `
   const modalText = document.getElementById('link-message');
   const popup = document.getElementById('sync-popup');
   const popupText = document.getElementById('sync-message');
-  const done = new Set(['linked', 'refused']);
+  const done = new Set(['linked', 'refused', 'cancelled']);
+  // On a plain visit only a link still in progress is news; the outcome of an old one lives on the Billing page.
+  const inProgress = new Set(['checking', 'waiting-for-aws', 'sync-timed-out']);
+  let following = false;
   const show = (phase, message) => {
     modal.hidden = false; modal.dataset.phase = phase; modalText.textContent = message;
   };
   const sync = (status) => {
     const waiting = status.phase === 'waiting-for-aws' || status.phase === 'sync-timed-out';
-    popup.hidden = !(waiting || status.phase === 'linked');
+    popup.hidden = !(waiting || (following && status.phase === 'linked'));
     popup.dataset.state = status.phase === 'linked' ? 'synced' : status.paymentProblem ? 'payment-problem' : status.phase;
     popupText.textContent = status.phase === 'linked' ? 'AWS sync complete.'
       : status.paymentProblem ? 'AWS reported a payment problem; still waiting.'
@@ -30,11 +33,14 @@ const script = `
     if (response.status === 404) return;
     if (!response.ok) return setTimeout(poll, 3000);
     const status = await response.json();
+    if (!following && !inProgress.has(status.phase)) return;
+    following = true;
     show(status.phase, status.message);
     sync(status);
     if (!done.has(status.phase)) setTimeout(poll, 1000);
   }
   async function redeem(code) {
+    following = true;
     show('checking', 'Linking your account to your AWS Billing Account…');
     const response = await fetch('/api/links', {
       method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ linkCode: code }),

@@ -82,12 +82,17 @@ export function registerLinkRoutes(root: FastifyInstance, deps: LinkRoutesDeps):
         // request (the same account) gets the current answer again, so a retry after a lost answer is safe.
         answer = await requestLink(deps.subscriptions, ref, accountId);
       } catch (error) {
-        // The claim stays: the same account may use the code again, and nothing reached anyone else.
+        // The claim stays (nobody else may use the code), marked unanswered: the same account's retry gets the answer.
+        await linkCodeUsesOf(deps.db).updateOne({ _id: codeHash, accountId }, { $set: { unansweredAt: new Date() } });
         request.log.warn({ accountId, error: (error as Error).message }, 'link request not answered by Temporal');
         return reply.code(503).header('retry-after', '10').send(errors.unavailable);
       }
       request.log.info({ accountId, phase: answer.phase, refusal: answer.refusal }, 'link request answered');
-      if (!claim.inserted) return reply.code(409).send(errors.used);
+      if (!claim.inserted) {
+        // A retry after our 503 is the first answer this buyer sees; any other repeat is a replay of a used code.
+        const retried = await linkCodeUsesOf(deps.db).updateOne({ _id: codeHash, accountId, unansweredAt: { $exists: true } }, { $unset: { unansweredAt: '' } });
+        if (retried.modifiedCount === 0) return reply.code(409).send(errors.used);
+      }
       // The response schema publishes only the documented fields.
       return reply.code(answer.phase === 'refused' ? 200 : 202).send(answer);
     },

@@ -29,6 +29,8 @@ export interface LinkCodeUseDoc {
   _id: string;
   accountId: string;
   usedAt: Date;
+  /** Set when Temporal could not answer the request in time: the same account's retry is then answered, not refused. */
+  unansweredAt?: Date;
 }
 
 export const redeemedTokensOf = collectionOf<RedeemedTokenDoc>('redeemed_registration_tokens');

@@ -99,7 +99,8 @@ describe('AWS Marketplace sandbox: buyer side', () => {
         agreement: { status: 'CANCELLED', endTime: expect.any(String) },
         acceptor: { accountId: body.customer.customerAwsAccountId },
         product: { code: productCode },
-        license: { arn: body.customer.licenseArn },
+        // AWS's event samples print the license ARN without the leading `arn:` that ResolveCustomer returns.
+        license: { arn: body.customer.licenseArn.replace(/^arn:/, '') },
       },
     });
   });
