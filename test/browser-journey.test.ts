@@ -8,6 +8,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { existsSync } from 'node:fs';
 import { DEMO_PASSWORD, seedDemoAccounts } from '../lib/store/demo-accounts';
 import { startLinkingStack, type LinkingStack } from './helpers/linking-stack';
+import { eventually } from './helpers/time-skipping';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -70,6 +71,43 @@ describe('the buyer journey in Chromium', () => {
     // 7. Billing shows the new payment method.
     await Promise.all([buyer.waitForURL(`${stack.api.url}/billing`), buyer.click('#link-modal a[href="/billing"]')]);
     expect(await buyer.locator('#payment-method').textContent()).toBe('AWS Marketplace Subscription');
+    await context.close();
+  });
+
+  it('follows an EventBridge (Proposer) subscription from link to cancellation, and never shows a cancelled buyer as linked', async () => {
+    const context = await browser.newContext();
+    const buyer = await context.newPage();
+    await subscribeAndSignIn(buyer, 'bob@example.com');
+    await buyer.locator('#link-modal[data-phase="waiting-for-aws"]').waitFor();
+
+    // AWS's agreement events, as an ISV selling its own offer receives them (Proposer), from the sandbox's buyer page.
+    const [subscribed] = await stack.sandbox.store.customers.find().sort({ createdAt: -1 }).limit(1).toArray();
+    const aws = await context.newPage();
+    const send = async (detailType: string) => {
+      await aws.goto(stack.sandbox.url);
+      const row = aws.locator('tr', { has: aws.locator(`code:text-is("${subscribed!.customerAwsAccountId}")`) });
+      await Promise.all([aws.waitForURL(stack.sandbox.url + '/'), row.locator(`button[value="${detailType}"]`).click()]);
+    };
+    await send('Purchase Agreement Created - Proposer');
+    await buyer.locator('#link-modal[data-phase="linked"]').waitFor();
+    await buyer.goto(`${stack.api.url}/billing`);
+    expect(await buyer.locator('#payment-method').textContent()).toBe('AWS Marketplace Subscription');
+
+    // The agreement ends (final metering), then the license is deprovisioned: billing ends.
+    await send('Purchase Agreement Ended - Proposer');
+    const reloaded = (read: () => Promise<string | null>) => async () => (await buyer.reload(), read());
+    const status = buyer.locator('#subscription-status');
+    await eventually(reloaded(async () => ((await status.count()) > 0 ? status.getAttribute('data-phase') : null)), (phase) => phase === 'awaiting-unsubscribe-success');
+    await send('License Deprovisioned - Manufacturer');
+    await eventually(reloaded(() => buyer.locator('#payment-method').textContent()), (method) => method === 'None');
+    expect(await buyer.locator('#subscription-status').textContent()).toMatch(/cancelled/);
+
+    // A later visit to the index page does not congratulate a cancelled buyer.
+    await buyer.goto(`${stack.api.url}/`);
+    await buyer.waitForLoadState('networkidle');
+    expect(await buyer.locator('#link-modal').isHidden()).toBe(true);
+    expect(await buyer.locator('#sync-popup').isHidden()).toBe(true);
+    expect(await buyer.locator('body').innerText()).not.toMatch(/AWS sync complete|Payment Method is now AWS Marketplace/);
     await context.close();
   });
 
