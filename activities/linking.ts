@@ -21,10 +21,16 @@ function refuse(refusal: LinkRefusal): never {
   throw ApplicationFailure.nonRetryable(refusalMessages[refusal], refusal);
 }
 
+/** The subscription an account pays through: stored since subscriptions have keys of their own, derived before. */
+function billedKey(marketplace: NonNullable<AccountDoc['marketplace']>): string {
+  return marketplace.key ?? customerKey({ awsAccountId: marketplace.awsAccountId, productCode: marketplace.productCode });
+}
+
 /** The three platform rules, for `customer`; throws the refusal. */
 function assertEligible(account: AccountDoc | null, customer: AwsCustomer): asserts account is AccountDoc {
   if (!account) refuse('AccountNotFound');
-  const linkedElsewhere = account.marketplace !== undefined && customerKey(account.marketplace) !== customerKey(customer);
+  // A subscription that AWS ended (cancelledAt) frees the account for another purchase.
+  const linkedElsewhere = account.marketplace !== undefined && !account.marketplace.cancelledAt && billedKey(account.marketplace) !== customerKey(customer);
   if (linkedElsewhere || (account.paymentMethod === 'aws-marketplace' && !account.marketplace)) refuse('AccountAlreadyLinked');
   if (account.creditCard || account.paymentMethod === 'credit-card') refuse('CreditCardOnFile');
   if (account.paymentMethod === 'available-credits' || (account.availableCredits ?? 0) > 0) refuse('UsesAvailableCredits');
@@ -72,8 +78,13 @@ export function createLinkingActivities({ db }: LinkingDeps) {
     async reserveLink(input: { customer: AwsCustomer; accountId: string }): Promise<void> {
       const links = marketplaceLinksOf(db);
       const _id = customerKey(input.customer);
+      const reserve = () => links.insertOne({ _id, ...input.customer, accountId: input.accountId, state: 'reserved', reservedAt: new Date() });
       try {
-        await links.insertOne({ _id, ...input.customer, accountId: input.accountId, state: 'reserved', reservedAt: new Date() });
+        await reserve().catch(async (error: unknown) => {
+          // The account's earlier subscription ended: its cancelled link gives way to the new purchase.
+          if (!isDuplicateKeyError(error) || (await links.deleteOne({ accountId: input.accountId, state: 'cancelled', _id: { $ne: _id } })).deletedCount === 0) throw error;
+          await reserve();
+        });
       } catch (error) {
         if (!isDuplicateKeyError(error)) throw error;
         const forCustomer = await links.findOne({ _id });
@@ -109,13 +120,15 @@ export function createLinkingActivities({ db }: LinkingDeps) {
         ...(known?.customerIdentifier ? { customerIdentifier: known.customerIdentifier } : {}),
         ...(known?.licenseArn ? { licenseArn: known.licenseArn } : {}),
       };
-      if (!account.marketplace) {
+      const endedElsewhere = account.marketplace?.cancelledAt !== undefined && billedKey(account.marketplace) !== key;
+      if (!account.marketplace || endedElsewhere) {
+        // A first link, or a new purchase after the account's earlier subscription ended.
         const activated = await accounts.updateOne(
-          { _id: input.accountId, marketplace: { $exists: false }, ...mayPayThroughMarketplace },
+          { _id: input.accountId, ...(endedElsewhere ? { 'marketplace.cancelledAt': { $exists: true } } : { marketplace: { $exists: false } }), ...mayPayThroughMarketplace },
           {
             $set: {
               paymentMethod: 'aws-marketplace',
-              marketplace: { ...input.customer, ...identifiers, linkedAt: new Date() },
+              marketplace: { ...input.customer, ...identifiers, key, linkedAt: new Date() },
             },
           },
         );
@@ -123,7 +136,7 @@ export function createLinkingActivities({ db }: LinkingDeps) {
         if (activated.matchedCount === 0) assertEligible(await accounts.findOne({ _id: input.accountId }), input.customer);
       }
       // A resubscription after a completed cancellation finds the account still linked to this customer, with billing ended.
-      if (account.marketplace?.cancelledAt) {
+      if (account.marketplace?.cancelledAt && !endedElsewhere) {
         await restoreMarketplaceBilling(db, input.customer, input.accountId, identifiers);
         return;
       }

@@ -90,7 +90,7 @@ export function createMeteringActivities({ db, metering, settings }: MeteringDep
           quantity: Math.max(0, Math.ceil(Math.round((usage.get(link.accountId)?.[metric] ?? 0) * 1e6) / 1e6)),
           createdAt: now,
         };
-        return { ...entry, _id: ledgerKey(entry) };
+        return { ...entry, _id: ledgerKey(link._id, entry) };
       }),
     );
   }

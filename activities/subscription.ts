@@ -10,7 +10,7 @@ import { cancellationsOf, customerKey, marketplaceCustomersOf, marketplaceLinksO
 import { saveSubscriptionState, subscriptionsOf } from '../lib/store/subscriptions';
 import { UNKNOWN, type AwsAction, type AwsView } from '../workflows/aws-ordering';
 import { isLinkRefusal, type LinkRefusal } from '../workflows/link-model';
-import { licenseIdOf, type SubscriptionRef } from '../workflows/subscription-identity';
+import { licenseIdOf, sameLicense, type SubscriptionRef } from '../workflows/subscription-identity';
 import type { SubscriptionEvent, SubscriptionPhase, SubscriptionSnapshot } from '../workflows/subscription-model';
 import type { createLinkingActivities } from './linking';
 
@@ -44,6 +44,8 @@ function legacyPhase(link: MarketplaceLinkDoc | null, cancellationPhase: string 
     case 'unsubscribe-pending':
       return 'awaiting-unsubscribe-success';
     case 'cancelled':
+      // A stop that was under way is done again under the same mark: what it had stopped stays ours to delete.
+      if (cancellationPhase === 'stopping') return 'stopping';
       if (cancellationPhase === 'grace-period' || cancellationPhase === 'deleting') return 'grace-period';
       return cancellationPhase === 'deleted' ? 'deleted' : 'cancelled';
   }
@@ -60,17 +62,20 @@ export function createSubscriptionActivities({ db, linking }: SubscriptionDeps) 
   async function recordedEvents(ref: SubscriptionRef, customerIdentifier?: string): Promise<SubscriptionEvent[]> {
     const byName: object[] = [];
     // AWS spells one license several ways (ResolveCustomer `…:license/l-…`, EventBridge `…:l-…`); the id is what they share.
-    if (ref.licenseArn) byName.push({ licenseArn: { $regex: `[/:]${licenseIdOf(ref.licenseArn).replace(/[^A-Za-z0-9-]/g, '')}$` } });
+    if (ref.licenseArn) byName.push({ licenseId: licenseIdOf(ref.licenseArn) }, { licenseArn: ref.licenseArn });
     // SNS messages carry no license: they belong to a licensed subscription only when it is the account's one purchase of the product.
     const siblings = ref.productCode ? await marketplaceCustomersOf(db).countDocuments({ awsAccountId: ref.awsAccountId, productCode: ref.productCode }) : 0;
     if (ref.productCode && (!ref.licenseArn || siblings <= 1)) {
       byName.push({ licenseArn: { $exists: false }, productCode: ref.productCode, awsAccountId: ref.awsAccountId });
       if (customerIdentifier) byName.push({ licenseArn: { $exists: false }, productCode: ref.productCode, customerIdentifier });
     }
-    if (byName.length === 0) return [];
+    // Agreement events that name only the buyer's account, when it has only this subscription with us.
+    if ((await marketplaceCustomersOf(db).countDocuments({ awsAccountId: ref.awsAccountId })) <= 1) {
+      byName.push({ licenseArn: { $exists: false }, productCode: { $exists: false }, awsAccountId: ref.awsAccountId });
+    }
     const docs = await notificationsOf(db).find({ $or: byName }).sort({ sentAt: -1 }).limit(RECORDED_LIMIT * 4).toArray();
     return docs
-      .filter((doc) => !doc.licenseArn || (ref.licenseArn !== undefined && licenseIdOf(doc.licenseArn) === licenseIdOf(ref.licenseArn)))
+      .filter((doc) => !doc.licenseArn || (ref.licenseArn !== undefined && sameLicense(doc.licenseArn, ref.licenseArn)))
       .slice(0, RECORDED_LIMIT)
       .reverse()
       .map(toEvent);
@@ -78,7 +83,7 @@ export function createSubscriptionActivities({ db, linking }: SubscriptionDeps) 
 
   return {
     /** Where a new run starts: its own saved state, else what the replaced workflows left; plus the recorded notifications. */
-    async loadSubscription(ref: SubscriptionRef): Promise<{ snapshot?: SubscriptionSnapshot; recorded: SubscriptionEvent[] }> {
+    async loadSubscription(ref: SubscriptionRef, legacyStoppedBy?: string): Promise<{ snapshot?: SubscriptionSnapshot; recorded: SubscriptionEvent[] }> {
       const key = customerKey(ref);
       const [saved, known] = await Promise.all([subscriptionsOf(db).findOne({ _id: key }), marketplaceCustomersOf(db).findOne({ _id: key })]);
       // The key never changes: a customer stored under its account and product keeps that key, license or not.
@@ -93,8 +98,11 @@ export function createSubscriptionActivities({ db, linking }: SubscriptionDeps) 
       const phase = legacyPhase(link, cancellation?.phase);
       const status = link ? AWS_STATUS_OF_LINK[link.state] : undefined;
       const stoppedIds = cancellation?.stopped.map((d) => d.id) ?? [];
-      // The replaced cancellation marked its stops on the deployments; its deletion must use the same mark.
-      const stoppedBy = stoppedIds.length > 0 ? ((await deploymentsOf(db).findOne({ _id: { $in: stoppedIds }, stoppedBy: { $exists: true } }))?.stoppedBy ?? '') : '';
+      // The replaced cancellation marked its stops on the deployments (`cancel:<account>:<product>@<runId>`, which the
+      // migration knows); its deletion must use the same mark. Without it, the mark found on the stopped deployments.
+      const stoppedBy =
+        legacyStoppedBy ??
+        (cancellation?.stoppedBy || (stoppedIds.length > 0 ? ((await deploymentsOf(db).findOne({ _id: { $in: stoppedIds }, stoppedBy: /^cancel:/ }))?.stoppedBy ?? '') : ''));
       const snapshot: SubscriptionSnapshot = {
         ref: full,
         ...(known?.customerIdentifier ? { customerIdentifier: known.customerIdentifier } : {}),
@@ -102,7 +110,7 @@ export function createSubscriptionActivities({ db, linking }: SubscriptionDeps) 
         ...(link ? { owner: link.accountId } : {}),
         aws: status ? { status } : UNKNOWN,
         seen: [],
-        ...(cancellation && (phase === 'grace-period' || phase === 'deleted')
+        ...(cancellation && (phase === 'stopping' || phase === 'grace-period' || phase === 'deleted')
           ? {
               cancellation: {
                 stoppedBy,

@@ -4,16 +4,20 @@
  * `cancel:<account>:<product>`). Left running, they would still act on what
  * they believe (a legacy cancellation would delete deployments after a
  * resubscription it never hears of), so each running one is moved:
- *   1. the subscription workflow is started (or found running); it starts
+ *   1. the old run is terminated, with the new workflow id as the reason;
+ *   2. the subscription workflow is started (or found running); it starts
  *      from what the old one left in the store: the reservation or active link,
- *      the cancellation's grace deadline and the mark on the stopped deployments;
- *   2. the old run is terminated, with the new workflow id as the reason.
- * Starting first means a crash between the steps leaves both, never neither;
- * both act idempotently on the same store. The worker runs this at start-up.
+ *      the cancellation's grace deadline and the mark on the stopped deployments.
+ * Terminating first means a crash between the steps leaves neither running,
+ * never two owners: the store keeps the state, and the next event about the
+ * subscription starts its workflow from it. The worker runs this at
+ * start-up and then every minute, so runs that an old poller still starts
+ * during a rolling deploy are moved too.
  */
-import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Db } from 'mongodb';
 import { findSubscriptionOf } from '../lib/store/subscription-lookup';
+import { subscriptionStartOptions } from '../lib/subscription-client';
 import { subscription } from '../workflows/subscription';
 import { subscriptionWorkflowId } from '../workflows/subscription-identity';
 import type { SubscriptionSettings } from '../workflows/subscription-model';
@@ -31,13 +35,19 @@ export async function migrateLegacyWorkflows(deps: { temporal: Client; db: Db; t
     const [, awsAccountId, productCode] = match as unknown as [string, string, string];
     const ref = (await findSubscriptionOf(deps.db, { awsAccountId, productCode })) ?? { awsAccountId, productCode };
     const workflowId = subscriptionWorkflowId(ref);
+    try {
+      await deps.temporal.workflow.getHandle(legacy.workflowId, legacy.runId).terminate(`moved to ${workflowId}`);
+    } catch (error) {
+      // It finished meanwhile, or another worker moved it.
+      if (!(error instanceof WorkflowNotFoundError)) throw error;
+    }
+    const options = subscriptionStartOptions(deps, ref);
+    const legacyStoppedBy = legacy.type === 'cancelSubscription' ? `${legacy.workflowId}@${legacy.runId}` : undefined;
     await deps.temporal.workflow.start(subscription, {
-      taskQueue: deps.taskQueue,
-      workflowId,
-      args: [{ ref, settings: deps.settings }],
+      ...options,
+      args: [{ ...options.args[0], ...(legacyStoppedBy ? { legacyStoppedBy } : {}) }],
       workflowIdConflictPolicy: 'USE_EXISTING',
     });
-    await deps.temporal.workflow.getHandle(legacy.workflowId, legacy.runId).terminate(`moved to ${workflowId}`);
     moved.push(`${legacy.workflowId} → ${workflowId}`);
   }
   return moved;

@@ -7,7 +7,7 @@
 import { WithStartWorkflowOperation, type Client } from '@temporalio/client';
 import { awsEventSignal, requestLinkUpdate } from '../workflows/subscription-messages';
 import { subscription, type SubscriptionInput } from '../workflows/subscription';
-import { subscriptionWorkflowId, type SubscriptionRef } from '../workflows/subscription-identity';
+import { licenseIdOf, subscriptionWorkflowId, type SubscriptionRef } from '../workflows/subscription-identity';
 import type { LinkAnswer, SubscriptionEvent, SubscriptionSettings } from '../workflows/subscription-model';
 import { AwsAccountId, AwsLicenseArn, AwsProductCode } from './search-attributes';
 import { signalWithStartBounded } from './temporal';
@@ -21,7 +21,8 @@ export interface SubscriptionTarget {
 /** How long a buyer's link request may wait for the workflow's decision before the API answers 503. */
 const LINK_DECISION_DEADLINE_MS = 10_000;
 
-function startOptions(target: SubscriptionTarget, ref: SubscriptionRef) {
+/** How every starter starts a subscription's workflow: the API, the poller, and the migration of the replaced workflows. */
+export function subscriptionStartOptions(target: Pick<SubscriptionTarget, 'taskQueue' | 'settings'>, ref: SubscriptionRef) {
   const input: SubscriptionInput = { ref, settings: target.settings };
   return {
     taskQueue: target.taskQueue,
@@ -34,7 +35,7 @@ function startOptions(target: SubscriptionTarget, ref: SubscriptionRef) {
       ...(ref.productCode ? [{ key: AwsProductCode, value: ref.productCode }] : []),
       ...(ref.licenseArn ? [{ key: AwsLicenseArn, value: ref.licenseArn }] : []),
     ],
-    staticSummary: `AWS Marketplace subscription of ${ref.awsAccountId}${ref.productCode ? ` to ${ref.productCode}` : ''}`,
+    staticSummary: `AWS Marketplace subscription of ${ref.awsAccountId}${ref.productCode ? ` to ${ref.productCode}` : ''}${ref.licenseArn ? ` (license ${licenseIdOf(ref.licenseArn)})` : ''}`,
     staticDetails: [
       `AWS account \`${ref.awsAccountId}\``,
       ref.productCode ? `product \`${ref.productCode}\`` : '',
@@ -48,14 +49,14 @@ function startOptions(target: SubscriptionTarget, ref: SubscriptionRef) {
 
 export function signalAwsEvent(target: SubscriptionTarget, ref: SubscriptionRef, event: SubscriptionEvent): Promise<string> {
   return signalWithStartBounded(target.temporal, () =>
-    target.temporal.workflow.signalWithStart(subscription, { ...startOptions(target, ref), signal: awsEventSignal, signalArgs: [event] }),
+    target.temporal.workflow.signalWithStart(subscription, { ...subscriptionStartOptions(target, ref), signal: awsEventSignal, signalArgs: [event] }),
   );
 }
 
 /** The workflow's decision on the account's request; throws when Temporal cannot be reached in time. */
 export function requestLink(target: SubscriptionTarget, ref: SubscriptionRef, accountId: string): Promise<LinkAnswer> {
   const startWorkflowOperation = new WithStartWorkflowOperation(subscription, {
-    ...startOptions(target, ref),
+    ...subscriptionStartOptions(target, ref),
     workflowIdConflictPolicy: 'USE_EXISTING',
   });
   return target.temporal.withDeadline(Date.now() + LINK_DECISION_DEADLINE_MS, () =>

@@ -13,6 +13,7 @@
  */
 import type { Db } from 'mongodb';
 import { clampSentAt } from '../workflows/aws-ordering';
+import { licenseIdOf } from '../workflows/subscription-identity';
 import { recordNotification } from '../lib/store/marketplace';
 import { findSubscriptionOf } from '../lib/store/subscription-lookup';
 import { signalAwsEvent, type SubscriptionTarget } from '../lib/subscription-client';
@@ -34,7 +35,9 @@ export function createHandOff({ db, subscriptions }: HandOffDeps): HandOff {
     const { messageId, ...fields } = notification;
     const receivedAt = new Date();
     const sentAt = new Date(clampSentAt(notification.sentAt, receivedAt));
-    const record = () => recordNotification(db, { _id: messageId, ...fields, sentAt, receivedAt, handedOffAt: new Date() });
+    // The license id makes the record findable by equality whatever spelling of the ARN AWS used.
+    const licenseId = notification.licenseArn ? { licenseId: licenseIdOf(notification.licenseArn) } : {};
+    const record = () => recordNotification(db, { _id: messageId, ...fields, ...licenseId, sentAt, receivedAt, handedOffAt: new Date() });
     const event: SubscriptionEvent = {
       id: messageId,
       action: notification.action,

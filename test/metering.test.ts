@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { createActivities } from '../activities';
 import { createUsageMeteringClient } from '../lib/aws';
 import { BatchMeterUsageCommand } from '@aws-sdk/client-marketplace-metering';
-import { marketplaceLinksOf } from '../lib/store/marketplace';
+import { customerKey, marketplaceLinksOf } from '../lib/store/marketplace';
 import { ledgerKey, ledgerOf, ledgerResultsOf, meteringHoursOf } from '../lib/store/metering-ledger';
 import { meteringModelsOf } from '../lib/store/metering-models';
 import { HOUR_MS } from '../lib/store/usage';
@@ -186,7 +186,7 @@ describe('hourly metering against the sandbox', () => {
     ]);
 
     const ref = { awsAccountId: customer!.customerAwsAccountId, productCode: customer!.productCode };
-    const refused = ledgerKey({ ...ref, ...(to === 'license' ? { licenseArn: customer!.licenseArn } : {}), dimension: 'session_hours', hour: previous });
+    const refused = ledgerKey(customerKey({ ...ref, ...(to === 'license' ? { licenseArn: customer!.licenseArn } : {}) }), { dimension: 'session_hours', hour: previous });
     expect(await ledgerResultsOf(stack.mongo.db).findOne({ _id: refused })).toMatchObject({ status: 'rejected', error: 'MeteringModelConflict' });
     expect(await meteringHoursOf(stack.mongo.db).findOne({ _id: previous.toISOString() })).toMatchObject({ rejected: 1 });
     const claims = await meteringModelsOf(stack.mongo.db).find({}).sort({ _id: 1 }).toArray();

@@ -23,14 +23,18 @@ async function main(): Promise<void> {
     const outcome = await ensureMeteringSchedule(client, config.temporal.taskQueue, config.metering.schedule.offsetMinutes);
     console.log(`hourly metering schedule ${outcome}`);
   }
-  const moved = await migrateLegacyWorkflows({
-    temporal: client,
-    db: mongo.db,
-    taskQueue: config.temporal.taskQueue,
-    settings: { syncTimeoutMs: config.linking.syncTimeoutMs, gracePeriodMs: config.cancellation.gracePeriodMs },
-  });
-  for (const line of moved) console.log(`legacy workflow ${line}`);
-  await client.connection.close();
+  // Runs of the replaced workflows are moved now, and every minute while an old poller may still start them.
+  const migrate = async () => {
+    const moved = await migrateLegacyWorkflows({
+      temporal: client,
+      db: mongo.db,
+      taskQueue: config.temporal.taskQueue,
+      settings: { syncTimeoutMs: config.linking.syncTimeoutMs, gracePeriodMs: config.cancellation.gracePeriodMs },
+    });
+    for (const line of moved) console.log(`legacy workflow ${line}`);
+  };
+  await migrate();
+  const migration = setInterval(() => void migrate().catch((error: unknown) => console.error(`moving legacy workflows failed: ${(error as Error).message}`)), 60_000);
   const metering = createMeteringClient(config.aws);
   const usageMetering = createUsageMeteringClient(config.aws);
   const { worker, connection } = await createWorker({
@@ -47,6 +51,8 @@ async function main(): Promise<void> {
   try {
     await worker.run();
   } finally {
+    clearInterval(migration);
+    await client.connection.close();
     metering.destroy();
     usageMetering.destroy();
     await connection.close();

@@ -42,6 +42,8 @@ export interface AwsView {
   latestAt?: number;
   /** AWS time (ms) of the subscribe-success that started the current period. */
   periodStartedAt?: number;
+  /** An operator restored the subscription: only an event AWS sent strictly after `latestAt` may change it. */
+  operatorOverride?: boolean;
 }
 
 export type Verdict =
@@ -67,7 +69,7 @@ export function applyAwsEvent(view: AwsView, event: AwsEvent): { view: AwsView; 
   const same = (verdict: Verdict) => ({ view, verdict });
   if (event.amendment) return same(view.status === 'subscribed' || view.status === 'leaving' ? 'amended' : 'stale');
   if (view.latestAt !== undefined) {
-    if (at < view.latestAt) return same('stale');
+    if (at < view.latestAt || (view.operatorOverride && at === view.latestAt)) return same('stale');
     if (at === view.latestAt && RANK[event.action] <= RANK_OF_STATUS[view.status]) return same(view.status === statusOf(event.action) ? 'no-change' : 'stale');
   }
   const moved = (status: AwsStatus, verdict: Verdict, periodStartedAt = view.periodStartedAt) => ({

@@ -3,9 +3,10 @@
  * process. Only activity *types* are imported; timeouts and retries live here
  * so the workflow reads as the business process.
  */
-import { metricMeter, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, log, metricMeter, proxyActivities, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import {
+  AwsAccountId,
   AwsCustomerIdentifier,
   AwsLicenseArn,
   AwsProductCode,
@@ -38,7 +39,7 @@ const { meterCustomerNow } = proxyActivities<Activities>({
   retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 6, nonRetryableErrorTypes: ['HourOutsideWindow'] },
 });
 
-export const loadSubscription = (ref: SubscriptionRef) => store.loadSubscription(ref);
+export const loadSubscription = (ref: SubscriptionRef, legacyStoppedBy?: string) => store.loadSubscription(ref, legacyStoppedBy);
 
 /** Checks the platform's rules and reserves the subscription for the account; a refusal is an answer, not a failure. */
 export const claim = (ref: SubscriptionRef, accountId: string): Promise<LinkRefusal | undefined> => store.claimSubscription({ customer: ref, accountId });
@@ -59,7 +60,11 @@ export async function meterFinalHours(ref: SubscriptionRef): Promise<Cancellatio
     const totals = await meterCustomerNow(ref);
     return { records: totals.records, sent: totals.sent };
   } catch (error) {
-    const cause = (error as { cause?: { message?: string } }).cause?.message ?? (error as Error).message;
+    if (!(error instanceof ActivityFailure)) throw error;
+    const cause = error.cause?.message ?? error.message;
+    // Hourly metering still sends these hours while the link is unsubscribe-pending; after unsubscribe-success they are lost.
+    log.error('Final metering failed; hourly metering sends what it can until unsubscribe-success', { message: cause });
+    countAttention('final-metering-failed');
     return { error: cause };
   }
 }
@@ -72,19 +77,31 @@ export async function stopAllButTrial(accountId: string, stoppedBy: string): Pro
       keptRunning.push({ id: deployment.id, name: deployment.name, ...(deployment.trialEndsAt ? { trialEndsAt: deployment.trialEndsAt } : {}) });
       continue;
     }
-    stopped.push({ id: deployment.id, name: deployment.name, outcome: await deployments.stopDeployment({ deploymentId: deployment.id, stoppedBy }) });
+    // One deployment the platform refuses to stop must not keep the others running: it is recorded for an operator.
+    const outcome = await deployments.stopDeployment({ deploymentId: deployment.id, stoppedBy }).catch(failedFor('stop', deployment.id));
+    stopped.push({ id: deployment.id, name: deployment.name, outcome });
   }
   return { stopped, keptRunning };
 }
 
-export const deleteIfStillStopped = (deploymentId: string, stoppedBy: string) => deployments.deleteDeploymentIfStillStopped({ deploymentId, stoppedBy });
+export const deleteIfStillStopped = (deploymentId: string, stoppedBy: string) =>
+  deployments.deleteDeploymentIfStillStopped({ deploymentId, stoppedBy }).catch(failedFor('delete', deploymentId));
+
+function failedFor(action: string, deploymentId: string) {
+  return (error: unknown): 'failed' => {
+    if (!(error instanceof ActivityFailure)) throw error;
+    log.error(`A deployment could not be ${action === 'stop' ? 'stopped' : 'deleted'}; an operator must act on it`, { deploymentId, message: error.cause?.message ?? error.message });
+    countAttention('step-failed');
+    return 'failed';
+  };
+}
 
 /** Counted on the worker's metrics endpoint, so an alert fires however many subscriptions there are. */
-export function countOverdue(wait: 'sync-timed-out' | 'awaiting-unsubscribe-success'): void {
+export function countAttention(reason: 'sync-timed-out' | 'awaiting-unsubscribe-success' | 'step-failed' | 'final-metering-failed'): void {
   // Created in workflow context only (the client imports this module for its types and definitions).
   metricMeter
-    .createCounter('subscription_wait_overdue', 'waits', 'A subscription waited past its bound for AWS (sync-timed-out, awaiting-unsubscribe-success)')
-    .withTags({ wait })
+    .createCounter('subscription_attention_needed', 'subscriptions', 'A subscription needs an operator: a wait past its bound, or a step that failed beyond its retries')
+    .withTags({ reason })
     .add(1);
 }
 
@@ -97,22 +114,35 @@ export async function publish(sub: SubscriptionState): Promise<void> {
   const { ref, phase, owner } = sub;
   const attributes = [
     { key: BillingStatus, value: phase },
-    ...(owner ? [{ key: PlatformAccountId, value: owner }] : []),
+    { key: AwsAccountId, value: ref.awsAccountId },
+    // A released owner is no longer found by its account.
+    { key: PlatformAccountId, value: owner ?? null },
     ...(ref.productCode ? [{ key: AwsProductCode, value: ref.productCode }] : []),
     ...(ref.licenseArn ? [{ key: AwsLicenseArn, value: ref.licenseArn }] : []),
     ...(sub.customerIdentifier ? [{ key: AwsCustomerIdentifier, value: sub.customerIdentifier }] : []),
   ];
   const shown = workflowInfo().typedSearchAttributes;
   // Only real changes reach the history.
-  const changed = attributes.filter(({ key, value }) => shown.get(key) !== value);
+  const changed = attributes.filter(({ key, value }) => (shown.get(key) ?? null) !== value);
   if (changed.length > 0) upsertSearchAttributes(changed);
-  for (const status of sub.takeUnpublished()) await store.publishLinkStatus(status);
+  const details = [
+    `**${phase}**`,
+    owner ? `platform account \`${owner}\`` : 'no platform account',
+    `AWS says *${sub.aws.status}*`,
+    sub.syncDeadline !== undefined && (phase === 'awaiting-aws' || phase === 'sync-timed-out') ? `sync deadline ${new Date(sub.syncDeadline).toISOString()}` : '',
+    sub.cancellation?.deletionDueAt && phase === 'grace-period' ? `deletion due ${sub.cancellation.deletionDueAt}` : '',
+    sub.failure ? `step failed: ${sub.failure.message.slice(0, 200)} (retryNow)` : '',
+  ].filter(Boolean);
+  setCurrentDetails(details.join(' · '));
+  const statuses = sub.takeUnpublished();
   const snapshot = sub.snapshot();
+  const effects = sub.effects();
+  for (const status of statuses) await store.publishLinkStatus(status);
   const fingerprint = JSON.stringify(snapshot);
   if (fingerprint !== sub.saved.fingerprint) {
     // Workflow time orders the saves across runs; the counter orders those within one task.
     await store.saveSubscription({ snapshot, version: Date.now() * 1000 + (sub.saved.count++ % 1000) });
     sub.saved.fingerprint = fingerprint;
   }
-  sub.publishes++;
+  sub.markPublished(effects);
 }

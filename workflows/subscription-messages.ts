@@ -33,3 +33,5 @@ export const abortDeletionUpdate = defineUpdate<CancellationRecord, []>('abortDe
  * the deletion, if pending, is aborted. The stopped deployments stay stopped for the buyer to restart.
  */
 export const restoreSubscriptionUpdate = defineUpdate<SubscriptionView, [{ reason: string }]>('restoreSubscription');
+/** After a step failed beyond its retries (see `failure` in the state): try the phase again now instead of in an hour. */
+export const retryNowUpdate = defineUpdate<SubscriptionView, []>('retryNow');

@@ -54,7 +54,8 @@ export interface SubscriptionSettings {
 export interface CancellationRecord {
   /** Marks our stops on the deployments: only this cancellation deletes what it stopped. */
   stoppedBy: string;
-  stopped: Array<{ id: string; name: string; outcome: 'stopped' | 'already-stopped' | 'not-found' }>;
+  /** `failed`: the platform refused the stop (or was down for a day); an operator must act on it. */
+  stopped: Array<{ id: string; name: string; outcome: 'stopped' | 'already-stopped' | 'not-found' | 'failed' }>;
   keptRunning: Array<{ id: string; name: string; trialEndsAt?: string }>;
   deletionDueAt?: string;
   deleted: Array<{ id: string; outcome: string }>;
@@ -74,6 +75,11 @@ export interface SubscriptionSnapshot {
   cancellation?: CancellationRecord;
   /** The AWS period (its subscribe-success time, ms) billing was last activated or restored for. */
   handledPeriodAt?: number;
+  /** awaiting-unsubscribe-success: when a missing unsubscribe-success is reported to operators, and whether it was. */
+  unsubscribeDeadline?: string;
+  unsubscribeOverdue?: boolean;
+  /** A step that failed beyond its retries: the phase is retried in an hour, or on the retryNow update. */
+  failure?: { phase: SubscriptionPhase; message: string; at: string };
   /** The last events and what they did, newest last, for operators. */
   history: Array<{ id: string; action: AwsAction; sentAt: string; amendment?: boolean; verdict: Verdict }>;
 }

@@ -27,6 +27,10 @@ export class SubscriptionState {
   cancellation?: CancellationRecord;
   /** The AWS period (its subscribe-success time) the workflow last activated or restored billing for. */
   handledPeriodAt?: number;
+  failure?: SubscriptionSnapshot['failure'];
+  /** When a missing unsubscribe-success is reported (workflow time, ms), and whether it was. */
+  unsubscribeDeadline?: number;
+  unsubscribeOverdue = false;
   /** Until the store has been read, events wait here, so a restored state never overwrites a newer event. */
   private restored: boolean;
   private readonly early: SubscriptionEvent[] = [];
@@ -40,14 +44,13 @@ export class SubscriptionState {
   /** Every event received, duplicates too: a run only ends when nothing arrived meanwhile. */
   received = 0;
   /** What was last saved to the store, so an unchanged state is not written again. */
-  readonly saved = { fingerprint: '', count: 0 };
+  readonly saved = { fingerprint: '', count: 0, effects: '' };
   /** How many times the state was published (store, pages, search attributes). */
   publishes = 0;
 
-  /** Resolves after the next publish: everything changed before this call is then visible outside. */
+  /** Resolves once the workflow's decisions so far are saved: what an answer says, the pages then show. */
   published(): Promise<void> {
-    const mark = this.publishes;
-    return condition(() => this.publishes > mark);
+    return condition(() => this.effectsPublished);
   }
 
   constructor(
@@ -63,6 +66,9 @@ export class SubscriptionState {
     this.syncDeadline = full?.syncDeadline ? Date.parse(full.syncDeadline) : undefined;
     this.cancellation = full?.cancellation;
     this.handledPeriodAt = full?.handledPeriodAt;
+    this.failure = full?.failure;
+    this.unsubscribeDeadline = full?.unsubscribeDeadline ? Date.parse(full.unsubscribeDeadline) : undefined;
+    this.unsubscribeOverdue = full?.unsubscribeOverdue ?? false;
     this.seen = new SeenIds(full?.seen ?? []);
     this.history = [...(full?.history ?? [])];
     this.restored = full !== undefined;
@@ -89,6 +95,9 @@ export class SubscriptionState {
       this.syncDeadline = snapshot.syncDeadline ? Date.parse(snapshot.syncDeadline) : undefined;
       this.cancellation = snapshot.cancellation;
       this.handledPeriodAt = snapshot.handledPeriodAt;
+      this.failure = snapshot.failure;
+      this.unsubscribeDeadline = snapshot.unsubscribeDeadline ? Date.parse(snapshot.unsubscribeDeadline) : undefined;
+      this.unsubscribeOverdue = snapshot.unsubscribeOverdue ?? false;
       snapshot.seen.forEach((id) => this.seen.add(id));
       this.history.push(...snapshot.history);
     }
@@ -101,10 +110,37 @@ export class SubscriptionState {
     if (!this.seen.add(event.id)) return 'duplicate';
     const { view, verdict } = applyAwsEvent(this.aws, event);
     this.aws = view;
-    this.history.push({ id: event.id, action: event.action, sentAt: event.sentAt, ...(event.amendment ? { amendment: true } : {}), verdict });
-    if (this.history.length > KEPT_EVENTS) this.history.shift();
+    this.remember(event, verdict);
     if (verdict !== 'stale' && verdict !== 'no-change') this.awsChanges++;
     return verdict;
+  }
+
+  private remember(event: SubscriptionEvent, verdict: SubscriptionSnapshot['history'][number]['verdict']): void {
+    this.history.push({ id: event.id, action: event.action, sentAt: event.sentAt, ...(event.amendment ? { amendment: true } : {}), verdict });
+    if (this.history.length > KEPT_EVENTS) this.history.shift();
+  }
+
+  /** An operator's word on what AWS bills (restoreSubscription); AWS's next notification, if newer, still decides. */
+  overrideAwsStatus(status: 'subscribed'): void {
+    this.aws = { ...this.aws, status, operatorOverride: true };
+  }
+
+  /**
+   * What operators and buyers see of the workflow's decisions (not of AWS's events, which the next phase
+   * step publishes): an answer waits until this has been saved, so the pages agree with it.
+   */
+  effects(): string {
+    return JSON.stringify([this.phase, this.owner, this.syncDeadline, this.cancellation, this.failure, this.unpublished.size]);
+  }
+
+  get effectsPublished(): boolean {
+    return this.effects() === this.saved.effects;
+  }
+
+  /** `effects`: as they were when the saved state was taken, so a change made during the save is not counted as saved. */
+  markPublished(effects: string): void {
+    this.saved.effects = effects;
+    this.publishes++;
   }
 
   /**
@@ -200,6 +236,9 @@ export class SubscriptionState {
       ...(this.syncDeadline !== undefined ? { syncDeadline: new Date(this.syncDeadline).toISOString() } : {}),
       ...(this.cancellation ? { cancellation: this.cancellation } : {}),
       ...(this.handledPeriodAt !== undefined ? { handledPeriodAt: this.handledPeriodAt } : {}),
+      ...(this.failure ? { failure: this.failure } : {}),
+      ...(this.unsubscribeDeadline !== undefined ? { unsubscribeDeadline: new Date(this.unsubscribeDeadline).toISOString() } : {}),
+      ...(this.unsubscribeOverdue ? { unsubscribeOverdue: true } : {}),
       history: [...this.history],
     };
   }

@@ -13,6 +13,7 @@
  * Each phase below waits for what moves it on, acts, and names the next phase.
  */
 import {
+  ActivityFailure,
   ApplicationFailure,
   allHandlersFinished,
   condition,
@@ -31,11 +32,12 @@ import {
   extendGracePeriodUpdate,
   requestLinkUpdate,
   restoreSubscriptionUpdate,
+  retryNowUpdate,
   retrySyncUpdate,
   subscriptionStateQuery,
 } from './subscription-messages';
 import type { SubscriptionRef } from './subscription-identity';
-import type { CancellationRecord, SubscriptionPhase, SubscriptionSettings, SubscriptionSnapshot } from './subscription-model';
+import { SUBSCRIPTION_PHASES, type CancellationRecord, type SubscriptionPhase, type SubscriptionSettings, type SubscriptionSnapshot } from './subscription-model';
 import { SubscriptionState } from './subscription-state';
 
 export interface SubscriptionInput {
@@ -43,11 +45,24 @@ export interface SubscriptionInput {
   settings: SubscriptionSettings;
   /** Set only by continue-as-new. */
   resume?: SubscriptionSnapshot;
+  /** Set only by the migration of a running cancelSubscription: the mark it put on the deployments it stopped. */
+  legacyStoppedBy?: string;
 }
 
 const HOUR_MS = 3_600_000;
 const DEFAULT_IDLE_MS = 30 * 24 * HOUR_MS;
 const DEFAULT_UNSUBSCRIBE_WAIT_MS = 6 * HOUR_MS;
+
+/** Where each operator request can still take effect (retryNow: wherever a step failed). */
+const OPERATOR_PHASES: Record<Exclude<keyof OperatorRequests, 'retryNow'>, SubscriptionPhase[]> = {
+  retrySync: ['sync-timed-out'],
+  cancelLink: ['awaiting-aws', 'sync-timed-out'],
+  confirmUnsubscribed: ['awaiting-unsubscribe-success', 'stopping'],
+  deleteNow: ['grace-period', 'deleting'],
+  abortDeletion: ['grace-period'],
+  restore: ['grace-period', 'deleted', 'cancelled'],
+  dueChanged: ['grace-period'],
+};
 
 /** Operator requests, taken by the phase they belong to. */
 interface OperatorRequests {
@@ -58,12 +73,13 @@ interface OperatorRequests {
   abortDeletion: boolean;
   restore: boolean;
   dueChanged: boolean;
+  retryNow: boolean;
 }
 
 export async function subscription(input: SubscriptionInput): Promise<SubscriptionSnapshot> {
   const { settings } = input;
   const sub = new SubscriptionState(input.resume ?? { ref: input.ref }, () => Date.now());
-  const ops: OperatorRequests = { retrySync: false, cancelLink: false, confirmUnsubscribed: false, deleteNow: false, abortDeletion: false, restore: false, dueChanged: false };
+  const ops: OperatorRequests = { retrySync: false, cancelLink: false, confirmUnsubscribed: false, deleteNow: false, abortDeletion: false, restore: false, dueChanged: false, retryNow: false };
 
   // --- Handlers: state first, then every way in. ---
   setHandler(awsEventSignal, (event) => sub.receive(event));
@@ -88,10 +104,17 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
     },
     validator: () => assertPhase(sub.phase, phases, flag),
   });
+  const retryNow = operatorUpdate('retryNow', [...SUBSCRIPTION_PHASES], () => !ops.retryNow, () => sub.view());
+  setHandler(retryNowUpdate, retryNow.handler, {
+    validator: () => {
+      if (!sub.failure) refuse(`retryNow is only possible after a step failed; the subscription is "${sub.phase}" and nothing failed`, 'InvalidPhase');
+    },
+  });
   for (const [definition, flag, phases, done] of [
     [retrySyncUpdate, 'retrySync', ['sync-timed-out'], () => sub.phase !== 'sync-timed-out'],
     [cancelLinkUpdate, 'cancelLink', ['awaiting-aws', 'sync-timed-out'], () => !ops.cancelLink],
-    [confirmUnsubscribedUpdate, 'confirmUnsubscribed', ['awaiting-unsubscribe-success'], () => !ops.confirmUnsubscribed],
+    // Answered once the deployments are stopped, not when the stop begins.
+    [confirmUnsubscribedUpdate, 'confirmUnsubscribed', ['awaiting-unsubscribe-success'], () => !ops.confirmUnsubscribed && sub.phase !== 'stopping'],
   ] as const) {
     const { handler, validator } = operatorUpdate(flag, [...phases], done, () => sub.view());
     setHandler(definition, handler, { validator });
@@ -131,6 +154,7 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
     {
       validator: (extension) => {
         assertPhase(sub.phase, ['grace-period'], 'extendGracePeriod');
+        if (!sub.cancellation?.deletionDueAt) refuse('extendGracePeriod: the deletion is no longer scheduled', 'InvalidPhase');
         if (!Number.isFinite(extension?.hours) || extension.hours <= 0 || extension.hours > 24 * 30) {
           refuse('hours must be a number above 0 and at most 720', 'InvalidRequest');
         }
@@ -140,7 +164,7 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
 
   // --- Start: what the store knows (a saved run, or the workflows this one replaced). ---
   if (!input.resume) {
-    const stored = await act.loadSubscription(sub.ref);
+    const stored = await act.loadSubscription(sub.ref, input.legacyStoppedBy);
     sub.restore(stored.snapshot, stored.recorded);
     // A reservation restored from the replaced linkAccount workflow gets a full sync timeout from now.
     if (sub.phase === 'awaiting-aws' && sub.syncDeadline === undefined) sub.syncDeadline = Date.now() + settings.syncTimeoutMs;
@@ -165,30 +189,80 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
   for (;;) {
     await act.publish(sub);
     const received = sub.received;
-    const next = await phases[sub.phase]();
+    let next: SubscriptionPhase | 'idle';
+    try {
+      next = await phases[sub.phase]();
+    } catch (error) {
+      if (!(error instanceof ActivityFailure)) throw error;
+      await waitOutFailure(error);
+      continue;
+    }
     if (next !== 'idle') {
       sub.phase = next;
-    } else {
-      // Idle for long: end this run (its state is saved; the next event starts a new one), unless something just came in.
-      await condition(allHandlersFinished);
-      // Saved before the end: the next run starts from it, so nothing this run applied is lost.
-      await act.publish(sub);
-      if (sub.received === received && !sub.hasRequests) {
-        log.info('Subscription idle: run complete, state saved', { phase: sub.phase });
-        return sub.snapshot();
-      }
+      dropStaleOperatorRequests();
+    } else if ((await settled()) && sub.received === received) {
+      // Idle for long: the state is saved and the next event starts a new run from it.
+      log.info('Subscription idle: run complete, state saved', { phase: sub.phase });
+      return sub.snapshot();
     }
-    if (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > (settings.maxHistoryEvents ?? 10_000)) {
-      await act.publish(sub);
-      await condition(allHandlersFinished);
+    if (historyLong() && (await settled())) {
       // Every request was answered and every event applied: the snapshot carries the rest.
       return continueAsNew<typeof subscription>({ ref: sub.ref, settings, resume: sub.snapshot() });
     }
   }
 
+  /**
+   * Answers every waiting request and lets every handler finish, so a run can end. False when an operator's
+   * action is waiting for its phase to act on it: the run goes on instead.
+   */
+  async function settled(): Promise<boolean> {
+    for (;;) {
+      await answerRequests();
+      await condition(() => allHandlersFinished() || sub.hasRequests || operatorWaiting());
+      if (operatorWaiting()) return false;
+      if (!sub.hasRequests) return true;
+    }
+  }
+
+  /** Waits end on it too: notifications that change nothing (duplicates, stale ones) still grow the history. */
+  function historyLong(): boolean {
+    return workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > (settings.maxHistoryEvents ?? 10_000);
+  }
+
+  function operatorWaiting(): boolean {
+    return Object.values(ops).some(Boolean);
+  }
+
+  /**
+   * An operator's request belongs to the phase it was accepted in. When something else moved the subscription
+   * on first (a resubscription during deleteNow, say), the request is answered with the new state and forgotten,
+   * so it never acts on a later cycle.
+   */
+  function dropStaleOperatorRequests(): void {
+    for (const [flag, phases] of Object.entries(OPERATOR_PHASES) as Array<[keyof OperatorRequests, SubscriptionPhase[]]>) {
+      if (ops[flag] && !phases.includes(sub.phase)) ops[flag] = false;
+    }
+  }
+
+  /**
+   * A step failed beyond its retries (the platform refused a deployment call, the store was down for a day).
+   * The subscription stays in its phase, visible and counted, and tries again in an hour or on `retryNow`.
+   */
+  async function waitOutFailure(error: ActivityFailure): Promise<void> {
+    const message = error.cause?.message ?? error.message;
+    sub.failure = { phase: sub.phase, message, at: new Date(Date.now()).toISOString() };
+    log.error('A subscription step failed; it is retried in an hour, or now with the retryNow update', { phase: sub.phase, message });
+    act.countAttention('step-failed');
+    await act.publish(sub);
+    await condition(() => ops.retryNow || sub.hasRequests, '1 hour');
+    await answerRequests();
+    ops.retryNow = false;
+    sub.failure = undefined;
+  }
+
   /** No platform account yet: the buyer's link request decides. AWS may already have spoken. */
   async function registered(): Promise<SubscriptionPhase | 'idle'> {
-    if (!(await condition(() => sub.hasRequests, settings.idleMs ?? DEFAULT_IDLE_MS))) return 'idle';
+    if (!(await condition(() => sub.hasRequests || historyLong(), settings.idleMs ?? DEFAULT_IDLE_MS))) return 'idle';
     await answerRequests();
     return sub.owner ? 'awaiting-aws' : 'registered';
   }
@@ -197,7 +271,7 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
   async function awaitingAws(): Promise<SubscriptionPhase> {
     const changes = sub.awsChanges;
     const timeLeft = sub.phase === 'sync-timed-out' ? undefined : (sub.syncDeadline ?? 0) - Date.now();
-    const wake = () => sub.awsSubscribed || sub.awsEnded || sub.hasRequests || ops.cancelLink || ops.retrySync || sub.awsChanges !== changes;
+    const wake = () => sub.awsSubscribed || sub.awsEnded || sub.hasRequests || ops.cancelLink || ops.retrySync || sub.awsChanges !== changes || historyLong();
     const woke = timeLeft === undefined ? (await condition(wake), true) : timeLeft > 0 && (await condition(wake, timeLeft));
     await answerRequests();
     if (ops.cancelLink) return release('LinkCancelled', () => (ops.cancelLink = false));
@@ -212,7 +286,7 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
     }
     if (!woke) {
       log.warn('AWS has not confirmed the subscription within the sync timeout; an operator may retrySync or cancelLink', { owner: sub.owner });
-      act.countOverdue('sync-timed-out');
+      act.countAttention('sync-timed-out');
       sub.setLinkPhase(sub.owner!, 'sync-timed-out');
       return 'sync-timed-out';
     }
@@ -222,7 +296,7 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
 
   /** Paid through AWS Marketplace; hourly metering reads the link. Waits for AWS to say the buyer is leaving. */
   async function active(): Promise<SubscriptionPhase> {
-    await condition(() => sub.awsLeaving || sub.awsEnded || sub.hasRequests);
+    await condition(() => sub.awsLeaving || sub.awsEnded || sub.hasRequests || historyLong());
     await answerRequests();
     if (sub.awsEnded) {
       // unsubscribe-success without unsubscribe-pending: AWS accepts no more records, so no final metering.
@@ -246,17 +320,20 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
   /** Billing ends only on AWS's word; a resubscription (subscribe-success instead) keeps it going. */
   async function awaitingUnsubscribeSuccess(): Promise<SubscriptionPhase> {
     const wake = () => !sub.awsLeaving || sub.hasRequests || ops.confirmUnsubscribed;
-    if (!(await condition(wake, settings.unsubscribeWaitMs ?? DEFAULT_UNSUBSCRIBE_WAIT_MS))) {
-      log.warn('unsubscribe-success has not arrived; metering continues. An operator may confirmUnsubscribed once AWS confirms the end', { owner: sub.owner });
-      act.countOverdue('awaiting-unsubscribe-success');
+    sub.unsubscribeDeadline ??= Date.now() + (settings.unsubscribeWaitMs ?? DEFAULT_UNSUBSCRIBE_WAIT_MS);
+    const timeLeft = sub.unsubscribeDeadline - Date.now();
+    if (timeLeft > 0 ? !(await condition(wake, timeLeft)) : !wake()) {
+      if (!sub.unsubscribeOverdue) {
+        sub.unsubscribeOverdue = true;
+        log.warn('unsubscribe-success has not arrived; metering continues. An operator may confirmUnsubscribed once AWS confirms the end', { owner: sub.owner });
+        act.countAttention('awaiting-unsubscribe-success');
+        await act.publish(sub);
+      }
       await condition(wake);
     }
     await answerRequests();
     if (sub.awsSubscribed) return resubscribe();
-    if (sub.awsEnded || ops.confirmUnsubscribed) {
-      ops.confirmUnsubscribed = false;
-      return 'stopping';
-    }
+    if (sub.awsEnded || ops.confirmUnsubscribed) return 'stopping';
     return 'awaiting-unsubscribe-success';
   }
 
@@ -264,13 +341,17 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
   async function stopping(): Promise<SubscriptionPhase> {
     const { workflowId, runId } = workflowInfo();
     const record = sub.cancellation ?? newCancellation();
-    record.stoppedBy = `${workflowId}@${runId}`;
+    // One mark per cancellation cycle: a stop repeated after a crash or a new run keeps it, so what it stopped is still ours.
+    record.stoppedBy ||= `${workflowId}@${runId}`;
+    sub.unsubscribeDeadline = undefined;
+    sub.unsubscribeOverdue = false;
     await act.endMarketplaceBilling(sub.ref, sub.owner!);
     sub.setLinkPhase(sub.owner!, 'cancelled');
     const { stopped, keptRunning } = await act.stopAllButTrial(sub.owner!, record.stoppedBy);
     record.stopped = stopped;
     record.keptRunning = keptRunning;
     record.deletionDueAt = new Date(Date.now() + settings.gracePeriodMs).toISOString();
+    ops.confirmUnsubscribed = false;
     return 'grace-period';
   }
 
@@ -309,7 +390,7 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
 
   /** Ended: a resubscription or an operator's restore revives it; otherwise the run completes when idle. */
   async function ended(): Promise<SubscriptionPhase | 'idle'> {
-    const woke = await condition(() => sub.newPeriod || sub.hasRequests || ops.restore, settings.idleMs ?? DEFAULT_IDLE_MS);
+    const woke = await condition(() => sub.newPeriod || sub.hasRequests || ops.restore || historyLong(), settings.idleMs ?? DEFAULT_IDLE_MS);
     await answerRequests();
     if (sub.newPeriod || ops.restore) return sub.owner ? resubscribe() : 'registered';
     return woke ? sub.phase : 'idle';
@@ -335,6 +416,8 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
   async function resubscribe(): Promise<SubscriptionPhase> {
     const byOperator = ops.restore;
     ops.restore = false;
+    // The operator vouches that AWS bills the buyer: only a notification AWS sends after the last one applied ends it again.
+    if (byOperator) sub.overrideAwsStatus('subscribed');
     sub.handledPeriodAt = sub.aws.periodStartedAt;
     if (sub.cancellation?.deletionDueAt) {
       sub.cancellation.abortedBy = byOperator ? 'operator' : 'resubscription';

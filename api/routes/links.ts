@@ -37,7 +37,7 @@ const errors = {
   expired: { error: 'LinkCodeExpired', message: 'This link code has expired. Go back to AWS Marketplace and click Set Up Your Account again.' },
   notYours: { error: 'LinkCodeNotYours', message: 'This link code was issued to another browser or user and cannot be used here.' },
   used: { error: 'LinkCodeUsed', message: 'This link code was already used. Your link status is shown on the index page.' },
-  unavailable: { error: 'LinkingUnavailable', message: 'Linking is briefly unavailable. Nothing was changed; please retry in a few seconds.' },
+  unavailable: { error: 'LinkingUnavailable', message: 'Linking is briefly unavailable. Your request may still be in progress; retry in a few seconds to see the result.' },
 };
 
 export function registerLinkRoutes(root: FastifyInstance, deps: LinkRoutesDeps): void {
@@ -72,8 +72,10 @@ export function registerLinkRoutes(root: FastifyInstance, deps: LinkRoutesDeps):
       if (!binding || sha256(binding) !== code.bindingHash) return reply.code(403).send(errors.notYours);
       if (code.expiresAt.getTime() <= Date.now()) return reply.code(410).send(errors.expired);
       // Claim the code first: of two concurrent uses exactly one inserts.
-      const claim = await insertOnce(linkCodeUsesOf(deps.db), { _id: codeHash, accountId, usedAt: new Date() });
+      // The claim stays unanswered until the workflow answered: only then is a repeat a replay of a used code.
+      const claim = await insertOnce(linkCodeUsesOf(deps.db), { _id: codeHash, accountId, usedAt: new Date(), unansweredAt: new Date() });
       if (!claim.inserted && claim.stored.accountId !== accountId) return reply.code(403).send(errors.notYours);
+      if (!claim.inserted && !claim.stored.unansweredAt) return reply.code(409).send(errors.used);
 
       const ref = { awsAccountId: code.awsAccountId, productCode: code.productCode, ...(code.licenseArn ? { licenseArn: code.licenseArn } : {}) };
       let answer: LinkStatus;
@@ -82,17 +84,12 @@ export function registerLinkRoutes(root: FastifyInstance, deps: LinkRoutesDeps):
         // request (the same account) gets the current answer again, so a retry after a lost answer is safe.
         answer = await requestLink(deps.subscriptions, ref, accountId);
       } catch (error) {
-        // The claim stays (nobody else may use the code), marked unanswered: the same account's retry gets the answer.
-        await linkCodeUsesOf(deps.db).updateOne({ _id: codeHash, accountId }, { $set: { unansweredAt: new Date() } });
+        // The claim stays (nobody else may use the code) and unanswered: the same account's retry gets the answer.
         request.log.warn({ accountId, error: (error as Error).message }, 'link request not answered by Temporal');
         return reply.code(503).header('retry-after', '10').send(errors.unavailable);
       }
       request.log.info({ accountId, phase: answer.phase, refusal: answer.refusal }, 'link request answered');
-      if (!claim.inserted) {
-        // A retry after our 503 is the first answer this buyer sees; any other repeat is a replay of a used code.
-        const retried = await linkCodeUsesOf(deps.db).updateOne({ _id: codeHash, accountId, unansweredAt: { $exists: true } }, { $unset: { unansweredAt: '' } });
-        if (retried.modifiedCount === 0) return reply.code(409).send(errors.used);
-      }
+      await linkCodeUsesOf(deps.db).updateOne({ _id: codeHash, accountId }, { $unset: { unansweredAt: '' } });
       // The response schema publishes only the documented fields.
       return reply.code(answer.phase === 'refused' ? 200 : 202).send(answer);
     },

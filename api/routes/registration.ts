@@ -13,7 +13,7 @@ import { saveResolvedCustomer, type AwsCustomerRef } from '../../lib/store/marke
 import { insertOnce, linkCodesOf, redeemedTokensOf } from '../../lib/store/registrations';
 import { registrationProblemPage, type RegistrationFailure } from '../pages/registration';
 import { setCookie } from '../cookies';
-import { normalizeLicenseArn } from '../../workflows/subscription-identity';
+import { refOfCustomer } from '../../lib/store/subscription-lookup';
 import { BINDING_COOKIE, bindingCookieOptions, type SessionSettings } from '../session';
 
 export const REGISTRATION_PATH = '/marketplace/register';
@@ -94,17 +94,11 @@ export function registerRegistrationRoute(root: FastifyInstance, deps: Registrat
           request.log.warn({ awsError: (error as RegistrationError).awsErrorName, failure }, 'registration token not redeemed');
           return problem(reply, failure);
         }
-        await saveResolvedCustomer(deps.db, { ...resolved, offerType });
-        const { stored } = await insertOnce(redeemedTokensOf(deps.db), {
-          _id: tokenHash,
-          awsAccountId: resolved.awsAccountId,
-          productCode: resolved.productCode,
-          ...(resolved.licenseArn ? { licenseArn: normalizeLicenseArn(resolved.licenseArn) } : {}),
-          bindingHash,
-          redeemedAt: new Date(),
-        });
+        // The subscription as the store keys it: by its license, or by account and product when registered before licenses were keys.
+        const saved = refOfCustomer(await saveResolvedCustomer(deps.db, { ...resolved, offerType }));
+        const { stored } = await insertOnce(redeemedTokensOf(deps.db), { _id: tokenHash, ...saved, bindingHash, redeemedAt: new Date() });
         if (stored.bindingHash !== bindingHash) return problem(reply, 'replayed');
-        customer = resolved;
+        customer = saved;
       }
 
       const code = randomSecret();

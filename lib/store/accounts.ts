@@ -9,6 +9,8 @@ export const PAYMENT_METHODS = ['none', 'credit-card', 'available-credits', 'aws
 export type PaymentMethod = (typeof PAYMENT_METHODS)[number];
 
 export interface MarketplaceBilling {
+  /** The subscription's store key (subscription-identity.ts); absent on links made before subscriptions had one. */
+  key?: string;
   awsAccountId: string;
   productCode: string;
   customerIdentifier?: string;

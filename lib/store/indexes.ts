@@ -25,5 +25,6 @@ export async function ensureIndexes(db: Db): Promise<void> {
     // The poller finds a notification's subscription by account and product; the pages find an account's subscription.
     marketplaceCustomersOf(db).createIndex({ awsAccountId: 1, productCode: 1 }),
     subscriptionsOf(db).createIndex({ accountId: 1, updatedAt: -1 }),
+    notificationsOf(db).createIndex({ licenseId: 1 }),
   ]);
 }

@@ -4,7 +4,7 @@
  * sent about them. The key of an AWS customer is its AWS account plus product.
  */
 import type { Db } from 'mongodb';
-import { subscriptionKey, type SubscriptionRef } from '../../workflows/subscription-identity';
+import { sameLicense, subscriptionKey, type SubscriptionRef } from '../../workflows/subscription-identity';
 import { collectionOf, insertNew, isDuplicateKeyError } from '../mongo';
 import { accountsOf, mayPayThroughMarketplace } from './accounts';
 
@@ -64,6 +64,8 @@ export interface NotificationDoc {
   awsAccountId?: string;
   offerIdentifier?: string;
   licenseArn?: string;
+  /** The `l-…` id of `licenseArn`: AWS spells the ARN several ways. */
+  licenseId?: string;
   /** EventBridge: the agreement (`agmt-…`), the one name every agreement event carries. */
   agreementId?: string;
   /** EventBridge `detail.agreement.intent`: NEW, RENEW, REPLACE or AMEND. */
@@ -121,7 +123,11 @@ export interface ResolvedCustomer extends AwsCustomerRef {
 /** Idempotent: a replayed registration refreshes what AWS said and keeps the first-seen time. */
 export async function saveResolvedCustomer(db: Db, customer: ResolvedCustomer, now = new Date()): Promise<MarketplaceCustomerDoc> {
   const customers = marketplaceCustomersOf(db);
-  const _id = customerKey(customer);
+  const legacyKey = customerKey({ awsAccountId: customer.awsAccountId, productCode: customer.productCode });
+  // A customer registered before licenses were keys keeps its key when it registers again with the same license.
+  const legacy = customer.licenseArn ? await customers.findOne({ _id: legacyKey }) : null;
+  const sameSubscription = legacy && (!legacy.licenseArn || sameLicense(legacy.licenseArn, customer.licenseArn));
+  const _id = sameSubscription ? legacyKey : customerKey(customer);
   const fields = {
     awsAccountId: customer.awsAccountId,
     productCode: customer.productCode,

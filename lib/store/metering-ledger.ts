@@ -9,7 +9,6 @@
  */
 import type { Db } from 'mongodb';
 import { collectionOf, insertNew } from '../mongo';
-import { customerKey } from './marketplace';
 
 export const LEDGER_STATUSES = ['pending', 'sent', 'conflict', 'not-subscribed', 'rejected'] as const;
 export type LedgerStatus = (typeof LEDGER_STATUSES)[number];
@@ -66,8 +65,9 @@ export const ledgerResultsOf = collectionOf<LedgerResult>('metering_results');
 export const meteringHoursOf = collectionOf<MeteringHourDoc>('metering_hours');
 
 /** Legacy keys (`<awsAccountId>:<productCode>|…`) keep the format they always had, so existing ledgers stay valid. */
-export function ledgerKey(entry: Pick<LedgerEntry, 'awsAccountId' | 'productCode' | 'licenseArn' | 'dimension' | 'hour'>): string {
-  return `${customerKey(entry)}|${entry.dimension}|${entry.hour.toISOString()}`;
+/** `subscription` is the link's key: a link stored under its account and product keeps that key whatever license it names. */
+export function ledgerKey(subscription: string, entry: Pick<LedgerEntry, 'dimension' | 'hour'>): string {
+  return `${subscription}|${entry.dimension}|${entry.hour.toISOString()}`;
 }
 
 /** Inserts the entries that are new and returns every key as stored (frozen quantity) with its status. */

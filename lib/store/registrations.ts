@@ -29,7 +29,7 @@ export interface LinkCodeUseDoc {
   _id: string;
   accountId: string;
   usedAt: Date;
-  /** Set when Temporal could not answer the request in time: the same account's retry is then answered, not refused. */
+  /** Until the workflow answered (a crash, or Temporal slower than the API's deadline): the same account's retry is answered, not refused. */
   unansweredAt?: Date;
 }
 

@@ -2,7 +2,9 @@
  * Which registered subscription a notification is about. EventBridge names the
  * license; SNS names only the AWS account (or the legacy CustomerIdentifier)
  * and the product, which is enough unless the account holds several purchases
- * of the product (Concurrent Agreements need EventBridge for that).
+ * of the product (Concurrent Agreements need EventBridge for that); AWS's
+ * agreement events may name only the buyer's account. What cannot be
+ * attributed to exactly one subscription is recorded, never guessed.
  */
 import type { Db } from 'mongodb';
 import { sameLicense, subscriptionKey, type SubscriptionRef } from '../../workflows/subscription-identity';
@@ -29,6 +31,11 @@ export async function findSubscriptionOf(db: Db, names: NotificationNames): Prom
   if (names.licenseArn) {
     const licensed = await customers.findOne({ _id: subscriptionKey({ awsAccountId: '', productCode: '', licenseArn: names.licenseArn }) });
     if (licensed) return refOfCustomer(licensed);
+  }
+  // AWS's agreement events may name only the buyer's account (no product, no license): enough when it has one subscription with us.
+  if (!names.productCode && names.awsAccountId) {
+    const only = await customers.find({ awsAccountId: names.awsAccountId }).limit(2).toArray();
+    return only.length === 1 && (!names.licenseArn || !only[0]!.licenseArn || sameLicense(names.licenseArn, only[0]!.licenseArn)) ? refOfCustomer(only[0]!) : undefined;
   }
   if (!names.productCode || (!names.awsAccountId && !names.customerIdentifier)) return undefined;
   const filter = names.awsAccountId
