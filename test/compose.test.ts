@@ -71,6 +71,12 @@ describe('docker-compose.yml', () => {
     expect(config.queueUrl).toBe(envOf('api').SQS_QUEUE_URL);
   });
 
+  it('worker: publishes the metrics operators alert on', () => {
+    const { workerMetrics } = loadServiceConfig(envOf('worker'));
+    expect(workerMetrics.host).toBe('0.0.0.0');
+    expect(containerPort('worker')).toBe(workerMetrics.port);
+  });
+
   it('poller: trusts the sandbox topic and signing certificate, and publishes its metrics', () => {
     const poller = loadServiceConfig(envOf('poller')).poller;
     const sandbox = loadSandboxConfig(envOf('sandbox'));
