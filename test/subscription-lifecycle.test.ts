@@ -330,6 +330,33 @@ describe('one owner per subscription: orders of events on the real stack', () =>
     expect(await paymentMethodOf(buyer.accountId)).toBe('aws-marketplace');
     expect((await marketplaceLinksOf(stack.mongo.db).findOne({ _id: legacyKey }))!.state).toBe('active');
     expect((await meterNow(buyer.awsAccountId)).length).toBeGreaterThan(0);
+
+    // Setting up the same purchase again keeps its key: no second subscription for the same license.
+    const token = await stack.sandbox.control<{ token: string }>('POST', `/control/customers/${buyer.sandboxCustomerId}/tokens`, {});
+    const again = await buyer.browser.postForm('/marketplace/register', { 'x-amzn-marketplace-token': token.body.token });
+    expect(again.status).toBe(303);
+    expect(await customers.countDocuments({ awsAccountId: buyer.awsAccountId })).toBe(1);
+    const code = new URL(again.headers.get('location')!, 'http://x').searchParams.get('link')!;
+    const answer = await buyer.browser.postJson('/api/links', { linkCode: code });
+    expect([answer.status, answer.json()]).toMatchObject([202, { phase: 'linked', accountId: buyer.accountId }]);
+  });
+
+  it('lets an account whose subscription ended link a new purchase of the product', async () => {
+    const first = await linkNewBuyer();
+    await cancelOnAws(first);
+    // The same buyer buys again: a new license, a new registration, signed in as the same platform account.
+    const created = await stack.sandbox.control<{ customer: { _id: string }; token: string }>('POST', '/control/customers', { customerAwsAccountId: first.awsAccountId });
+    const registered = await first.browser.postForm('/marketplace/register', { 'x-amzn-marketplace-token': created.body.token });
+    const location = new URL(registered.headers.get('location')!, 'http://x');
+    const code = (location.searchParams.get('link') ?? new URL(decodeURIComponent(location.searchParams.get('next')!), 'http://x').searchParams.get('link'))!;
+    const answer = await first.browser.postJson('/api/links', { linkCode: code });
+    expect([answer.status, answer.json()]).toMatchObject([202, { phase: 'waiting-for-aws', accountId: first.accountId }]);
+    const second: Buyer = { ...first, sandboxCustomerId: created.body.customer._id };
+    await deliver(eventBridgeBody(await sandboxCustomer(second), 'Purchase Agreement Created - Proposer').body);
+    await eventually(() => licensedHandle(second).then((h) => h.query(subscriptionStateQuery)), (s) => s.phase === 'active');
+    expect(await paymentMethodOf(first.accountId)).toBe('aws-marketplace');
+    // The first purchase's cancellation goes on: its grace period still runs, and its deployments stay stopped.
+    expect((await (await subscriptionHandle(first)).query(subscriptionStateQuery)).phase).toBe('grace-period');
   });
 
   it('two concurrent agreements of one AWS account are two subscriptions: linked to two accounts, metered and cancelled separately', async () => {
