@@ -15,7 +15,7 @@ import type { Db } from 'mongodb';
 import { clampSentAt } from '../workflows/aws-ordering';
 import { licenseIdOf } from '../workflows/subscription-identity';
 import { recordNotification } from '../lib/store/marketplace';
-import { findSubscriptionOf } from '../lib/store/subscription-lookup';
+import { createSubscriptionLookup } from '../lib/store/subscription-lookup';
 import { signalAwsEvent, type SubscriptionTarget } from '../lib/subscription-client';
 import type { SubscriptionEvent } from '../workflows/subscription-model';
 import type { MarketplaceNotification } from './messages';
@@ -31,6 +31,7 @@ export interface HandOffDeps {
 export type HandOff = (notification: MarketplaceNotification) => Promise<HandOffResult>;
 
 export function createHandOff({ db, subscriptions }: HandOffDeps): HandOff {
+  const findSubscriptionOf = createSubscriptionLookup(db);
   return async function handOff(notification) {
     const { messageId, ...fields } = notification;
     const receivedAt = new Date();
@@ -49,13 +50,13 @@ export function createHandOff({ db, subscriptions }: HandOffDeps): HandOff {
       ...(notification.offerIdentifier ? { offerIdentifier: notification.offerIdentifier } : {}),
     };
 
-    let ref = await findSubscriptionOf(db, notification);
+    let ref = await findSubscriptionOf(notification);
     if (ref) {
       await signalAwsEvent(subscriptions, ref, event);
       return (await record()) ? 'signalled' : 'duplicate';
     }
     const fresh = await record();
-    ref = await findSubscriptionOf(db, notification);
+    ref = await findSubscriptionOf(notification);
     if (!ref) return fresh ? 'recorded' : 'duplicate';
     await signalAwsEvent(subscriptions, ref, event);
     return fresh ? 'signalled' : 'duplicate';

@@ -49,3 +49,27 @@ export async function findSubscriptionOf(db: Db, names: NotificationNames): Prom
   if (names.licenseArn && match.licenseArn && !sameLicense(names.licenseArn, match.licenseArn)) return undefined;
   return refOfCustomer(match);
 }
+
+/**
+ * `findSubscriptionOf` with a memory of the subscriptions it found. A registered
+ * subscription keeps its key, so a hit stays true; misses are never kept (a
+ * registration may come any moment). On the embedded store a lookup scans the
+ * customers, so the poller pays it once per subscription and period, not per
+ * notification. The period bounds how long a second purchase of the same
+ * product by the same account takes to make SNS messages ambiguous.
+ */
+export function createSubscriptionLookup(db: Db, options: { ttlMs?: number; capacity?: number } = {}) {
+  const ttlMs = options.ttlMs ?? 5 * 60_000;
+  const capacity = options.capacity ?? 50_000;
+  const found = new Map<string, { ref: SubscriptionRef; at: number }>();
+  return async function lookup(names: NotificationNames): Promise<SubscriptionRef | undefined> {
+    const key = JSON.stringify([names.licenseArn, names.awsAccountId, names.productCode, names.customerIdentifier]);
+    const hit = found.get(key);
+    if (hit && Date.now() - hit.at < ttlMs) return hit.ref;
+    const ref = await findSubscriptionOf(db, names);
+    found.delete(key);
+    if (ref) found.set(key, { ref, at: Date.now() });
+    if (found.size > capacity) found.delete(found.keys().next().value!);
+    return ref;
+  };
+}
