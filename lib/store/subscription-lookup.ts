@@ -26,50 +26,99 @@ export function refOfCustomer(doc: MarketplaceCustomerDoc): SubscriptionRef {
   };
 }
 
-export async function findSubscriptionOf(db: Db, names: NotificationNames): Promise<SubscriptionRef | undefined> {
+/** The four questions a lookup asks of the registered customers; each list is cut at two (one is the only answer that counts). */
+interface Customers {
+  byId(id: string): Promise<MarketplaceCustomerDoc | null | undefined>;
+  ofAccount(awsAccountId: string): Promise<MarketplaceCustomerDoc[]>;
+  ofAccountAndProduct(awsAccountId: string, productCode: string): Promise<MarketplaceCustomerDoc[]>;
+  ofIdentifier(productCode: string, customerIdentifier: string): Promise<MarketplaceCustomerDoc[]>;
+}
+
+function storeCustomers(db: Db): Customers {
   const customers = marketplaceCustomersOf(db);
+  return {
+    byId: (_id) => customers.findOne({ _id }),
+    ofAccount: (awsAccountId) => customers.find({ awsAccountId }).limit(2).toArray(),
+    ofAccountAndProduct: (awsAccountId, productCode) => customers.find({ productCode, awsAccountId }).limit(2).toArray(),
+    ofIdentifier: (productCode, customerIdentifier) => customers.find({ productCode, customerIdentifier }).limit(2).toArray(),
+  };
+}
+
+async function lookUp(customers: Customers, names: NotificationNames): Promise<SubscriptionRef | undefined> {
   if (names.licenseArn) {
-    const licensed = await customers.findOne({ _id: subscriptionKey({ awsAccountId: '', productCode: '', licenseArn: names.licenseArn }) });
+    const licensed = await customers.byId(subscriptionKey({ awsAccountId: '', productCode: '', licenseArn: names.licenseArn }));
     if (licensed) return refOfCustomer(licensed);
   }
-  // AWS's agreement events may name only the buyer's account (no product, no license): enough when it has one subscription with us.
-  if (!names.productCode && names.awsAccountId) {
-    const only = await customers.find({ awsAccountId: names.awsAccountId }).limit(2).toArray();
-    return only.length === 1 && (!names.licenseArn || !only[0]!.licenseArn || sameLicense(names.licenseArn, only[0]!.licenseArn)) ? refOfCustomer(only[0]!) : undefined;
-  }
-  if (!names.productCode || (!names.awsAccountId && !names.customerIdentifier)) return undefined;
-  const filter = names.awsAccountId
-    ? { productCode: names.productCode, awsAccountId: names.awsAccountId }
-    : { productCode: names.productCode, customerIdentifier: names.customerIdentifier };
-  const matches = await customers.find(filter).limit(2).toArray();
-  // Two purchases of one product by one account: a message without a license cannot say which one it means.
-  if (matches.length !== 1) return undefined;
-  const [match] = matches as [MarketplaceCustomerDoc];
   // An event naming a license belongs to another purchase than a customer registered with a different one.
-  if (names.licenseArn && match.licenseArn && !sameLicense(names.licenseArn, match.licenseArn)) return undefined;
-  return refOfCustomer(match);
+  const sole = (matches: MarketplaceCustomerDoc[]) =>
+    matches.length === 1 && !(names.licenseArn && matches[0]!.licenseArn && !sameLicense(names.licenseArn, matches[0]!.licenseArn)) ? refOfCustomer(matches[0]!) : undefined;
+  // AWS's agreement events may name only the buyer's account (no product, no license): enough when it has one subscription with us.
+  if (!names.productCode) return names.awsAccountId ? sole(await customers.ofAccount(names.awsAccountId)) : undefined;
+  // Two purchases of one product by one account: a message without a license cannot say which one it means.
+  if (names.awsAccountId) return sole(await customers.ofAccountAndProduct(names.awsAccountId, names.productCode));
+  if (names.customerIdentifier) return sole(await customers.ofIdentifier(names.productCode, names.customerIdentifier));
+  return undefined;
+}
+
+export function findSubscriptionOf(db: Db, names: NotificationNames): Promise<SubscriptionRef | undefined> {
+  return lookUp(storeCustomers(db), names);
 }
 
 /**
- * `findSubscriptionOf` with a memory of the subscriptions it found. A registered
- * subscription keeps its key, so a hit stays true; misses are never kept (a
- * registration may come any moment). On the embedded store a lookup scans the
- * customers, so the poller pays it once per subscription and period, not per
- * notification. The period bounds how long a second purchase of the same
- * product by the same account takes to make SNS messages ambiguous.
+ * The poller's lookup: the registered customers kept in memory, brought up to
+ * date at most every `refreshMs` with the ones (re)registered since (a few
+ * seconds of overlap cover clocks of other API instances). On the embedded
+ * store every query scans the collection, which at volume made the lookup cost
+ * more than the rest of the hand-off together. Memory answers what it knows;
+ * anything it cannot attribute is asked of the store, which has the last word,
+ * so a registration newer than the last refresh is never missed. A second
+ * purchase of a product by the same account makes SNS messages ambiguous only
+ * once memory knows of it, within `refreshMs`.
  */
-export function createSubscriptionLookup(db: Db, options: { ttlMs?: number; capacity?: number } = {}) {
-  const ttlMs = options.ttlMs ?? 5 * 60_000;
-  const capacity = options.capacity ?? 50_000;
-  const found = new Map<string, { ref: SubscriptionRef; at: number }>();
-  return async function lookup(names: NotificationNames): Promise<SubscriptionRef | undefined> {
-    const key = JSON.stringify([names.licenseArn, names.awsAccountId, names.productCode, names.customerIdentifier]);
-    const hit = found.get(key);
-    if (hit && Date.now() - hit.at < ttlMs) return hit.ref;
-    const ref = await findSubscriptionOf(db, names);
-    found.delete(key);
-    if (ref) found.set(key, { ref, at: Date.now() });
-    if (found.size > capacity) found.delete(found.keys().next().value!);
-    return ref;
+export function createSubscriptionLookup(db: Db, options: { refreshMs?: number } = {}) {
+  const refreshMs = options.refreshMs ?? 10_000;
+  const OVERLAP_MS = 60_000;
+  const store = storeCustomers(db);
+  const byId = new Map<string, MarketplaceCustomerDoc>();
+  const index = new Map<string, Set<string>>();
+  let since: Date | undefined;
+  let refreshedAt = 0;
+  let refreshing: Promise<void> | undefined;
+
+  const add = (key: string, id: string) => (index.get(key) ?? index.set(key, new Set()).get(key)!).add(id);
+  const keysOf = (doc: MarketplaceCustomerDoc) => [
+    `a|${doc.awsAccountId}`,
+    `ap|${doc.awsAccountId}|${doc.productCode}`,
+    ...(doc.customerIdentifier ? [`ci|${doc.productCode}|${doc.customerIdentifier}`] : []),
+  ];
+  const docsOf = (key: string) => [...(index.get(key) ?? [])].slice(0, 2).map((id) => byId.get(id)!);
+
+  async function refresh(): Promise<void> {
+    const from = since ? new Date(since.getTime() - OVERLAP_MS) : undefined;
+    const fresh = await marketplaceCustomersOf(db).find(from ? { lastResolvedAt: { $gte: from } } : {}).toArray();
+    for (const doc of fresh) {
+      byId.set(doc._id, doc);
+      keysOf(doc).forEach((key) => add(key, doc._id));
+      if (!since || doc.lastResolvedAt > since) since = doc.lastResolvedAt;
+    }
+  }
+
+  const memory: Customers = {
+    byId: async (id) => byId.get(id),
+    ofAccount: async (awsAccountId) => docsOf(`a|${awsAccountId}`),
+    ofAccountAndProduct: async (awsAccountId, productCode) => docsOf(`ap|${awsAccountId}|${productCode}`),
+    ofIdentifier: async (productCode, customerIdentifier) => docsOf(`ci|${productCode}|${customerIdentifier}`),
+  };
+
+  return async function findSubscription(names: NotificationNames): Promise<SubscriptionRef | undefined> {
+    if (Date.now() - refreshedAt >= refreshMs) {
+      // One refresh at a time, shared by the hand-offs that need it.
+      refreshing ??= refresh().finally(() => {
+        refreshedAt = Date.now();
+        refreshing = undefined;
+      });
+      await refreshing;
+    }
+    return (await lookUp(memory, names)) ?? lookUp(store, names);
   };
 }
