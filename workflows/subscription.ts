@@ -12,32 +12,11 @@
  *
  * Each phase below waits for what moves it on, acts, and names the next phase.
  */
-import {
-  ActivityFailure,
-  ApplicationFailure,
-  allHandlersFinished,
-  condition,
-  continueAsNew,
-  log,
-  setHandler,
-  workflowInfo,
-} from '@temporalio/workflow';
+import { ActivityFailure, allHandlersFinished, condition, continueAsNew, log, workflowInfo } from '@temporalio/workflow';
 import * as act from './subscription-activities';
-import {
-  abortDeletionUpdate,
-  awsEventSignal,
-  cancelLinkUpdate,
-  confirmUnsubscribedUpdate,
-  deleteNowUpdate,
-  extendGracePeriodUpdate,
-  requestLinkUpdate,
-  restoreSubscriptionUpdate,
-  retryNowUpdate,
-  retrySyncUpdate,
-  subscriptionStateQuery,
-} from './subscription-messages';
+import { noOperatorRequests, OPERATOR_PHASES, registerHandlers, type OperatorRequests } from './subscription-handlers';
 import type { SubscriptionRef } from './subscription-identity';
-import { SUBSCRIPTION_PHASES, type CancellationRecord, type SubscriptionPhase, type SubscriptionSettings, type SubscriptionSnapshot } from './subscription-model';
+import type { CancellationRecord, SubscriptionPhase, SubscriptionSettings, SubscriptionSnapshot } from './subscription-model';
 import { SubscriptionState } from './subscription-state';
 
 export interface SubscriptionInput {
@@ -53,114 +32,13 @@ const HOUR_MS = 3_600_000;
 const DEFAULT_IDLE_MS = 30 * 24 * HOUR_MS;
 const DEFAULT_UNSUBSCRIBE_WAIT_MS = 6 * HOUR_MS;
 
-/** Where each operator request can still take effect (retryNow: wherever a step failed). */
-const OPERATOR_PHASES: Record<Exclude<keyof OperatorRequests, 'retryNow'>, SubscriptionPhase[]> = {
-  retrySync: ['sync-timed-out'],
-  cancelLink: ['awaiting-aws', 'sync-timed-out'],
-  confirmUnsubscribed: ['awaiting-unsubscribe-success', 'stopping'],
-  deleteNow: ['grace-period', 'deleting'],
-  abortDeletion: ['grace-period'],
-  restore: ['grace-period', 'deleted', 'cancelled'],
-  dueChanged: ['grace-period'],
-};
-
-/** Operator requests, taken by the phase they belong to. */
-interface OperatorRequests {
-  retrySync: boolean;
-  cancelLink: boolean;
-  confirmUnsubscribed: boolean;
-  deleteNow: boolean;
-  abortDeletion: boolean;
-  restore: boolean;
-  dueChanged: boolean;
-  retryNow: boolean;
-}
-
 export async function subscription(input: SubscriptionInput): Promise<SubscriptionSnapshot> {
   const { settings } = input;
   const sub = new SubscriptionState(input.resume ?? { ref: input.ref }, () => Date.now());
-  const ops: OperatorRequests = { retrySync: false, cancelLink: false, confirmUnsubscribed: false, deleteNow: false, abortDeletion: false, restore: false, dueChanged: false, retryNow: false };
+  const ops = noOperatorRequests();
 
-  // --- Handlers: state first, then every way in. ---
-  setHandler(awsEventSignal, (event) => sub.receive(event));
-  setHandler(subscriptionStateQuery, () => sub.view());
-  setHandler(
-    requestLinkUpdate,
-    async ({ accountId }) => {
-      const pending = sub.request(accountId);
-      await condition(() => pending.answer !== undefined);
-      await sub.published();
-      return pending.answer!;
-    },
-    { validator: (request) => assertAccountId(request?.accountId) },
-  );
-  const operatorUpdate = <R>(flag: keyof OperatorRequests, phases: SubscriptionPhase[], done: () => boolean, result: () => R) => ({
-    handler: async () => {
-      ops[flag] = true;
-      await condition(done);
-      // Answered once the pages and the search attributes show it too.
-      await sub.published();
-      return result();
-    },
-    validator: () => assertPhase(sub.phase, phases, flag),
-  });
-  const retryNow = operatorUpdate('retryNow', [...SUBSCRIPTION_PHASES], () => !ops.retryNow, () => sub.view());
-  setHandler(retryNowUpdate, retryNow.handler, {
-    validator: () => {
-      if (!sub.failure) refuse(`retryNow is only possible after a step failed; the subscription is "${sub.phase}" and nothing failed`, 'InvalidPhase');
-    },
-  });
-  for (const [definition, flag, phases, done] of [
-    [retrySyncUpdate, 'retrySync', ['sync-timed-out'], () => sub.phase !== 'sync-timed-out'],
-    [cancelLinkUpdate, 'cancelLink', ['awaiting-aws', 'sync-timed-out'], () => !ops.cancelLink],
-    // Answered once the deployments are stopped, not when the stop begins.
-    [confirmUnsubscribedUpdate, 'confirmUnsubscribed', ['awaiting-unsubscribe-success'], () => !ops.confirmUnsubscribed && sub.phase !== 'stopping'],
-  ] as const) {
-    const { handler, validator } = operatorUpdate(flag, [...phases], done, () => sub.view());
-    setHandler(definition, handler, { validator });
-  }
-  const restore = operatorUpdate('restore', ['grace-period', 'deleted', 'cancelled'], () => !ops.restore, () => sub.view());
-  setHandler(
-    restoreSubscriptionUpdate,
-    async ({ reason }) => {
-      log.warn('Operator restores a cancelled subscription', { reason, owner: sub.owner });
-      return restore.handler();
-    },
-    {
-      validator: (input) => {
-        restore.validator();
-        if (!sub.owner) refuse('restoreSubscription needs a linked platform account; this subscription has none', 'InvalidPhase');
-        if (typeof input?.reason !== 'string' || input.reason.trim().length < 3) refuse('give the reason (for the audit trail)', 'InvalidRequest');
-      },
-    },
-  );
-  const cancellation = () => sub.cancellation!;
-  for (const [definition, flag, done] of [
-    [deleteNowUpdate, 'deleteNow', () => !ops.deleteNow],
-    [abortDeletionUpdate, 'abortDeletion', () => !ops.abortDeletion],
-  ] as const) {
-    const { handler, validator } = operatorUpdate(flag, ['grace-period'], done, cancellation);
-    setHandler(definition, handler, { validator });
-  }
-  setHandler(
-    extendGracePeriodUpdate,
-    async ({ hours }) => {
-      const due = Date.parse(sub.cancellation!.deletionDueAt!) + hours * HOUR_MS;
-      sub.cancellation!.deletionDueAt = new Date(due).toISOString();
-      ops.dueChanged = true;
-      await sub.published();
-      return sub.cancellation!;
-    },
-    {
-      validator: (extension) => {
-        assertPhase(sub.phase, ['grace-period'], 'extendGracePeriod');
-        if (!sub.cancellation?.deletionDueAt) refuse('extendGracePeriod: the deletion is no longer scheduled', 'InvalidPhase');
-        if (!Number.isFinite(extension?.hours) || extension.hours <= 0 || extension.hours > 24 * 30) {
-          refuse('hours must be a number above 0 and at most 720', 'InvalidRequest');
-        }
-      },
-    },
-  );
+  // --- Every way in: AWS's events, the buyer's link requests, operators' updates and the state query. ---
+  registerHandlers(sub, ops);
 
   // --- Start: what the store knows (a saved run, or the workflows this one replaced). ---
   if (!input.resume) {
@@ -477,17 +355,4 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
     if (sub.phase === 'awaiting-aws' || sub.phase === 'registered') return 'waiting-for-aws' as const;
     return ['active', 'unsubscribe-pending', 'awaiting-unsubscribe-success'].includes(sub.phase) ? ('linked' as const) : ('cancelled' as const);
   }
-}
-
-// Refused requests are answers, not faults: non-retryable, with no stack worth logging.
-function refuse(message: string, type: 'InvalidRequest' | 'InvalidPhase'): never {
-  throw ApplicationFailure.create({ message, type, nonRetryable: true });
-}
-
-function assertAccountId(accountId: unknown): void {
-  if (typeof accountId !== 'string' || !/^[A-Za-z0-9_.:@-]{1,128}$/.test(accountId)) refuse('accountId must be a platform account id', 'InvalidRequest');
-}
-
-function assertPhase(phase: SubscriptionPhase, allowed: SubscriptionPhase[], action: string): void {
-  if (!allowed.includes(phase)) refuse(`${action} is only possible in ${allowed.join(' or ')}; the subscription is "${phase}"`, 'InvalidPhase');
 }
