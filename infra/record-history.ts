@@ -16,6 +16,7 @@
  * Files are protobuf's own JSON form, which the replay test turns back into a
  * History; worker identities, sticky queue names and stack traces are blanked.
  */
+import { historyIsQuiet } from './history-quiet';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -75,7 +76,6 @@ async function recordOne(workflowId: string, name: string): Promise<void> {
 // --- The subscription workflow, in each state it waits in. ---
 
 const HOUR_MS = 3_600_000;
-const EventType = temporal.api.enums.v1.EventType;
 
 interface Drive {
   target: SubscriptionTarget;
@@ -289,20 +289,9 @@ async function waitsIn(handle: WorkflowHandle<typeof subscription>, saved: () =>
   let last = '';
   for (let attempt = 0; attempt < 600; attempt += 1) {
     const [view, { events }, savedPhase] = await Promise.all([handle.query(subscriptionStateQuery), handle.fetchHistory(), saved()]);
-    const count = (...types: number[]) => events!.filter((e) => types.includes(e.eventType as number)).length;
-    const openTasks =
-      count(EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED) -
-      count(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED, EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT);
-    const openActivities =
-      count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) -
-      count(
-        EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
-        EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED,
-        EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT,
-        EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED,
-      );
-    if (openTasks === 0 && openActivities === 0 && view.phase === phase && savedPhase === phase && view.pendingRequests === 0) return;
-    last = `phase ${view.phase}, saved ${savedPhase}, ${openTasks} open tasks, ${openActivities} open activities, ${view.pendingRequests} pending requests`;
+    const quiet = historyIsQuiet(events!);
+    if (quiet && view.phase === phase && savedPhase === phase && view.pendingRequests === 0) return;
+    last = `phase ${view.phase}, saved ${savedPhase}, ${quiet ? 'nothing' : 'something'} in flight, ${view.pendingRequests} pending requests`;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   throw new Error(`${handle.workflowId} did not come to wait in ${phase}: ${last}`);

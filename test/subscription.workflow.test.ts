@@ -47,6 +47,7 @@ import {
   subscriptionStateQuery,
 } from '../workflows/subscription-messages';
 import type { SubscriptionEvent, SubscriptionPhase, SubscriptionSettings, SubscriptionSnapshot, SubscriptionView } from '../workflows/subscription-model';
+import { historyIsQuiet } from '../infra/history-quiet';
 import { startSandbox, type RunningSandbox } from './helpers/sandbox';
 import { testServers, uniqueName } from './helpers/test-env';
 import { createTimeSkippingEnv, eventually, withTestWorker } from './helpers/time-skipping';
@@ -200,19 +201,7 @@ describe('subscription workflow', () => {
       async () => {
         const handle = handleOf(ref);
         const [view, { events }, saved] = await Promise.all([handle.query(subscriptionStateQuery), handle.fetchHistory(), savedOf(ref)]);
-        const count = (...types: number[]) => events!.filter((e) => types.includes(e.eventType as number)).length;
-        const openTasks =
-          count(EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED) -
-          count(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED, EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT);
-        const openActivities =
-          count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) -
-          count(
-            EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
-            EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED,
-            EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT,
-            EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED,
-          );
-        const quiet = openTasks === 0 && openActivities === 0;
+        const quiet = historyIsQuiet(events!);
         return { view, quiet, saved: saved?.phase };
       },
       (s) => s.quiet && phases.includes(s.view.phase) && s.saved === s.view.phase,

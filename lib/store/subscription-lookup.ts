@@ -66,8 +66,7 @@ export function findSubscriptionOf(db: Db, names: NotificationNames): Promise<Su
 
 /**
  * The poller's lookup: the registered customers kept in memory, brought up to
- * date at most every `refreshMs` with the ones (re)registered since (a few
- * seconds of overlap cover clocks of other API instances). On the embedded
+ * date at most every `refreshMs` with the ones (re)registered since. On the embedded
  * store every query scans the collection, which at volume made the lookup cost
  * more than the rest of the hand-off together. Memory answers what it knows;
  * anything it cannot attribute is asked of the store, which has the last word,
@@ -77,7 +76,6 @@ export function findSubscriptionOf(db: Db, names: NotificationNames): Promise<Su
  */
 export function createSubscriptionLookup(db: Db, options: { refreshMs?: number } = {}) {
   const refreshMs = options.refreshMs ?? 10_000;
-  const OVERLAP_MS = 60_000;
   const store = storeCustomers(db);
   const byId = new Map<string, MarketplaceCustomerDoc>();
   const index = new Map<string, Set<string>>();
@@ -94,8 +92,9 @@ export function createSubscriptionLookup(db: Db, options: { refreshMs?: number }
   const docsOf = (key: string) => [...(index.get(key) ?? [])].slice(0, 2).map((id) => byId.get(id)!);
 
   async function refresh(): Promise<void> {
-    const from = since ? new Date(since.getTime() - OVERLAP_MS) : undefined;
-    const fresh = await marketplaceCustomersOf(db).find(from ? { lastResolvedAt: { $gte: from } } : {}).toArray();
+    // Only what is newer than the newest known: a customer memory misses (another instance's clock behind ours)
+    // costs a store lookup per notification, never a wrong answer.
+    const fresh = await marketplaceCustomersOf(db).find(since ? { lastResolvedAt: { $gt: since } } : {}).toArray();
     for (const doc of fresh) {
       byId.set(doc._id, doc);
       keysOf(doc).forEach((key) => add(key, doc._id));
