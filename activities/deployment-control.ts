@@ -80,8 +80,6 @@ export function mongoDeploymentControl(db: Db): DeploymentControl {
 export const DEPLOYMENT_REQUEST_REFUSED = 'DeploymentRequestRefused';
 /** A 2xx whose body breaks the contract (not JSON, wrong shape, unknown outcome): a retry would get the same answer. */
 export const DEPLOYMENT_ANSWER_INVALID = 'DeploymentAnswerInvalid';
-/** Both, for a workflow's `nonRetryableErrorTypes`. */
-export const DEPLOYMENT_NON_RETRYABLE_ERROR_TYPES = [DEPLOYMENT_REQUEST_REFUSED, DEPLOYMENT_ANSWER_INVALID] as const;
 
 const DeploymentViewSchema = Type.Object({
   id: Type.String({ minLength: 1 }),

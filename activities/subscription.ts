@@ -64,13 +64,15 @@ export function createSubscriptionActivities({ db, linking }: SubscriptionDeps) 
     // AWS spells one license several ways (ResolveCustomer `…:license/l-…`, EventBridge `…:l-…`); the id is what they share.
     if (ref.licenseArn) byName.push({ licenseId: licenseIdOf(ref.licenseArn) }, { licenseArn: ref.licenseArn });
     // SNS messages carry no license: they belong to a licensed subscription only when it is the account's one purchase of the product.
-    const siblings = ref.productCode ? await marketplaceCustomersOf(db).countDocuments({ awsAccountId: ref.awsAccountId, productCode: ref.productCode }) : 0;
+    // One read of the account's customers answers both questions below (each read scans on the embedded store).
+    const ofAccount = await marketplaceCustomersOf(db).find({ awsAccountId: ref.awsAccountId }, { projection: { productCode: 1 } }).toArray();
+    const siblings = ref.productCode ? ofAccount.filter((c) => c.productCode === ref.productCode).length : 0;
     if (ref.productCode && (!ref.licenseArn || siblings <= 1)) {
       byName.push({ licenseArn: { $exists: false }, productCode: ref.productCode, awsAccountId: ref.awsAccountId });
       if (customerIdentifier) byName.push({ licenseArn: { $exists: false }, productCode: ref.productCode, customerIdentifier });
     }
     // Agreement events that name only the buyer's account, when it has only this subscription with us.
-    if ((await marketplaceCustomersOf(db).countDocuments({ awsAccountId: ref.awsAccountId })) <= 1) {
+    if (ofAccount.length <= 1) {
       byName.push({ licenseArn: { $exists: false }, productCode: { $exists: false }, awsAccountId: ref.awsAccountId });
     }
     const docs = await notificationsOf(db).find({ $or: byName }).sort({ sentAt: -1 }).limit(RECORDED_LIMIT * 4).toArray();

@@ -4,7 +4,7 @@
  * workflow code.
  */
 import type { AwsAction, AwsEvent, AwsView, Verdict } from './aws-ordering';
-import type { LinkRefusal, LinkStatus } from './link-model';
+import type { LinkStatus } from './link-model';
 import type { SubscriptionRef } from './subscription-identity';
 
 /**
@@ -86,8 +86,6 @@ export interface SubscriptionSnapshot {
 
 /** What a link request gets back: the real decision, not a promise of one. */
 export type LinkAnswer = LinkStatus;
-
-export type { LinkRefusal };
 
 /** What the `subscriptionState` query returns. */
 export interface SubscriptionView extends SubscriptionSnapshot {

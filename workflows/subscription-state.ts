@@ -45,8 +45,6 @@ export class SubscriptionState {
   received = 0;
   /** What was last saved to the store, so an unchanged state is not written again. */
   readonly saved = { fingerprint: '', count: 0, effects: '' };
-  /** How many times the state was published (store, pages, search attributes). */
-  publishes = 0;
 
   /** Resolves once the workflow's decisions so far are saved: what an answer says, the pages then show. */
   published(): Promise<void> {
@@ -59,19 +57,30 @@ export class SubscriptionState {
   ) {
     const full = 'phase' in snapshot ? snapshot : undefined;
     this.ref = snapshot.ref;
-    this.customerIdentifier = full?.customerIdentifier;
-    this.phase = full?.phase ?? 'registered';
-    this.owner = full?.owner;
-    this.aws = full?.aws ?? UNKNOWN;
-    this.syncDeadline = full?.syncDeadline ? Date.parse(full.syncDeadline) : undefined;
-    this.cancellation = full?.cancellation;
-    this.handledPeriodAt = full?.handledPeriodAt;
-    this.failure = full?.failure;
-    this.unsubscribeDeadline = full?.unsubscribeDeadline ? Date.parse(full.unsubscribeDeadline) : undefined;
-    this.unsubscribeOverdue = full?.unsubscribeOverdue ?? false;
-    this.seen = new SeenIds(full?.seen ?? []);
-    this.history = [...(full?.history ?? [])];
+    this.phase = 'registered';
+    this.aws = UNKNOWN;
+    this.seen = new SeenIds();
+    this.history = [];
+    if (full) {
+      this.customerIdentifier = full.customerIdentifier;
+      this.load(full);
+    }
     this.restored = full !== undefined;
+  }
+
+  /** Takes over a saved state's decisions and memory; the caller decides how the names combine. */
+  private load(snapshot: SubscriptionSnapshot): void {
+    this.phase = snapshot.phase;
+    this.owner = snapshot.owner;
+    this.aws = snapshot.aws;
+    this.syncDeadline = snapshot.syncDeadline ? Date.parse(snapshot.syncDeadline) : undefined;
+    this.cancellation = snapshot.cancellation;
+    this.handledPeriodAt = snapshot.handledPeriodAt;
+    this.failure = snapshot.failure;
+    this.unsubscribeDeadline = snapshot.unsubscribeDeadline ? Date.parse(snapshot.unsubscribeDeadline) : undefined;
+    this.unsubscribeOverdue = snapshot.unsubscribeOverdue ?? false;
+    snapshot.seen.forEach((id) => this.seen.add(id));
+    this.history.push(...snapshot.history);
   }
 
   /** An AWS notification; applied at once, or after the restore when it came first. */
@@ -89,17 +98,7 @@ export class SubscriptionState {
     if (snapshot) {
       this.ref = { ...snapshot.ref, ...Object.fromEntries(Object.entries(this.ref).filter(([, value]) => value)) };
       this.customerIdentifier ??= snapshot.customerIdentifier;
-      this.phase = snapshot.phase;
-      this.owner = snapshot.owner;
-      this.aws = snapshot.aws;
-      this.syncDeadline = snapshot.syncDeadline ? Date.parse(snapshot.syncDeadline) : undefined;
-      this.cancellation = snapshot.cancellation;
-      this.handledPeriodAt = snapshot.handledPeriodAt;
-      this.failure = snapshot.failure;
-      this.unsubscribeDeadline = snapshot.unsubscribeDeadline ? Date.parse(snapshot.unsubscribeDeadline) : undefined;
-      this.unsubscribeOverdue = snapshot.unsubscribeOverdue ?? false;
-      snapshot.seen.forEach((id) => this.seen.add(id));
-      this.history.push(...snapshot.history);
+      this.load(snapshot);
     }
     this.restored = true;
     for (const event of [...recorded, ...this.early.splice(0)]) this.apply(event);
@@ -140,7 +139,6 @@ export class SubscriptionState {
   /** `effects`: as they were when the saved state was taken, so a change made during the save is not counted as saved. */
   markPublished(effects: string): void {
     this.saved.effects = effects;
-    this.publishes++;
   }
 
   /**

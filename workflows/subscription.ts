@@ -49,6 +49,8 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
     // A billed subscription restored from them has been activated for its current AWS period.
     if ((sub.phase === 'active' || sub.phase === 'awaiting-unsubscribe-success') && sub.handledPeriodAt === undefined) sub.handledPeriodAt = sub.aws.periodStartedAt;
   }
+  // A failure saved by an earlier run (terminated while it waited) is retried now: nothing is left waiting for retryNow.
+  sub.failure = undefined;
 
   // --- The life of the subscription. ---
   const phases: Record<SubscriptionPhase, () => Promise<SubscriptionPhase | 'idle'>> = {
@@ -120,6 +122,7 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
     for (const [flag, phases] of Object.entries(OPERATOR_PHASES) as Array<[keyof OperatorRequests, SubscriptionPhase[]]>) {
       if (ops[flag] && !phases.includes(sub.phase)) ops[flag] = false;
     }
+    if (!sub.failure) ops.retryNow = false;
   }
 
   /**

@@ -3,7 +3,6 @@ import { accountsOf, deploymentsOf } from './accounts';
 import { linkStatusesOf } from './link-status';
 import { marketplaceCustomersOf, marketplaceLinksOf, notificationsOf } from './marketplace';
 import { linkCodesOf } from './registrations';
-import { subscriptionsOf } from './subscriptions';
 import { usageOf } from './usage';
 
 /**
@@ -22,9 +21,8 @@ export async function ensureIndexes(db: Db): Promise<void> {
     linkCodesOf(db).createIndex({ expiresAt: 1 }),
     marketplaceLinksOf(db).createIndex({ state: 1, _id: 1 }),
     usageOf(db).createIndex({ hour: 1, accountId: 1 }),
-    // The poller finds a notification's subscription by account and product; the pages find an account's subscription.
+    // The poller and a starting subscription find customers by account and product.
     marketplaceCustomersOf(db).createIndex({ awsAccountId: 1, productCode: 1 }),
-    subscriptionsOf(db).createIndex({ accountId: 1, updatedAt: -1 }),
     notificationsOf(db).createIndex({ licenseId: 1 }),
   ]);
 }

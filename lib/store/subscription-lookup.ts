@@ -66,7 +66,8 @@ export function findSubscriptionOf(db: Db, names: NotificationNames): Promise<Su
 
 /**
  * The poller's lookup: the registered customers kept in memory, brought up to
- * date at most every `refreshMs` with the ones (re)registered since. On the embedded
+ * date every `refreshMs` with the ones (re)registered since the last refresh
+ * began, less an overlap. On the embedded
  * store every query scans the collection, which at volume made the lookup cost
  * more than the rest of the hand-off together. Memory answers what it knows;
  * anything it cannot attribute is asked of the store, which has the last word,
@@ -79,7 +80,9 @@ export function createSubscriptionLookup(db: Db, options: { refreshMs?: number }
   const store = storeCustomers(db);
   const byId = new Map<string, MarketplaceCustomerDoc>();
   const index = new Map<string, Set<string>>();
-  let since: Date | undefined;
+  /** Saves take their time before they land, and other instances' clocks differ: each refresh re-reads this much. */
+  const OVERLAP_MS = 30_000;
+  let lastRefreshStart: number | undefined;
   let refreshedAt = 0;
   let refreshing: Promise<void> | undefined;
 
@@ -92,14 +95,17 @@ export function createSubscriptionLookup(db: Db, options: { refreshMs?: number }
   const docsOf = (key: string) => [...(index.get(key) ?? [])].slice(0, 2).map((id) => byId.get(id)!);
 
   async function refresh(): Promise<void> {
-    // Only what is newer than the newest known: a customer memory misses (another instance's clock behind ours)
-    // costs a store lookup per notification, never a wrong answer.
-    const fresh = await marketplaceCustomersOf(db).find(since ? { lastResolvedAt: { $gt: since } } : {}).toArray();
+    const start = Date.now();
+    const from = lastRefreshStart === undefined ? undefined : new Date(lastRefreshStart - OVERLAP_MS);
+    const fresh = await marketplaceCustomersOf(db).find(from ? { lastResolvedAt: { $gte: from } } : {}).toArray();
     for (const doc of fresh) {
+      // A customer saved again under other names leaves the old ones, so memory never answers for names the store no longer has.
+      const previous = byId.get(doc._id);
+      if (previous) keysOf(previous).forEach((key) => index.get(key)?.delete(doc._id));
       byId.set(doc._id, doc);
       keysOf(doc).forEach((key) => add(key, doc._id));
-      if (!since || doc.lastResolvedAt > since) since = doc.lastResolvedAt;
     }
+    lastRefreshStart = start;
   }
 
   const memory: Customers = {
@@ -109,15 +115,21 @@ export function createSubscriptionLookup(db: Db, options: { refreshMs?: number }
     ofIdentifier: async (productCode, customerIdentifier) => docsOf(`ci|${productCode}|${customerIdentifier}`),
   };
 
-  return async function findSubscription(names: NotificationNames): Promise<SubscriptionRef | undefined> {
-    if (Date.now() - refreshedAt >= refreshMs) {
-      // One refresh at a time, shared by the hand-offs that need it.
-      refreshing ??= refresh().finally(() => {
+  /** Later refreshes run behind the lookups: a slow or failing one never holds a hand-off, the store answers meanwhile. */
+  function refreshInBackground(): Promise<void> {
+    refreshing ??= refresh()
+      .catch(() => undefined)
+      .finally(() => {
         refreshedAt = Date.now();
         refreshing = undefined;
       });
-      await refreshing;
-    }
+    return refreshing;
+  }
+
+  return async function findSubscription(names: NotificationNames): Promise<SubscriptionRef | undefined> {
+    // The first load is awaited (memory is empty until then); the ones after it are not.
+    if (lastRefreshStart === undefined) await refreshInBackground();
+    else if (Date.now() - refreshedAt >= refreshMs) void refreshInBackground();
     return (await lookUp(memory, names)) ?? lookUp(store, names);
   };
 }

@@ -32,8 +32,3 @@ export async function saveSubscriptionState(db: Db, key: string, snapshot: Subsc
     if (!isDuplicateKeyError(error)) throw error;
   }
 }
-
-/** The subscription an account pays through, or most recently did. */
-export function subscriptionOfAccount(db: Db, accountId: string): Promise<SubscriptionDoc | null> {
-  return subscriptionsOf(db).find({ accountId }).sort({ updatedAt: -1 }).limit(1).next();
-}
