@@ -3,7 +3,13 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
-  transform: { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2023' } }] },
+  transform: {
+    '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2023' } }],
+    // ESM-only packages (jose; the `cookie` that @fastify/cookie imports) are compiled to CommonJS for Jest's
+    // module system; in production Node loads them natively.
+    '/node_modules/(jose|cookie|@fastify/cookie)/.+\\.js$': ['@swc/jest', { jsc: { target: 'es2023' } }],
+  },
+  transformIgnorePatterns: ['/node_modules/(?!(jose|cookie|@fastify/cookie)/)'],
   globalSetup: '<rootDir>/test/global-setup.ts',
   globalTeardown: '<rootDir>/test/global-teardown.ts',
   setupFiles: ['<rootDir>/test/setup-runtime.ts'],

@@ -5,13 +5,15 @@
  */
 import type { MarketplaceMeteringClient } from '@aws-sdk/client-marketplace-metering';
 import type { Db } from 'mongodb';
-import type { MeteringConfig } from '../lib/config';
+import { serviceEnvSchema, type MeteringConfig, type RetentionConfig } from '../lib/config';
+import { retentionRules } from '../lib/store/retention';
 import { createCancellationActivities } from './cancellation';
 import { mongoDeploymentControl, type DeploymentControl } from './deployment-control';
 import { createDiagnosticsActivities } from './diagnostics';
 import { createLinkingActivities } from './linking';
 import { createMarketplaceActivities } from './marketplace';
 import { createMeteringActivities } from './metering';
+import { createRetentionActivities } from './retention';
 import { createSubscriptionActivities } from './subscription';
 
 export interface ActivityDeps {
@@ -23,7 +25,11 @@ export interface ActivityDeps {
   meteringConfig: MeteringConfig;
   /** The platform's deployments: MongoDB unless the platform's HTTP API is configured. */
   deployments?: DeploymentControl;
+  /** How long the metering ledger is kept; unset: METERING_LEDGER_RETENTION_DAYS's default. */
+  retention?: Pick<RetentionConfig, 'meteringLedgerDays'>;
 }
+
+const DEFAULT_LEDGER_DAYS = serviceEnvSchema.properties.METERING_LEDGER_RETENTION_DAYS.default as number;
 
 export function createActivities(deps: ActivityDeps) {
   return {
@@ -33,6 +39,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createSubscriptionActivities({ db: deps.db, linking: createLinkingActivities(deps) }),
     ...createMarketplaceActivities(deps),
     ...createMeteringActivities({ db: deps.db, metering: deps.usageMetering, settings: deps.meteringConfig }),
+    ...createRetentionActivities({ db: deps.db, rules: retentionRules({ meteringLedgerDays: deps.retention?.meteringLedgerDays ?? DEFAULT_LEDGER_DAYS }) }),
   };
 }
 

@@ -1,19 +1,25 @@
 import Fastify, { type FastifyInstance } from 'fastify';
+import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
 import type { Client } from '@temporalio/client';
 import type { Db } from 'mongodb';
 import type { ResolvedRegistration } from '../activities/marketplace';
 import type { ServiceConfig } from '../lib/config';
 import { installErrorHandler } from '../lib/error-handler';
-import { registerCookies } from './cookies';
+import { timeoutOptions, type HttpTimeouts } from './http-timeouts';
+import { answerOtherMethodsWith405 } from './method-not-allowed';
 import { registerOpenApi } from './openapi';
+import { registerAssets } from './routes/assets';
 import { registerBillingRoutes } from './routes/billing';
 import { registerHealthRoutes } from './routes/health';
 import { registerLinkRoutes } from './routes/links';
+import { registerRateLimits, type RateLimitSettings } from './rate-limits';
 import { registerPages } from './routes/pages';
-import { registerRegistrationRoute } from './routes/registration';
+import { CEILING_MAX_WAIT_MS, registerRegistrationRoute } from './routes/registration';
 import { ErrorResponse } from './schemas';
+import { frameworkErrorsWithHeaders, registerSecurityHeaders } from './security-headers';
 import { registerSessions, type SessionSettings } from './session';
+import { PerClientCeiling, RateLimiter } from '../lib/rate-limiter';
 import { THREE_DAYS_MS } from '../workflows/cancel-subscription';
 
 export interface ApiSettings {
@@ -25,6 +31,10 @@ export interface ApiSettings {
   cancellation?: ServiceConfig['cancellation'];
   demoAccounts: boolean;
   signInUrl: string;
+  rateLimits: RateLimitSettings;
+  timeouts: HttpTimeouts;
+  /** Whose X-Forwarded-For is believed: a hop count or the load balancers' addresses (TRUST_PROXY); unset: nobody's. */
+  trustProxy?: number | string;
 }
 
 export interface AppDeps {
@@ -45,6 +55,9 @@ export function apiSettings(config: ServiceConfig, signingKeys: string[]): ApiSe
     cancellation: config.cancellation,
     demoAccounts: config.demoAccounts,
     signInUrl: config.signInUrl,
+    rateLimits: config.rateLimits,
+    timeouts: config.httpServer.timeouts,
+    trustProxy: config.httpServer.trustProxy,
   };
 }
 
@@ -53,9 +66,16 @@ function loggableUrl(url: string): string {
   return url.replace(/([?&](?:link|next)=)[^&]*/g, '$1[redacted]');
 }
 
+/** A hop count trusts that many proxies nearest to us (Fastify's own reading of a number, which its types omit). */
+function trustProxyOption(trustProxy: ApiSettings['trustProxy']) {
+  if (trustProxy === undefined) return {};
+  return { trustProxy: typeof trustProxy === 'number' ? (_address: string, hop: number) => hop < trustProxy : trustProxy };
+}
+
 /** Builds the API without listening, so tests drive it on a real port. */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { settings } = deps;
+  const headers = { publicBaseUrl: settings.publicBaseUrl, signInUrl: settings.signInUrl };
   const app = Fastify({
     logger: {
       level: deps.logLevel ?? 'info',
@@ -66,14 +86,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       },
     },
     bodyLimit: 64 * 1024,
+    ...timeoutOptions(settings.timeouts),
+    ...trustProxyOption(settings.trustProxy),
+    frameworkErrors: frameworkErrorsWithHeaders(headers),
   });
   const session: SessionSettings = { ...settings.session, secureCookies: settings.publicBaseUrl.startsWith('https:') };
   installErrorHandler(app);
-  registerCookies(app);
+  await registerSecurityHeaders(app, headers);
+  answerOtherMethodsWith405(app);
+  await app.register(cookie);
   await app.register(formbody);
+  await registerRateLimits(app, settings.rateLimits);
   await registerOpenApi(app, settings.publicBaseUrl);
   app.addSchema(ErrorResponse);
-  registerSessions(app, session);
+  registerSessions(app, session, deps.db);
 
   registerHealthRoutes(app, {
     mongodb: () => deps.db.command({ ping: 1 }),
@@ -82,6 +108,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerRegistrationRoute(app, {
     db: deps.db,
     resolveCustomer: deps.resolveCustomer,
+    resolveCustomerCeiling: new PerClientCeiling(new RateLimiter(settings.rateLimits.resolveCustomerPerSecond), CEILING_MAX_WAIT_MS),
     linkCodeTtlSeconds: settings.linking.codeTtlSeconds,
     session,
     signInUrl: settings.signInUrl,
@@ -96,6 +123,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     publicBaseUrl: settings.publicBaseUrl,
   });
   registerBillingRoutes(app, { db: deps.db });
+  registerAssets(app);
   registerPages(app, { db: deps.db, session, demoAccounts: settings.demoAccounts, signInUrl: settings.signInUrl, publicBaseUrl: settings.publicBaseUrl });
   return app;
 }

@@ -3,6 +3,7 @@ import { createMarketplaceActivities } from '../activities/marketplace';
 import { createMeteringClient } from '../lib/aws';
 import { loadServiceConfig, requireApiConfig } from '../lib/config';
 import { connectMongo } from '../lib/mongo';
+import { enforceProductionGuard } from '../lib/production-guard';
 import { onShutdown } from '../lib/shutdown';
 import { seedDemoAccounts } from '../lib/store/demo-accounts';
 import { seedUsage } from '../lib/store/usage-generator';
@@ -12,6 +13,7 @@ import { apiSettings, buildApp } from './app';
 
 async function main(): Promise<void> {
   const config = loadServiceConfig();
+  enforceProductionGuard(process.env, 'api');
   const signingKeys = requireApiConfig(config);
   const mongo = await connectMongo(config.mongo.uri, config.mongo.database, 'marketplace-api');
   await ensureIndexes(mongo.db);

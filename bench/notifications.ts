@@ -240,6 +240,8 @@ async function main(): Promise<void> {
         TEMPORAL_TASK_QUEUE: TASK_QUEUE,
         AWS_ENDPOINT_URL_SQS: endpoint,
         SQS_QUEUE_URL: pipelineQueue.queueUrl,
+        // The bench measures the mix of every format on one queue; production queues carry signed SNS only by default.
+        SQS_QUEUE_FORMATS: 'sns,sns-raw,eventbridge',
         SNS_TOPIC_ARN: pipelineQueue.topicArn,
         SNS_TRUSTED_CERT_URLS: certUrl,
         POLLER_RECEIVERS: String(RECEIVERS),

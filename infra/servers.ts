@@ -81,12 +81,16 @@ export interface LocalAwsResources {
   queueUrl: string;
   deadLetterQueueUrl: string;
   topicArn: string;
+  /** The EventBridge rule's target: a queue of its own, so that the SNS queue carries signed envelopes only. */
+  eventBridgeQueueUrl: string;
+  eventBridgeDeadLetterQueueUrl: string;
 }
 
 /**
  * Creates, idempotently, what AWS Marketplace and our account would have: the
- * product's SNS topic, our notification queue subscribed to it, and its
- * dead-letter queue with a redrive policy.
+ * product's SNS topic, our notification queue subscribed to it, the queue an
+ * EventBridge rule would target, and a dead-letter queue with a redrive policy
+ * for each.
  */
 export async function ensureLocalAwsResources(options: {
   endpoint: string;
@@ -99,24 +103,28 @@ export async function ensureLocalAwsResources(options: {
   const aws = { region: options.region, endpoints: { sqs: options.endpoint, sns: options.endpoint } };
   const sqs = createSqsClient(aws);
   const sns = createSnsClient(aws);
-  try {
-    const dlq = await sqs.send(new CreateQueueCommand({ QueueName: `${options.queueName}-dlq`, Attributes: { MessageRetentionPeriod: '1209600' } }));
-    const dlqArn = await queueArn(sqs, dlq.QueueUrl!);
+  const queueWithDeadLetters = async (name: string) => {
+    const dlq = await sqs.send(new CreateQueueCommand({ QueueName: `${name}-dlq`, Attributes: { MessageRetentionPeriod: '1209600' } }));
     const queue = await sqs.send(
       new CreateQueueCommand({
-        QueueName: options.queueName,
+        QueueName: name,
         Attributes: {
           VisibilityTimeout: String(options.visibilityTimeoutSeconds ?? 60),
           ReceiveMessageWaitTimeSeconds: '20',
-          RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: options.maxReceiveCount ?? 5 }),
+          RedrivePolicy: JSON.stringify({ deadLetterTargetArn: await queueArn(sqs, dlq.QueueUrl!), maxReceiveCount: options.maxReceiveCount ?? 5 }),
         },
       }),
     );
+    return { queueUrl: queue.QueueUrl!, deadLetterQueueUrl: dlq.QueueUrl! };
+  };
+  try {
+    const queue = await queueWithDeadLetters(options.queueName);
+    const events = await queueWithDeadLetters(`${options.queueName}-events`);
     const topic = await sns.send(new CreateTopicCommand({ Name: `aws-mp-subscription-notification-${options.productCode}` }));
     await sns.send(
-      new SubscribeCommand({ TopicArn: topic.TopicArn!, Protocol: 'sqs', Endpoint: await queueArn(sqs, queue.QueueUrl!) }),
+      new SubscribeCommand({ TopicArn: topic.TopicArn!, Protocol: 'sqs', Endpoint: await queueArn(sqs, queue.queueUrl) }),
     );
-    return { queueUrl: queue.QueueUrl!, deadLetterQueueUrl: dlq.QueueUrl!, topicArn: topic.TopicArn! };
+    return { ...queue, topicArn: topic.TopicArn!, eventBridgeQueueUrl: events.queueUrl, eventBridgeDeadLetterQueueUrl: events.deadLetterQueueUrl };
   } finally {
     sqs.destroy();
     sns.destroy();

@@ -11,16 +11,10 @@ import { join } from 'node:path';
 import { repoRoot, stackDir } from './paths';
 import { portOpen, startProcess, type ManagedProcess } from './processes';
 import { ensureLocalAwsResources, startFerretDb, startMoto, startTemporalDevServer } from './servers';
-import { SIGNING_CERT_PATH } from '../sandbox/sns-signing';
+import { localEnvValues, stackServiceEnv } from './stack-env';
 
 function loadLocalEnv(): Record<string, string> {
-  const file = join(repoRoot, 'infra', 'local.env');
-  const values: Record<string, string> = {};
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    const match = /^\s*([A-Z0-9_]+)=(.*)$/.exec(line);
-    if (match) values[match[1]!] = process.env[match[1]!] ?? match[2]!.trim();
-  }
-  return values;
+  return localEnvValues(readFileSync(join(repoRoot, 'infra', 'local.env'), 'utf8'), process.env);
 }
 
 const port = (address: string) => Number(address.split(':').pop());
@@ -84,16 +78,7 @@ async function main(): Promise<void> {
       queueName: env.SQS_QUEUE_NAME!,
       productCode: env.SANDBOX_PRODUCT_CODE!,
     });
-    const serviceEnv = {
-      ...env,
-      SQS_QUEUE_URL: aws.queueUrl,
-      SANDBOX_SNS_TOPIC_ARN: aws.topicArn,
-      SANDBOX_SNS_SIGNING_DIR: join(dataDir, 'sns-signing'),
-      // The poller accepts envelopes from this topic, signed by AWS or by the sandbox's local certificate.
-      SNS_TOPIC_ARN: aws.topicArn,
-      SNS_TRUSTED_CERT_URLS: `http://localhost:${env.SANDBOX_PORT}${SIGNING_CERT_PATH}`,
-      SESSION_SIGNING_KEY: process.env.SESSION_SIGNING_KEY ?? localSessionKey(dataDir),
-    };
+    const serviceEnv = stackServiceEnv({ localEnv: env, environment: process.env, resources: aws, dataDir, sessionKey: () => localSessionKey(dataDir) });
     const node = join(repoRoot, 'node_modules', '.bin', 'node');
     const program = (name: string, script: string, ready: () => Promise<boolean>) =>
       startProcess({ name, command: node, args: [join(repoRoot, 'dist', script)], env: serviceEnv, logFile: join(logDir, `${name}.log`), echo: true, ready });
@@ -111,7 +96,8 @@ The stack is up (logs in ${logDir}, data in ${dataDir}):
   Sandbox        http://localhost:${env.SANDBOX_PORT}    (AWS Marketplace buyer page: click "Subscribe" to walk the journey)
   Sign in        alice@example.com / demo-password (see the README for the other demo accounts)
   Temporal gRPC  ${env.TEMPORAL_ADDRESS}   MongoDB ${env.MONGODB_URI}   SQS/SNS ${env.AWS_ENDPOINT_URL_SQS}
-  Queue          ${aws.queueUrl}   (dead letters: ${aws.deadLetterQueueUrl})
+  Queue          ${serviceEnv.SQS_QUEUE_URL}   (dead letters: ${aws.deadLetterQueueUrl})
+  Events queue   ${serviceEnv.SQS_EVENTBRIDGE_QUEUE_URL}   (dead letters: ${aws.eventBridgeDeadLetterQueueUrl})
   Poller metrics http://localhost:${env.POLLER_METRICS_PORT}/metrics
   Worker metrics http://localhost:${env.WORKER_METRICS_PORT}/metrics
 Press Ctrl-C to stop everything.`);

@@ -4,6 +4,7 @@
  * local Temporal/MongoDB; `infra/local.env` holds the local stack's overrides.
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseWith, StringEnum, Type, type Static, type TSchema } from './schema';
@@ -24,6 +25,14 @@ const LogLevel = StringEnum(['fatal', 'error', 'warn', 'info', 'debug', 'trace',
 
 const MongoUri = Type.String({ pattern: '^mongodb(\\+srv)?://', default: 'mongodb://127.0.0.1:27017/' });
 
+/**
+ * What a notification queue may carry. Only an SNS envelope is signed; raw
+ * delivery and EventBridge bodies are trusted for the queue they arrive on,
+ * so each must be switched on for its queue (see the README's queue policies).
+ */
+export const QUEUE_FORMATS = ['sns', 'sns-raw', 'eventbridge'] as const;
+export type QueueFormat = (typeof QUEUE_FORMATS)[number];
+
 /** Variables both programs read: logging, the store and where AWS is. */
 const sharedEnv = {
   LOG_LEVEL: LogLevel,
@@ -32,6 +41,7 @@ const sharedEnv = {
   AWS_ENDPOINT_URL_SQS: Type.Optional(Url),
   AWS_ENDPOINT_URL_SNS: Type.Optional(Url),
   SQS_QUEUE_URL: Type.Optional(Url),
+  SQS_EVENTBRIDGE_QUEUE_URL: Type.Optional(Url),
 };
 
 /** Every variable the service reads, with its default. The README documents each one. */
@@ -54,9 +64,20 @@ export const serviceEnvSchema = Type.Object({
   SESSION_SIGNING_KEY: Type.Optional(Type.String({ minLength: 32 })),
   SESSION_SIGNING_KEY_PREVIOUS: Type.Optional(Type.String({ minLength: 32 })),
   SESSION_TTL_SECONDS: Type.Integer({ minimum: 60, default: 12 * 3600 }),
+  TRUST_PROXY: Type.Optional(Type.String({ pattern: '^[0-9A-Za-z.:/]+(,[0-9A-Za-z.:/]+)*$' })),
+  RATE_LIMIT_REGISTRATION_PER_MINUTE: Type.Integer({ minimum: 1, default: 10 }),
+  RATE_LIMIT_SIGN_IN_PER_MINUTE: Type.Integer({ minimum: 1, default: 10 }),
+  RATE_LIMIT_LINKS_PER_MINUTE: Type.Integer({ minimum: 1, default: 30 }),
+  RESOLVE_CUSTOMER_MAX_PER_SECOND: Type.Number({ exclusiveMinimum: 0, maximum: 100, default: 5 }),
+  API_HEADERS_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, maximum: 600, default: 10 }),
+  API_REQUEST_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, maximum: 600, default: 30 }),
+  API_CONNECTION_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 60 }),
+  API_KEEP_ALIVE_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 72 }),
   LINK_CODE_TTL_SECONDS: Type.Integer({ minimum: 60, maximum: 86_400, default: 1800 }),
   LINK_SYNC_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, default: 3600 }),
   DEMO_ACCOUNTS: Bool(false),
+  /** lib/production-guard.ts: an https staging site on the sandbox may keep unsafe settings; never against real AWS. */
+  ALLOW_UNSAFE_STAGING_SETTINGS: Bool(false),
   SIGN_IN_URL: NonEmpty('/signin'),
   METERING_DIMENSIONS: Type.String({
     pattern: '^[A-Za-z0-9_.-]+=[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+=[A-Za-z0-9_.-]+)*$',
@@ -67,12 +88,17 @@ export const serviceEnvSchema = Type.Object({
   METERING_PAGE_SIZE: Type.Integer({ minimum: 1, maximum: 10_000, default: 1000 }),
   METERING_SCHEDULE: Bool(true),
   METERING_SCHEDULE_OFFSET_MINUTES: Type.Integer({ minimum: 0, maximum: 59, default: 5 }),
+  RETENTION_SCHEDULE: Bool(true),
+  // Never shorter than a month: no record is re-sent after AWS's window, even with a month-end grace.
+  METERING_LEDGER_RETENTION_DAYS: Type.Integer({ minimum: 32, default: 400 }),
   DEPLOYMENTS_API_URL: Type.Optional(Url),
   DEPLOYMENTS_API_TOKEN: Type.Optional(NonEmpty()),
   CANCELLATION_GRACE_SECONDS: Type.Integer({ minimum: 1, default: 3 * 24 * 3600 }),
   SQS_WAIT_TIME_SECONDS: Type.Integer({ minimum: 0, maximum: 20, default: 20 }),
   SQS_MAX_MESSAGES: Type.Integer({ minimum: 1, maximum: 10, default: 10 }),
   SQS_DEAD_LETTER_QUEUE_URL: Type.Optional(Url),
+  SQS_QUEUE_FORMATS: Type.String({ pattern: `^(${QUEUE_FORMATS.join('|')})(,(${QUEUE_FORMATS.join('|')}))*$`, default: 'sns' }),
+  SQS_EVENTBRIDGE_DEAD_LETTER_QUEUE_URL: Type.Optional(Url),
   POLLER_RECEIVERS: Type.Integer({ minimum: 1, maximum: 20, default: 2 }),
   POLLER_MAX_IN_FLIGHT: Type.Integer({ minimum: 10, maximum: 1000, default: 50 }),
   POLLER_SHUTDOWN_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 25 }),
@@ -155,6 +181,10 @@ export interface ServiceConfig {
   /** Only the API signs and verifies sessions; the first key signs, every key verifies. */
   session: { signingKeys: string[]; ttlSeconds: number };
   linking: { codeTtlSeconds: number; syncTimeoutMs: number };
+  /** api/rate-limits.ts: per client (a minute's requests) and, for ResolveCustomer, across all clients. */
+  rateLimits: { registrationPerMinute: number; signInPerMinute: number; linksPerMinute: number; resolveCustomerPerSecond: number };
+  /** api/http-timeouts.ts, and whose X-Forwarded-For names the client (a hop count or addresses; unset: nobody's). */
+  httpServer: { timeouts: { headersMs: number; requestMs: number; connectionMs: number; keepAliveMs: number }; trustProxy?: number | string };
   demoAccounts: boolean;
   /** Where buyers sign in: the local demo page, or the platform's own sign-in URL. */
   signInUrl: string;
@@ -164,11 +194,30 @@ export interface ServiceConfig {
   cancellation: { gracePeriodMs: number };
   /** The worker's Prometheus endpoint (Temporal SDK metrics and the subscription workflow's counters); no port: none. */
   workerMetrics: { host: string; port?: number };
+  /** lib/store/retention.ts: the worker's schedule, and how long the metering ledger is kept. */
+  retention: RetentionConfig;
+}
+
+export interface RetentionConfig {
+  schedule: boolean;
+  meteringLedgerDays: number;
+}
+
+/** One queue the poller reads, and what it may carry there. */
+export interface QueueConfig {
+  url: string;
+  formats: QueueFormat[];
+  /** Unset: the target of the queue's redrive policy. */
+  deadLetterQueueUrl?: string;
 }
 
 export interface PollerConfig {
   /** Unset: the target of the queue's redrive policy. */
   deadLetterQueueUrl?: string;
+  /** The formats SQS_QUEUE_URL may carry (default: signed SNS envelopes only). */
+  formats: QueueFormat[];
+  /** A second queue that carries only EventBridge events, with its own dead-letter queue. */
+  eventBridgeQueue?: { url: string; deadLetterQueueUrl?: string };
   receivers: number;
   maxInFlight: number;
   shutdownTimeoutMs: number;
@@ -212,10 +261,18 @@ export function requireApiConfig(config: ServiceConfig): string[] {
   return config.session.signingKeys;
 }
 
-/** The poller cannot run without its queue. */
-export function requireQueueUrl(config: ServiceConfig): string {
-  if (!config.sqs.queueUrl) throw new ConfigError(['SQS_QUEUE_URL: required by the notification poller']);
-  return config.sqs.queueUrl;
+/** The queues the poller reads, each with the formats it may carry; it cannot run without one. */
+export function requireQueues(config: ServiceConfig): QueueConfig[] {
+  const { poller } = config;
+  const queues: QueueConfig[] = [
+    ...(config.sqs.queueUrl ? [{ url: config.sqs.queueUrl, formats: poller.formats, deadLetterQueueUrl: poller.deadLetterQueueUrl }] : []),
+    ...(poller.eventBridgeQueue ? [{ url: poller.eventBridgeQueue.url, formats: ['eventbridge' as const], deadLetterQueueUrl: poller.eventBridgeQueue.deadLetterQueueUrl }] : []),
+  ];
+  if (queues.length === 0) throw new ConfigError(['SQS_QUEUE_URL: required by the notification poller (or SQS_EVENTBRIDGE_QUEUE_URL)']);
+  if (queues.length === 2 && queues[0]!.url === queues[1]!.url) {
+    throw new ConfigError(['SQS_EVENTBRIDGE_QUEUE_URL: must be another queue than SQS_QUEUE_URL (add eventbridge to SQS_QUEUE_FORMATS instead)']);
+  }
+  return queues;
 }
 
 function readPem(name: string, path: string | undefined, problems: string[]): Buffer | undefined {
@@ -253,8 +310,34 @@ function temporalFrom(env: ServiceEnv): TemporalConfig {
   };
 }
 
+/**
+ * TRUST_PROXY: a number of proxy hops (1 behind one load balancer), or the
+ * proxies' addresses and CIDR ranges (or proxy-addr's names loopback,
+ * linklocal, uniquelocal). Never "true": that would believe an address the
+ * client wrote into X-Forwarded-For itself.
+ */
+function trustProxyFrom(value: string | undefined): number | string | undefined {
+  if (value === undefined) return undefined;
+  if (/^[0-9]+$/.test(value)) return Number(value);
+  const named = new Set(['loopback', 'linklocal', 'uniquelocal']);
+  const bad = value.split(',').filter((entry) => {
+    const [address, bits, ...rest] = entry.split('/');
+    const version = isIP(address!);
+    const maxBits = version === 4 ? 32 : 128;
+    if (named.has(entry)) return false;
+    return version === 0 || rest.length > 0 || (bits !== undefined && !(/^[0-9]+$/.test(bits) && Number(bits) <= maxBits));
+  });
+  if (bad.length > 0) {
+    throw new ConfigError([`TRUST_PROXY: a hop count, or addresses and CIDR ranges of the load balancers, comma-separated (not: ${bad.join(', ')})`]);
+  }
+  return value;
+}
+
 export function loadServiceConfig(env: Env = process.env): ServiceConfig {
   const parsed = parseEnv(serviceEnvSchema, env);
+  if (parsed.API_HEADERS_TIMEOUT_SECONDS > parsed.API_REQUEST_TIMEOUT_SECONDS) {
+    throw new ConfigError(['API_HEADERS_TIMEOUT_SECONDS: must not exceed API_REQUEST_TIMEOUT_SECONDS (the headers are part of the request)']);
+  }
   return {
     logLevel: parsed.LOG_LEVEL,
     api: {
@@ -275,6 +358,10 @@ export function loadServiceConfig(env: Env = process.env): ServiceConfig {
     sqs: { queueUrl: parsed.SQS_QUEUE_URL, waitTimeSeconds: parsed.SQS_WAIT_TIME_SECONDS, maxMessages: parsed.SQS_MAX_MESSAGES },
     poller: {
       deadLetterQueueUrl: parsed.SQS_DEAD_LETTER_QUEUE_URL,
+      formats: [...new Set(listOf(parsed.SQS_QUEUE_FORMATS))] as QueueFormat[],
+      eventBridgeQueue: parsed.SQS_EVENTBRIDGE_QUEUE_URL
+        ? { url: parsed.SQS_EVENTBRIDGE_QUEUE_URL, deadLetterQueueUrl: parsed.SQS_EVENTBRIDGE_DEAD_LETTER_QUEUE_URL }
+        : undefined,
       receivers: parsed.POLLER_RECEIVERS,
       maxInFlight: parsed.POLLER_MAX_IN_FLIGHT,
       shutdownTimeoutMs: parsed.POLLER_SHUTDOWN_TIMEOUT_SECONDS * 1000,
@@ -288,6 +375,21 @@ export function loadServiceConfig(env: Env = process.env): ServiceConfig {
       ttlSeconds: parsed.SESSION_TTL_SECONDS,
     },
     linking: { codeTtlSeconds: parsed.LINK_CODE_TTL_SECONDS, syncTimeoutMs: parsed.LINK_SYNC_TIMEOUT_SECONDS * 1000 },
+    rateLimits: {
+      registrationPerMinute: parsed.RATE_LIMIT_REGISTRATION_PER_MINUTE,
+      signInPerMinute: parsed.RATE_LIMIT_SIGN_IN_PER_MINUTE,
+      linksPerMinute: parsed.RATE_LIMIT_LINKS_PER_MINUTE,
+      resolveCustomerPerSecond: parsed.RESOLVE_CUSTOMER_MAX_PER_SECOND,
+    },
+    httpServer: {
+      timeouts: {
+        headersMs: parsed.API_HEADERS_TIMEOUT_SECONDS * 1000,
+        requestMs: parsed.API_REQUEST_TIMEOUT_SECONDS * 1000,
+        connectionMs: parsed.API_CONNECTION_TIMEOUT_SECONDS * 1000,
+        keepAliveMs: parsed.API_KEEP_ALIVE_TIMEOUT_SECONDS * 1000,
+      },
+      trustProxy: trustProxyFrom(parsed.TRUST_PROXY),
+    },
     demoAccounts: parsed.DEMO_ACCOUNTS,
     signInUrl: parsed.SIGN_IN_URL,
     metering: {
@@ -300,6 +402,7 @@ export function loadServiceConfig(env: Env = process.env): ServiceConfig {
     deploymentsApi: { url: parsed.DEPLOYMENTS_API_URL, token: parsed.DEPLOYMENTS_API_TOKEN },
     cancellation: { gracePeriodMs: parsed.CANCELLATION_GRACE_SECONDS * 1000 },
     workerMetrics: { host: parsed.WORKER_METRICS_HOST, port: parsed.WORKER_METRICS_PORT },
+    retention: { schedule: parsed.RETENTION_SCHEDULE, meteringLedgerDays: parsed.METERING_LEDGER_RETENTION_DAYS },
   };
 }
 
@@ -315,7 +418,7 @@ export interface SandboxConfig {
   snsTopicArn?: string;
   /** Undefined: publish through the SNS emulator, unsigned. */
   snsSigning?: { dir: string; version: '1' | '2'; certUrl?: string };
-  queueUrl?: string;
+  eventBridgeQueueUrl?: string;
   mongo: { uri: string; database: string };
   aws: AwsConfig;
 }
@@ -339,7 +442,7 @@ export function loadSandboxConfig(env: Env = process.env): SandboxConfig {
           certUrl: parsed.SANDBOX_SNS_SIGNING_CERT_URL,
         }
       : undefined,
-    queueUrl: parsed.SQS_QUEUE_URL,
+    eventBridgeQueueUrl: parsed.SQS_EVENTBRIDGE_QUEUE_URL,
     mongo: { uri: parsed.MONGODB_URI, database: parsed.SANDBOX_MONGODB_DATABASE },
     aws: {
       region: parsed.AWS_REGION,

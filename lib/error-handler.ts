@@ -8,7 +8,13 @@ export function installErrorHandler(app: FastifyInstance): void {
       request.log.error({ err: error }, 'request failed');
       return reply.code(status).send({ error: 'InternalError', message: 'Something went wrong on our side; please retry.' });
     }
-    const name = error.validation ? 'ValidationError' : error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? 'PayloadTooLarge' : 'BadRequest';
+    const name = error.validation
+      ? 'ValidationError'
+      : error.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
+        ? 'PayloadTooLarge'
+        : status === 429
+          ? 'TooManyRequests'
+          : 'BadRequest';
     return reply.code(status).send({ error: name, message: error.message });
   });
   app.setNotFoundHandler((request, reply) =>

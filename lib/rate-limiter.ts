@@ -2,19 +2,97 @@
  * Paces calls to at most `ratePerSecond`, evenly spaced (no burst), so a
  * quota of N requests per second is used to the full without tripping it.
  * Shared by every caller in the process.
+ *
+ * The spacing holds between the calls' real starts, not only between the
+ * slots handed out: callers start one after another, each at least one
+ * interval after the one before. A process busy for a while (timers fire
+ * late) therefore resumes at the same pace instead of releasing every
+ * overdue caller at once, which a quota measured per second would see as a
+ * burst.
  */
 export class RateLimiter {
   private next = 0;
+  private lastStart = -Infinity;
+  private turns: Promise<void> = Promise.resolve();
+  private readonly intervalMs: number;
 
-  constructor(private readonly ratePerSecond: number) {
+  constructor(ratePerSecond: number) {
     if (!(ratePerSecond > 0)) throw new Error('ratePerSecond must be positive');
+    this.intervalMs = 1000 / ratePerSecond;
   }
 
   /** Resolves when the caller may start its call. */
   async acquire(): Promise<void> {
+    await this.tryAcquire(Infinity);
+  }
+
+  /**
+   * Like acquire(), for callers that cannot wait long (a person's browser):
+   * when the next free slot is more than `maxWaitMs` away, resolves false at
+   * once and takes no slot.
+   */
+  async tryAcquire(maxWaitMs: number): Promise<boolean> {
     const now = Date.now();
     const slot = Math.max(now, this.next);
-    this.next = slot + 1000 / this.ratePerSecond;
-    if (slot > now) await new Promise((resolve) => setTimeout(resolve, slot - now));
+    if (slot - now > maxWaitMs) return false;
+    this.next = slot + this.intervalMs;
+    const turn = this.turns.then(async () => {
+      const wait = Math.max(slot, this.lastStart + this.intervalMs) - Date.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      this.lastStart = Date.now();
+    });
+    this.turns = turn;
+    await turn;
+    return true;
   }
+
+  /** How long a caller arriving now would wait for its slot. */
+  backlogMs(now = Date.now()): number {
+    return Math.max(0, this.next - now);
+  }
+}
+
+/**
+ * A ceiling shared by many clients that no one client can fill: each holds at
+ * most one place in the queue for a slot, so the first-come order becomes a
+ * round-robin over clients. A flood spread over N addresses then delays a real
+ * buyer by N slots, not by the flood's whole backlog, and a client that asks
+ * again while it still waits is turned away without taking a slot.
+ */
+export class PerClientCeiling {
+  private readonly waiting = new Set<string>();
+
+  constructor(
+    private readonly limiter: RateLimiter,
+    private readonly maxWaitMs: number,
+  ) {}
+
+  async tryAcquire(client: string): Promise<boolean> {
+    if (this.waiting.has(client)) return false;
+    this.waiting.add(client);
+    try {
+      return await this.limiter.tryAcquire(this.maxWaitMs);
+    } finally {
+      this.waiting.delete(client);
+    }
+  }
+
+  backlogMs(): number {
+    return this.limiter.backlogMs();
+  }
+}
+
+/**
+ * Who a client is for a per-client limit: an IPv4 address (IPv4-mapped IPv6
+ * included), or the /64 of an IPv6 address, which one host usually owns whole.
+ */
+export function clientKeyOf(ip: string): string {
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip);
+  if (mapped) return mapped[1]!;
+  if (!ip.includes(':')) return ip;
+  const [head = '', tail = ''] = ip.toLowerCase().split('::');
+  const left = head ? head.split(':') : [];
+  const right = ip.includes('::') ? (tail ? tail.split(':') : []) : [];
+  const groups = [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right];
+  return `${groups.slice(0, 4).map((group) => group.replace(/^0+(?=.)/, '')).join(':')}::/64`;
 }

@@ -4,8 +4,9 @@
  * flight (up to POLLER_SHUTDOWN_TIMEOUT_SECONDS) and exit.
  */
 import { createSqsClient } from '../lib/aws';
-import { loadServiceConfig, requireQueueUrl } from '../lib/config';
+import { loadServiceConfig, requireQueues } from '../lib/config';
 import { connectMongo } from '../lib/mongo';
+import { enforceProductionGuard } from '../lib/production-guard';
 import { ensureIndexes } from '../lib/store/indexes';
 import { connectClient } from '../lib/temporal';
 import { createNotificationPoller } from './create-poller';
@@ -26,7 +27,8 @@ function consoleLog(level: 'info' | 'warn' | 'error', threshold: keyof typeof SE
 
 async function main(): Promise<void> {
   const config = loadServiceConfig();
-  const queueUrl = requireQueueUrl(config);
+  enforceProductionGuard(process.env, 'poller');
+  const queues = requireQueues(config);
   const log = { info: consoleLog('info', config.logLevel), warn: consoleLog('warn', config.logLevel), error: consoleLog('error', config.logLevel) };
   const stop = new AbortController();
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -41,25 +43,37 @@ async function main(): Promise<void> {
   const sqs = createSqsClient(config.aws);
   const metrics = createPollerMetrics({ processMetrics: true });
   const metricsServer = await startMetricsServer(metrics.registry, config.poller.metrics);
-  const { poller, queue } = await createNotificationPoller({
-    sqs,
-    db: mongo.db,
-    temporal,
-    queueUrl,
-    taskQueue: config.temporal.taskQueue,
-    syncTimeoutMs: config.linking.syncTimeoutMs,
-    gracePeriodMs: config.cancellation.gracePeriodMs,
-    poller: config.poller,
-    waitTimeSeconds: config.sqs.waitTimeSeconds,
-    batchSize: config.sqs.maxMessages,
-    log,
-    metrics,
-  });
-  if (config.poller.topicArns.length === 0) log.warn({}, 'SNS_TOPIC_ARN is not set: every SNS envelope will be dead-lettered');
+  // One poller per queue, each trusting only the formats its queue may carry; they share the process's connections and metrics.
+  const pollers = await Promise.all(
+    queues.map((queue) =>
+      createNotificationPoller({
+        sqs,
+        db: mongo.db,
+        temporal,
+        queueUrl: queue.url,
+        formats: queue.formats,
+        deadLetterQueueUrl: queue.deadLetterQueueUrl,
+        taskQueue: config.temporal.taskQueue,
+        syncTimeoutMs: config.linking.syncTimeoutMs,
+        gracePeriodMs: config.cancellation.gracePeriodMs,
+        poller: config.poller,
+        waitTimeSeconds: config.sqs.waitTimeSeconds,
+        batchSize: config.sqs.maxMessages,
+        log,
+        metrics,
+      }),
+    ),
+  );
+  if (config.poller.topicArns.length === 0 && queues.some((queue) => queue.formats.includes('sns'))) {
+    log.warn({}, 'SNS_TOPIC_ARN is not set: every SNS envelope will be dead-lettered');
+  }
   if (!config.poller.verifySignatures) log.warn({}, 'SNS_VERIFY_SIGNATURES=false: SNS envelopes are trusted without checking their signature');
-  log.info({ queueUrl, deadLetterQueueUrl: queue.deadLetterQueueUrl, metrics: `${metricsServer.url}/metrics` }, 'poller started');
+  for (const [i, { queue }] of pollers.entries()) {
+    log.info({ queueUrl: queues[i]!.url, formats: queues[i]!.formats, deadLetterQueueUrl: queue.deadLetterQueueUrl }, 'polling');
+  }
+  log.info({ metrics: `${metricsServer.url}/metrics` }, 'poller started');
   try {
-    await poller.run(stop.signal);
+    await Promise.all(pollers.map(({ poller }) => poller.run(stop.signal)));
   } finally {
     await metricsServer.close();
     sqs.destroy();

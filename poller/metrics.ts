@@ -39,13 +39,23 @@ export function createPollerMetrics(options: { processMetrics?: boolean } = {}) 
     }),
     verificationFailed: new Counter({
       name: 'marketplace_notifications_verification_failed_total',
-      help: 'SNS envelopes refused, by check (topic, signature)',
+      help: 'Messages refused as untrusted, by check (format: not a format this queue carries; topic; signature)',
       labelNames: ['check'] as const,
       registers,
     }),
     handOffFailures: new Counter({
       name: 'marketplace_notification_hand_off_failures_total',
       help: 'Failed hand-off attempts (store, Temporal or certificate fetch unavailable); each is retried with backoff',
+      registers,
+    }),
+    deadLetterRefused: new Counter({
+      name: 'marketplace_notifications_dead_letter_refused_total',
+      help: 'Dead-letter copies SQS refused for good (the message is left to the queue redrive policy, without a reason attached)',
+      registers,
+    }),
+    intakePauses: new Counter({
+      name: 'marketplace_notification_intake_pauses_total',
+      help: 'Times intake paused (no new receives) because a hand-off was failing: an outage of Temporal or the store',
       registers,
     }),
     handOffSeconds: new Histogram({

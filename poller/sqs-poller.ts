@@ -19,7 +19,7 @@ import { classifyMessage, type IgnoredNotification, type MarketplaceNotification
 import { rawDeliveryId } from './raw-delivery-id';
 import { RecentIds } from './recent-ids';
 import type { DeadLetterReason, PollerMetrics } from './metrics';
-import { DeleteBatcher, keepInvisible, releaseMessage, sendToDeadLetterQueue } from './queue-actions';
+import { DeadLetterBatcher, DeleteBatcher, keepInvisible, refusedBySqs, releaseMessage } from './queue-actions';
 
 export interface PollerLog {
   info(fields: object, message: string): void;
@@ -44,6 +44,14 @@ export interface PollerOptions {
   maxInFlight?: number;
   /** Attempts before a hand-off failing for a permanent reason is dead-lettered. */
   maxPermanentFailures?: number;
+  /**
+   * The receives a message gets (the redrive policy's maxReceiveCount). A
+   * message whose signing certificate is still unavailable on its last receive
+   * is dead-lettered by us, with the reason, instead of silently by SQS.
+   */
+  maxReceives?: number;
+  /** Delay before an envelope whose certificate could not be fetched comes back: doubles per receive. */
+  certificateRetry?: { initialSeconds: number; maxSeconds: number };
   backoff?: { initialMs: number; maxMs: number };
   /** How long shutdown waits for held messages before leaving them to redelivery. */
   shutdownTimeoutMs?: number;
@@ -52,6 +60,8 @@ export interface PollerOptions {
 type Settled = 'handed-off' | 'duplicate' | 'ignored' | 'dead-lettered' | 'released';
 
 const BODY_KEPT = 4096;
+/** How long a message the dead-letter queue refused waits before SQS may hand it out again, towards its redrive. */
+const REDRIVE_DELAY_SECONDS = 60;
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
@@ -67,12 +77,25 @@ const sleep = (ms: number, signal?: AbortSignal) =>
 
 const jittered = (ms: number) => ms / 2 + Math.random() * (ms / 2);
 
+/**
+ * An event cannot have been sent after it was put on the queue: its claimed
+ * time (an EventBridge `time`, an SNS `Timestamp`) is clamped to the SQS
+ * SentTimestamp, which SQS itself stamps, so no body can date itself into
+ * the future and outrank every later notification.
+ */
+function notBeforeQueued(message: Message, notification: MarketplaceNotification): MarketplaceNotification {
+  const queuedAt = Number(message.Attributes?.SentTimestamp);
+  if (!Number.isFinite(queuedAt) || !notification.sentAt || notification.sentAt.getTime() <= queuedAt) return notification;
+  return { ...notification, sentAt: new Date(queuedAt) };
+}
+
 export class SqsNotificationPoller {
   private readonly inFlight = new Set<Promise<Settled>>();
   /** Hand-offs per notification id in progress here: a concurrent duplicate waits for the first instead of signalling again. */
   private readonly handOffs = new Map<string, Promise<HandOffResult>>();
   private readonly recent = new RecentIds();
   private readonly deletes: DeleteBatcher;
+  private readonly deadLetters: DeadLetterBatcher;
   private failingHandOffs = 0;
   /** Room taken by receives under way, so that concurrent receivers never hold more than maxInFlight together. */
   private reserved = 0;
@@ -81,6 +104,7 @@ export class SqsNotificationPoller {
 
   constructor(private readonly options: PollerOptions) {
     this.deletes = new DeleteBatcher(options.sqs, options.queueUrl);
+    this.deadLetters = new DeadLetterBatcher(options.sqs, options.deadLetterQueueUrl);
   }
 
   private get maxInFlight() {
@@ -100,6 +124,7 @@ export class SqsNotificationPoller {
     const finished = await Promise.race([drained, timedOut]);
     deadline.abort();
     if (!finished) this.options.log.warn({ held: this.inFlight.size }, 'shutdown timeout: the messages still held will be redelivered');
+    this.deadLetters.flush();
     this.deletes.flush();
     signal.removeEventListener('abort', onAbort);
   }
@@ -225,7 +250,7 @@ export class SqsNotificationPoller {
           }
           if (!failing) {
             failing = true;
-            this.failingHandOffs++;
+            if (this.failingHandOffs++ === 0) metrics.intakePauses.inc();
           }
           if (this.stopping.signal.aborted) {
             log.warn(fields, 'hand-off failed during shutdown; the message will be redelivered');
@@ -255,10 +280,13 @@ export class SqsNotificationPoller {
         countReceived('unknown');
         return this.deadLetter(message, 'poison', received.reason);
       case 'untrusted': {
-        if (received.retryable) return this.releaseForLater(message, received.reason);
-        countReceived('sns');
+        const receives = Number(message.Attributes?.ApproximateReceiveCount ?? '1');
+        const lastReceive = receives >= (this.options.maxReceives ?? 5);
+        if (received.retryable && !lastReceive) return this.releaseForLater(message, received.reason);
+        countReceived('untrusted');
         metrics.verificationFailed.inc({ check: received.check });
-        return this.deadLetter(message, 'untrusted', received.reason);
+        const detail = received.retryable ? `still unverifiable after ${receives} receives: ${received.reason}` : received.reason;
+        return this.deadLetter(message, 'untrusted', detail);
       }
       case 'ignored': {
         countReceived(received.format);
@@ -269,7 +297,8 @@ export class SqsNotificationPoller {
         return 'ignored';
       }
       case 'event': {
-        const notification = received.notification.format === 'sns-raw' ? await this.keyRawDelivery(message, received.notification) : received.notification;
+        const notification =
+          received.notification.format === 'sns-raw' ? await this.keyRawDelivery(message, received.notification) : notBeforeQueued(message, received.notification);
         countReceived(notification.format);
         const result = await this.handOffOnce(notification);
         await this.deletes.delete(message.ReceiptHandle!);
@@ -288,7 +317,8 @@ export class SqsNotificationPoller {
    */
   private async releaseForLater(message: Message, reason: string): Promise<Settled> {
     const receives = Number(message.Attributes?.ApproximateReceiveCount ?? '1');
-    const seconds = Math.min(30 * 2 ** (receives - 1), 900);
+    const { initialSeconds, maxSeconds } = this.options.certificateRetry ?? { initialSeconds: 30, maxSeconds: 900 };
+    const seconds = Math.min(initialSeconds * 2 ** (receives - 1), maxSeconds);
     this.options.log.warn({ sqsMessageId: message.MessageId, receives, reason, retryInSeconds: seconds }, 'cannot verify the envelope yet; it will be redelivered');
     await releaseMessage(this.options.sqs, this.options.queueUrl, message, seconds);
     return 'released';
@@ -325,25 +355,55 @@ export class SqsNotificationPoller {
   }
 
   /**
-   * Records why, copies the message to the dead-letter queue, then deletes it.
-   * A redelivery after a crash finds the record already forwarded and only deletes.
+   * False when SQS refuses the copy for good (a dead-letter queue that takes
+   * smaller messages, say): the message is then left to the queue's own
+   * redrive policy, a minute at a time, so that no body can hold intake by
+   * being impossible to dead-letter. An SQS outage still throws, to be waited out.
+   */
+  private async copyToDeadLetterQueue(message: Message, why: string, receives: number): Promise<boolean> {
+    try {
+      await this.deadLetters.send(message, why, receives);
+      return true;
+    } catch (error) {
+      if (!refusedBySqs(error)) throw error;
+      this.options.log.error({ err: error, sqsMessageId: message.MessageId, reason: why }, 'the dead-letter queue refused the copy; leaving the message to the redrive policy');
+      this.options.metrics.deadLetterRefused.inc();
+      await releaseMessage(this.options.sqs, this.options.queueUrl, message, REDRIVE_DELAY_SECONDS);
+      return false;
+    }
+  }
+
+  /**
+   * Copies the message to the dead-letter queue with the reason, then deletes
+   * it. Poison is recorded first, so a redelivery after a crash finds it
+   * already forwarded and only deletes. An untrusted message costs no store
+   * write at all: a flood of forged messages must neither fill the store nor
+   * take the writes genuine notifications need (FerretDB's SQLite backend
+   * serialises them). Its dead-letter copy is the record; a crash between
+   * copy and delete at worst copies it twice.
    */
   private async deadLetter(message: Message, reason: DeadLetterReason, detail: string): Promise<Settled> {
-    const { db, sqs, deadLetterQueueUrl, metrics, log } = this.options;
+    const { db, metrics, log } = this.options;
     const receives = Number(message.Attributes?.ApproximateReceiveCount ?? '1');
-    const record = await recordUnprocessed(db, {
-      _id: `sqs:${message.MessageId}`,
-      outcome: 'dead-lettered',
-      reason: `${reason}: ${detail}`,
-      sqsMessageId: message.MessageId ?? '',
-      receives,
-      body: (message.Body ?? '').slice(0, BODY_KEPT),
-      recordedAt: new Date(),
-    });
-    if (!record.forwardedAt) {
-      await sendToDeadLetterQueue(sqs, deadLetterQueueUrl, message, `${reason}: ${detail}`, receives);
-      await markForwarded(db, record._id);
+    const why = `${reason}: ${detail}`;
+    if (reason === 'untrusted') {
+      if (!(await this.copyToDeadLetterQueue(message, why, receives))) return 'released';
       metrics.deadLettered.inc({ reason });
+    } else {
+      const record = await recordUnprocessed(db, {
+        _id: `sqs:${message.MessageId}`,
+        outcome: 'dead-lettered',
+        reason: why,
+        sqsMessageId: message.MessageId ?? '',
+        receives,
+        body: (message.Body ?? '').slice(0, BODY_KEPT),
+        recordedAt: new Date(),
+      });
+      if (!record.forwardedAt) {
+        if (!(await this.copyToDeadLetterQueue(message, why, receives))) return 'released';
+        await markForwarded(db, record._id);
+        metrics.deadLettered.inc({ reason });
+      }
     }
     await this.deletes.delete(message.ReceiptHandle!);
     log.warn({ sqsMessageId: message.MessageId, receives, reason, detail }, 'message moved to the dead-letter queue');

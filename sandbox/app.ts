@@ -24,7 +24,8 @@ export interface SandboxOptions {
   sns?: SNSClient;
   snsTopicArn?: string;
   sqs?: SQSClient;
-  queueUrl?: string;
+  /** Where EventBridge agreement events go (a queue of their own, as an EventBridge rule's target). */
+  eventBridgeQueueUrl?: string;
   /** Sign SNS envelopes with this key (served at SIGNING_CERT_PATH); absent: publish through the SNS emulator. */
   snsSigning?: { key: SnsSigningKey; version: SignatureVersion; /** Default: the public URL's SIGNING_CERT_PATH. */ certUrl?: string };
   /** Where buyers and the poller reach the sandbox; settable later when it listens on a random port. */
@@ -59,7 +60,7 @@ export async function buildSandbox(options: SandboxOptions): Promise<Sandbox> {
     sns: options.sns,
     topicArn: options.snsTopicArn,
     sqs: options.sqs,
-    queueUrl: options.queueUrl,
+    eventBridgeQueueUrl: options.eventBridgeQueueUrl,
     region: options.region,
     signing: signing && { key: signing.key, version: signing.version, certUrl: () => signing.certUrl ?? `${publicUrl}${SIGNING_CERT_PATH}` },
   });

@@ -127,7 +127,7 @@ export interface SnsSigning {
 
 export class NotificationPublisher {
   constructor(
-    private readonly deps: { sns?: SNSClient; topicArn?: string; sqs?: SQSClient; queueUrl?: string; region: string; signing?: SnsSigning },
+    private readonly deps: { sns?: SNSClient; topicArn?: string; sqs?: SQSClient; eventBridgeQueueUrl?: string; region: string; signing?: SnsSigning },
   ) {}
 
   /**
@@ -150,8 +150,8 @@ export class NotificationPublisher {
   }
 
   async publishEvent(customer: SandboxCustomer, detailType: EventDetailType, options?: EventBodyOptions): Promise<{ eventId: string }> {
-    const { queueUrl, region } = this.deps;
-    if (!queueUrl) throw new Error('SQS is not configured: set SQS_QUEUE_URL and AWS_ENDPOINT_URL_SQS');
+    const { eventBridgeQueueUrl: queueUrl, region } = this.deps;
+    if (!queueUrl) throw new Error('EventBridge delivery is not configured: set SQS_EVENTBRIDGE_QUEUE_URL and AWS_ENDPOINT_URL_SQS');
     const event = eventBridgeEvent(customer, detailType, region, options);
     await this.sqs().send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: JSON.stringify(event) }));
     return { eventId: event.id };

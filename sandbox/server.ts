@@ -19,7 +19,7 @@ async function main(): Promise<void> {
     sns: config.aws.endpoints.sns || config.snsTopicArn ? createSnsClient(config.aws) : undefined,
     snsTopicArn: config.snsTopicArn,
     sqs: createSqsClient(config.aws),
-    queueUrl: config.queueUrl,
+    eventBridgeQueueUrl: config.eventBridgeQueueUrl,
     snsSigning: config.snsSigning && { key: ensureSigningKey(config.snsSigning.dir), version: config.snsSigning.version, certUrl: config.snsSigning.certUrl },
     publicUrl: config.publicUrl,
     logLevel: config.logLevel,

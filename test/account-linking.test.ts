@@ -4,6 +4,7 @@
  * the sandbox publishes subscribe-success through SNS into SQS, the poller
  * signals the subscription's workflow, and the payment method changes in MongoDB.
  */
+import { randomBytes } from 'node:crypto';
 import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { Connection, Client } from '@temporalio/client';
 import { hashPassword } from '../lib/passwords';
@@ -18,6 +19,9 @@ import { startLinkingStack, type LinkingStack } from './helpers/linking-stack';
 import { eventuallyState, subscriptionHandle, subscriptionIdOf } from './helpers/subscription';
 import { testServers, uniqueName } from './helpers/test-env';
 import { eventually } from './helpers/time-skipping';
+
+/** The shape of a real token (long padded base64), that AWS never issued. */
+const wellFormedUnknownToken = () => randomBytes(64).toString('base64');
 
 interface Subscription {
   customer: { _id: string; customerAwsAccountId: string; customerIdentifier?: string; licenseArn: string };
@@ -67,7 +71,7 @@ describe('account linking on the real stack', () => {
   const currentStatus = (browser: Browser) => browser.get('/api/links/current');
   const phaseOf = async (browser: Browser) => (await currentStatus(browser)).json<{ phase?: string }>().phase;
 
-  /** Registration and sign-in as a buyer does them; returns the link code the index page would redeem. */
+  /** Registration and sign-in as a buyer does them; returns the link code the index page offers for confirmation (the Link button posts it). */
   async function arriveFromAws(browser: Browser, subscription: Subscription, email: string, offer: Record<string, string> = {}) {
     const registered = await register(browser, subscription.token, offer);
     expect(registered.status).toBe(303);
@@ -77,6 +81,8 @@ describe('account linking on the real stack', () => {
     const signedIn = await signIn(browser, email, decodeURIComponent(location.split('next=')[1]!));
     expect(signedIn.status).toBe(303);
     expect(signedIn.headers.get('location')).toMatch(/^\/\?link=/);
+    // The index page asks; nothing links until the buyer's click (test/security/02-forced-linking.test.ts).
+    expect((await browser.get(signedIn.headers.get('location')!)).text).toContain('id="link-confirm"');
     return linkCodeOf(signedIn.headers.get('location')!);
   }
 
@@ -197,8 +203,8 @@ describe('account linking on the real stack', () => {
     const delta = (key: string) => (after[key] ?? 0) - (before[key] ?? 0);
     expect([delta('ThrottlingException'), delta('InternalServiceErrorException'), delta('ok')]).toEqual([2, 1, 1]);
 
-    const invalid = await register(new Browser(stack.api.url), 'bm90LWEtcmVhbC10b2tlbg==');
-    expect(invalid.status).toBe(400);
+    const invalid = await register(new Browser(stack.api.url), wellFormedUnknownToken());
+    expect(invalid.status).toBe(403);
     const again = (await stack.sandbox.control<Record<string, { outcomes: Record<string, number> }>>('GET', '/control/calls/summary')).body
       .ResolveCustomer!.outcomes;
     expect((again.InvalidTokenException ?? 0) - (after.InvalidTokenException ?? 0)).toBe(1);
@@ -215,8 +221,9 @@ describe('account linking on the real stack', () => {
     const cases: Array<[string, Record<string, string>, number, string]> = [
       ['missing', {}, 400, 'invalid'],
       ['garbage', { 'x-amzn-marketplace-token': '<script>alert(1)</script>' }, 400, 'invalid'],
-      ['unknown', { 'x-amzn-marketplace-token': 'dW5rbm93bi10b2tlbg==' }, 400, 'invalid'],
-      ['expired', { 'x-amzn-marketplace-token': expiring.token }, 400, 'expired'],
+      ['short', { 'x-amzn-marketplace-token': 'dW5rbm93bi10b2tlbg==' }, 400, 'invalid'],
+      ['unknown', { 'x-amzn-marketplace-token': wellFormedUnknownToken() }, 403, 'invalid'],
+      ['expired', { 'x-amzn-marketplace-token': expiring.token }, 403, 'expired'],
       ['replayed from another browser', { 'x-amzn-marketplace-token': used.token }, 409, 'replayed'],
     ];
     for (const [name, form, status, problem] of cases) {
@@ -277,7 +284,7 @@ describe('account linking on the real stack', () => {
       const subscription = await subscribe();
       const registered = await new Browser(https.url).postForm('/marketplace/register', { 'x-amzn-marketplace-token': subscription.token });
       expect(registered.status).toBe(303);
-      const binding = registered.headers.getSetCookie().find((c) => c.startsWith('mp_link_binding='))!;
+      const binding = registered.headers.getSetCookie().find((c) => c.startsWith('__Host-mp_link_binding='))!;
       expect(binding).toMatch(/; HttpOnly/);
       expect(binding).toMatch(/; SameSite=None/);
       expect(binding).toMatch(/; Secure/);
@@ -386,7 +393,8 @@ describe('account linking on the real stack', () => {
       (messages) => messages.length === 1,
     );
     expect(deadLettered[0]!.Body).toBe('this is not json');
-    expect(deadLettered[0]!.MessageAttributes?.reason?.StringValue).toBe('poison: the body is not JSON');
+    // Nothing AWS sends is anything but a JSON object: this was not sent by AWS.
+    expect(deadLettered[0]!.MessageAttributes?.reason?.StringValue).toBe('untrusted: the body is not a JSON object');
     client.destroy();
   });
 

@@ -2,7 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { AWS_SDK_ENV_VARS, loadSandboxConfig, loadServiceConfig, requireQueueUrl, requireApiConfig, sandboxEnvSchema, serviceEnvSchema } from '../lib/config';
+import { AWS_SDK_ENV_VARS, loadSandboxConfig, loadServiceConfig, requireQueues, requireApiConfig, sandboxEnvSchema, serviceEnvSchema } from '../lib/config';
+import { productionGuard } from '../lib/production-guard';
 import { customSearchAttributes } from '../lib/search-attributes';
 
 interface Service {
@@ -10,14 +11,20 @@ interface Service {
   build?: string;
   command?: string[];
   environment?: Record<string, string | number>;
-  ports?: string[];
+  ports?: Array<string | number | { host_ip?: string; published?: string | number; target: number }>;
 }
 
 const root = join(__dirname, '..');
 const compose = parse(readFileSync(join(root, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, Service> };
 const services = compose.services;
 const envOf = (name: string) => Object.fromEntries(Object.entries(services[name]?.environment ?? {}).map(([k, v]) => [k, String(v)]));
-const containerPort = (service: string) => Number(services[service]?.ports?.[0]?.split(':').pop());
+const containerPort = (service: string) => Number(String(services[service]?.ports?.[0]).split(':').pop());
+/** The host interface a published port listens on: `[IP:]HOST:CONTAINER`, a bare container port (every interface), or the long form. */
+const hostIpOf = (port: NonNullable<Service['ports']>[number]) => {
+  if (typeof port === 'object') return port.host_ip ?? '0.0.0.0';
+  const match = /^(\[[^\]]+\]|\d{1,3}(?:\.\d{1,3}){3}):[^:]+:[^:]+$/.exec(String(port));
+  return match ? match[1]!.replace(/^\[|\]$/g, '') : '0.0.0.0';
+};
 const hostAndPort = (address: string) => {
   const url = new URL(address.includes('://') ? address : `grpc://${address}`);
   return { host: url.hostname, port: Number(url.port) };
@@ -49,7 +56,7 @@ describe('docker-compose.yml', () => {
     // Compose refuses to start without the operator's key: the value is a required-variable interpolation.
     expect(envOf('api').SESSION_SIGNING_KEY).toMatch(/^\$\{SESSION_SIGNING_KEY:\?/);
     expect(requireApiConfig(config)).toHaveLength(1);
-    expect(requireQueueUrl(loadServiceConfig(envOf('poller')))).toBe(envOf('api').SQS_QUEUE_URL);
+    expect(requireQueues(loadServiceConfig(envOf('poller')))[0]!.url).toBe(envOf('api').SQS_QUEUE_URL);
   });
 
   it('api and poller start a subscription workflow with the same settings (whichever comes first starts it)', () => {
@@ -66,9 +73,9 @@ describe('docker-compose.yml', () => {
     expect(Object.keys(env).filter((k) => !known(sandboxEnvSchema).has(k))).toEqual([]);
     expect(config.host).toBe('0.0.0.0');
     expect(containerPort('sandbox')).toBe(config.port);
-    expect(new URL(config.registrationUrl).port).toBe(services.api!.ports![0]!.split(':')[0]);
+    expect(new URL(config.registrationUrl).port).toBe(String(services.api!.ports![0]!).split(':')[0]);
     expect(config.snsTopicArn).toContain(config.productCode);
-    expect(config.queueUrl).toBe(envOf('api').SQS_QUEUE_URL);
+    expect(config.eventBridgeQueueUrl).toBe(envOf('poller').SQS_EVENTBRIDGE_QUEUE_URL);
   });
 
   it('worker: publishes the metrics operators alert on', () => {
@@ -86,6 +93,25 @@ describe('docker-compose.yml', () => {
     expect(new URL(sandbox.snsSigning!.certUrl!).host).toBe(`sandbox:${sandbox.port}`);
     expect(poller.metrics.host).toBe('0.0.0.0');
     expect(containerPort('poller')).toBe(poller.metrics.port);
+  });
+
+  it('issue 12 point 9: only the API is published on every interface; every other published port is bound to loopback', () => {
+    const published = Object.entries(services).flatMap(([name, service]) => (service.ports ?? []).map((port) => ({ name, port: String(port), ip: hostIpOf(port) })));
+    const open = published.filter(({ name, ip }) => name !== 'api' && ip !== '127.0.0.1' && ip !== '::1');
+    expect(open).toEqual([]);
+    // Temporal's frontend and UI, the sandbox, the emulator and the metrics stay reachable from the host itself.
+    expect(published.filter(({ ip }) => ip === '127.0.0.1').map(({ name }) => name).sort()).toEqual(['poller', 'sandbox', 'sqs', 'temporal', 'temporal-ui', 'worker']);
+    expect(published.filter(({ name }) => name === 'api').map(({ ip }) => ip)).toEqual(['0.0.0.0']);
+    expect(hostIpOf('7233')).toBe('0.0.0.0');
+    expect(hostIpOf('[::1]:7233:7233')).toBe('::1');
+    expect(hostIpOf({ target: 7233, published: 7233, host_ip: '127.0.0.1' })).toBe('127.0.0.1');
+  });
+
+  it('issue 12 point 9: as shipped (emulators, sandbox) the guard lets it start; pointed at real AWS it refuses the demo settings', () => {
+    for (const role of ['api', 'worker', 'poller'] as const) expect([role, productionGuard(envOf(role), role).production]).toEqual([role, []]);
+    const onRealAws = Object.fromEntries(Object.entries(envOf('api')).filter(([name]) => !name.startsWith('AWS_ENDPOINT_URL_')));
+    const refused = productionGuard(onRealAws, 'api').unsafe.map((line) => line.split(/[:=]/)[0]);
+    expect(refused).toEqual(expect.arrayContaining(['DEMO_ACCOUNTS', 'PUBLIC_BASE_URL']));
   });
 
   it('every service uses a pinned image tag', () => {

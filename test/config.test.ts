@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadSandboxConfig, loadServiceConfig, requireQueueUrl, requireApiConfig } from '../lib/config';
+import { ConfigError, loadSandboxConfig, loadServiceConfig, requireQueues, requireApiConfig } from '../lib/config';
 
 describe('configuration', () => {
   it('has working defaults: real AWS endpoints, local Temporal and MongoDB', () => {
@@ -97,7 +97,20 @@ describe('configuration', () => {
     const keyed = loadServiceConfig({ SESSION_SIGNING_KEY: 'k'.repeat(40) });
     expect(() => requireApiConfig(keyed)).toThrow(/SIGN_IN_URL: set it to the platform's sign-in page/);
     expect(requireApiConfig(loadServiceConfig({ SESSION_SIGNING_KEY: 'k'.repeat(40), DEMO_ACCOUNTS: 'true' }))).toHaveLength(1);
-    expect(() => requireQueueUrl(config)).toThrow(/SQS_QUEUE_URL: required by the notification poller/);
+    expect(() => requireQueues(config)).toThrow(/SQS_QUEUE_URL: required by the notification poller/);
+  });
+
+  it('reads only signed SNS envelopes unless a queue is configured for more', () => {
+    const queue = 'http://sqs.local/123456789012/notifications';
+    const events = 'http://sqs.local/123456789012/events';
+    expect(requireQueues(loadServiceConfig({ SQS_QUEUE_URL: queue }))).toEqual([{ url: queue, formats: ['sns'] }]);
+    expect(requireQueues(loadServiceConfig({ SQS_QUEUE_URL: queue, SQS_QUEUE_FORMATS: 'sns,sns-raw', SQS_EVENTBRIDGE_QUEUE_URL: events }))).toEqual([
+      { url: queue, formats: ['sns', 'sns-raw'] },
+      { url: events, formats: ['eventbridge'] },
+    ]);
+    expect(requireQueues(loadServiceConfig({ SQS_EVENTBRIDGE_QUEUE_URL: events }))).toEqual([{ url: events, formats: ['eventbridge'] }]);
+    expect(() => loadServiceConfig({ SQS_QUEUE_FORMATS: 'sns,json' })).toThrow(/SQS_QUEUE_FORMATS/);
+    expect(() => requireQueues(loadServiceConfig({ SQS_QUEUE_URL: queue, SQS_EVENTBRIDGE_QUEUE_URL: queue }))).toThrow(/must be another queue/);
   });
 
   it('maps platform metrics to AWS dimensions, with AWS\'s quota as the default rate', () => {

@@ -26,9 +26,12 @@ let stack: LinkingStack;
 let sqs: SQSClient;
 let signer: SnsSigner;
 let customers = 0;
+/** A certificate URL the poller trusts but cannot fetch (nothing listens on port 1): not forged, only unavailable. */
+const UNREACHABLE_CERT_URL = 'http://127.0.0.1:1/SimpleNotificationService-unreachable.pem';
 
 beforeAll(async () => {
-  stack = await startLinkingStack({ visibilityTimeoutSeconds: 30, maxReceiveCount: 5 });
+  // This queue has raw delivery switched on (the default is signed envelopes only); EventBridge events go to the rule's own queue.
+  stack = await startLinkingStack({ visibilityTimeoutSeconds: 30, maxReceiveCount: 5, poller: { formats: ['sns', 'sns-raw'], trustedCertUrls: [UNREACHABLE_CERT_URL] } });
   sqs = createSqsClient(testServers.aws());
   signer = { key: testServers.snsSigningKey(), certUrl: stack.sandbox.certUrl, topicArn: stack.aws.topicArn };
 });
@@ -45,8 +48,13 @@ const registeredCustomer = async () => {
   return { customer, ref: await registerSyntheticCustomer(stack.mongo.db, customer) };
 };
 const send = (body: string) => sqs.send(new SendMessageCommand({ QueueUrl: stack.aws.queueUrl, MessageBody: body }));
+const sendEvent = (body: string) => sqs.send(new SendMessageCommand({ QueueUrl: stack.aws.eventBridgeQueueUrl, MessageBody: body }));
+/** EventBridge bodies to the EventBridge rule's queue, everything else to the SNS queue. */
+const deliver = (body: string) => ('detail-type' in JSON.parse(body) ? sendEvent(body) : send(body));
 
-const drained = () => eventually(() => queueDepth(sqs, stack.aws.queueUrl), (depth) => depth === 0);
+const drained = async () => {
+  for (const queueUrl of [stack.aws.queueUrl, stack.aws.eventBridgeQueueUrl]) await eventually(() => queueDepth(sqs, queueUrl), (depth) => depth === 0);
+};
 
 async function deadLetters(count: number) {
   const received: Message[] = [];
@@ -133,7 +141,7 @@ describe('notification intake', () => {
     const deprovisioned = eventBridgeBody(customer, 'License Deprovisioned - Manufacturer');
     const updated = eventBridgeBody(customer, 'License Updated - Manufacturer');
     const unknown = eventBridgeBody(customer, 'Purchase Agreement Renewed - Manufacturer');
-    for (const event of [created, amended, updated, unknown]) await send(event.body);
+    for (const event of [created, amended, updated, unknown]) await sendEvent(event.body);
 
     // The sandbox prints the license ARN as AWS does, without `arn:`; the poller restores ResolveCustomer's form.
     expect((await handedOff(created.id))!).toMatchObject({
@@ -153,8 +161,8 @@ describe('notification intake', () => {
     ]);
 
     // Ended opens the final-metering window; Deprovisioned closes it: both reach the same subscription workflow.
-    await send(ended.body);
-    await send(deprovisioned.body);
+    await sendEvent(ended.body);
+    await sendEvent(deprovisioned.body);
     expect((await handedOff(ended.id))!).toMatchObject({ action: 'unsubscribe-pending' });
     expect((await handedOff(deprovisioned.id))!).toMatchObject({ action: 'unsubscribe-success' });
     const state = await eventuallyState(subscription(ref), (s) => s.history.length === 4);
@@ -188,7 +196,7 @@ describe('notification intake', () => {
     const event = eventBridgeBody(customer, 'Purchase Agreement Amended - Manufacturer');
     // Five copies of each, interleaved and reversed: SNS and EventBridge both deliver at least once.
     const copies = [...Array(5)].flatMap(() => [success, event.body, fail]).reverse();
-    await Promise.all(copies.map(send));
+    await Promise.all(copies.map(deliver));
     await drained();
     const ids = [JSON.parse(success).MessageId, JSON.parse(fail).MessageId, event.id];
     expect(await notificationsOf(stack.mongo.db).countDocuments({ _id: { $in: ids } })).toBe(3);
@@ -214,13 +222,16 @@ describe('notification intake', () => {
     await handedOff(good.MessageId);
     const dead = await deadLetters(3);
     const reasons = Object.fromEntries(dead.map((m) => [m.MessageAttributes!.sourceMessageId!.StringValue, m.MessageAttributes!.reason!.StringValue]));
-    expect(reasons[notJson.MessageId!]).toBe('poison: the body is not JSON');
+    // Nothing AWS sends is anything but a JSON object.
+    expect(reasons[notJson.MessageId!]).toBe('untrusted: the body is not a JSON object');
     expect(reasons[invalid.MessageId!]).toBe('poison: sns-raw message names no customer (customer-identifier or customer-aws-account-id)');
-    expect(reasons[envelope.MessageId!]).toMatch(/^poison: SNS envelope: .*MessageId/);
+    // An envelope we cannot read cannot be verified either: untrusted, not merely malformed.
+    expect(reasons[envelope.MessageId!]).toMatch(/^untrusted: SNS envelope: .*MessageId/);
     // At once: on the first receive, not after the redrive policy's five.
     expect(dead.map((m) => m.MessageAttributes!.receiveCount!.StringValue)).toEqual(['1', '1', '1']);
+    // Poison is recorded for the operator; an untrusted message costs no store write (its dead-letter copy is the record).
     const records = await unprocessedNotificationsOf(stack.mongo.db).find({ sqsMessageId: { $in: [notJson.MessageId!, invalid.MessageId!, envelope.MessageId!] } }).toArray();
-    expect(records.map((r) => r.outcome)).toEqual(['dead-lettered', 'dead-lettered', 'dead-lettered']);
+    expect(records.map((r) => [r.sqsMessageId, r.outcome])).toEqual([[invalid.MessageId, 'dead-lettered']]);
     expect(records.every((r) => r.forwardedAt && r.body)).toBe(true);
     await drained();
     expect(await metricTotal('marketplace_notifications_dead_lettered_total')).toBeGreaterThanOrEqual(3);
@@ -249,7 +260,7 @@ describe('notification intake', () => {
       queueUrl: queue.queueUrl,
       deadLetterQueueUrl: queue.deadLetterQueueUrl,
       db: stack.mongo.db,
-      trust: { topicArns: [stack.aws.topicArn] },
+      trust: { formats: ['eventbridge'], topicArns: [stack.aws.topicArn] },
       handOff: slowHandOff,
       metrics,
       log: { info: () => undefined, warn: () => undefined, error: () => undefined },
@@ -306,16 +317,19 @@ describe('notification intake', () => {
     expect(foreignFetches).toBe(0);
     expect(await notificationsOf(stack.mongo.db).countDocuments({ awsAccountId: customer.customerAwsAccountId })).toBe(0);
     expect(await metric('marketplace_notifications_verification_failed_total')).toEqual([
-      'marketplace_notifications_verification_failed_total{check="signature"} 4',
+      // The body of the test before that is not JSON.
+      'marketplace_notifications_verification_failed_total{check="format"} 1',
+      // Four here, and the unreadable envelope of the test before.
+      'marketplace_notifications_verification_failed_total{check="signature"} 5',
       'marketplace_notifications_verification_failed_total{check="topic"} 1',
     ]);
 
     // A certificate URL on the AWS pattern that cannot be fetched is not forged: the message comes back later
     // (the redrive policy bounds how often), and intake goes on meanwhile.
-    const unreachable = signedEnvelope({ topicArn: signer.topicArn, message, certUrl: 'https://sns.nonexistent-1.amazonaws.com/cert.pem', version: '1' }, signer.key);
+    const unreachable = signedEnvelope({ topicArn: signer.topicArn, message, certUrl: UNREACHABLE_CERT_URL, version: '1' }, signer.key);
     const held = await send(JSON.stringify(unreachable));
     await eventually(() => Promise.resolve(stack.pollerLog.some((line) => line.includes('cannot verify the envelope yet') && line.includes(held.MessageId!))), Boolean, 400);
-    expect(await metric('marketplace_notifications_dead_lettered_total')).toContain('marketplace_notifications_dead_lettered_total{reason="untrusted"} 5');
+    expect(await metric('marketplace_notifications_dead_lettered_total')).toContain('marketplace_notifications_dead_lettered_total{reason="untrusted"} 7');
 
     // The genuine envelope, after all that, is accepted.
     await send(JSON.stringify(genuine));

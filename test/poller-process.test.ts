@@ -61,6 +61,8 @@ async function startPoller(temporalAddress = testServers.temporal().address, nam
       TEMPORAL_TASK_QUEUE: stack.taskQueue,
       AWS_ENDPOINT_URL_SQS: testServers.awsEndpoint(),
       SQS_QUEUE_URL: stack.aws.queueUrl,
+      // One process reads both queues: signed SNS envelopes on the first, EventBridge events on the rule's own.
+      SQS_EVENTBRIDGE_QUEUE_URL: stack.aws.eventBridgeQueueUrl,
       SQS_WAIT_TIME_SECONDS: '1',
       SNS_TOPIC_ARN: stack.aws.topicArn,
       SNS_TRUSTED_CERT_URLS: stack.sandbox.certUrl,
@@ -81,6 +83,16 @@ async function metricValue(poller: PollerProcess, name: string): Promise<number>
 }
 
 const depth = (queueUrl: string) => queueDepth(sqs, queueUrl);
+/** Both queues (or both dead-letter queues) together. */
+const queued = async () => (await depth(stack.aws.queueUrl)) + (await depth(stack.aws.eventBridgeQueueUrl));
+const deadLettered = async () => (await depth(stack.aws.deadLetterQueueUrl)) + (await depth(stack.aws.eventBridgeDeadLetterQueueUrl));
+
+/** Each body to the queue AWS would put it on: EventBridge events to the rule's queue, envelopes to the SNS queue. */
+async function enqueue(bodies: string[]): Promise<void> {
+  const isEvent = (body: string) => 'detail-type' in (JSON.parse(body) as object);
+  await enqueueBodies(sqs, stack.aws.queueUrl, bodies.filter((body) => !isEvent(body)));
+  await enqueueBodies(sqs, stack.aws.eventBridgeQueueUrl, bodies.filter(isEvent));
+}
 
 /**
  * `customers` registered customers (the poller hands notifications only to registered subscriptions), each with two
@@ -117,15 +129,15 @@ async function expectExactlyOnce(batch: Awaited<ReturnType<typeof notificationBa
     const expected = batch.items.filter((item) => item.customer === customer).map((item) => item.id);
     expect(eventIds(state).sort()).toEqual(expected.sort());
   }
-  await eventually(() => depth(stack.aws.queueUrl), (n) => n === 0, 600);
-  expect(await depth(stack.aws.deadLetterQueueUrl)).toBe(0);
+  await eventually(queued, (n) => n === 0, 600);
+  expect(await deadLettered()).toBe(0);
 }
 
 describe('the poller process', () => {
   it('loses and doubles nothing when killed mid-batch and restarted', async () => {
     const batch = await notificationBatch(60);
     const ids = batch.items.map((item) => item.id);
-    await enqueueBodies(sqs, stack.aws.queueUrl, batch.items.map((item) => item.body));
+    await enqueue(batch.items.map((item) => item.body));
     const first = await startPoller();
     await eventually(() => handedOffCount(ids), (n) => n >= 30, 600);
     first.child.kill('SIGKILL');
@@ -147,7 +159,7 @@ describe('the poller process', () => {
   it('finishes the messages in flight on SIGTERM and exits cleanly', async () => {
     const batch = await notificationBatch(60);
     const ids = batch.items.map((item) => item.id);
-    await enqueueBodies(sqs, stack.aws.queueUrl, batch.items.map((item) => item.body));
+    await enqueue(batch.items.map((item) => item.body));
     const poller = await startPoller();
     await eventually(() => handedOffCount(ids), (n) => n >= 30, 600);
     poller.child.kill('SIGTERM');
@@ -179,20 +191,21 @@ describe('the poller process', () => {
       // More than the poller may hold (POLLER_MAX_IN_FLIGHT, 50 by default).
       const batch = await notificationBatch(27);
       const ids = batch.items.map((item) => item.id);
-      await enqueueBodies(sqs, stack.aws.queueUrl, batch.items.map((item) => item.body));
+      await enqueue(batch.items.map((item) => item.body));
       await eventually(() => metricValue(poller, 'marketplace_notification_hand_off_failures_total'), (n) => n >= 3, 600);
 
       // While hand-offs fail, nothing is deleted or dead-lettered, and no more is received than the poller may hold.
       expect(await handedOffCount(ids)).toBe(0);
-      expect(await depth(stack.aws.queueUrl)).toBe(ids.length);
-      expect(await depth(stack.aws.deadLetterQueueUrl)).toBe(0);
-      expect(await metricValue(poller, 'marketplace_notifications_received_total')).toBeLessThanOrEqual(50);
+      expect(await queued()).toBe(ids.length);
+      expect(await deadLettered()).toBe(0);
+      // It reads two queues (SNS and EventBridge), each holding at most POLLER_MAX_IN_FLIGHT (50).
+      expect(await metricValue(poller, 'marketplace_notifications_received_total')).toBeLessThanOrEqual(2 * 50);
       expect(await metricValue(poller, 'marketplace_notifications_in_flight')).toBeGreaterThan(0);
 
       server = await startTemporalDevServer(serverOptions);
       await eventually(() => handedOffCount(ids), (n) => n === ids.length, 1200);
-      await eventually(() => depth(stack.aws.queueUrl), (n) => n === 0, 600);
-      expect(await depth(stack.aws.deadLetterQueueUrl)).toBe(0);
+      await eventually(queued, (n) => n === 0, 600);
+      expect(await deadLettered()).toBe(0);
       // No worker polls this server: the workflows hold the signals. A signal the server stored while the poller
       // lost its answer in the restart is sent again (the workflow deduplicates by id), so count notifications, not signals.
       for (const customer of batch.subjects) {

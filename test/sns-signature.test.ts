@@ -11,7 +11,7 @@ import { SnsSignatureVerifier } from '../poller/sns-signature';
 import { signedEnvelope, type SignatureVersion, type SnsSigningKey } from '../sandbox/sns-signing';
 import { testServers } from './helpers/test-env';
 
-const AWS_CERT_URL = 'https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-6209c161c6221fdf56ec1eb5c821d112.pem';
+const AWS_CERT_URL = 'https://sns.us-east-1.amazonaws.com/SimpleNotificationService-6209c161c6221fdf56ec1eb5c821d112.pem';
 const key = () => testServers.snsSigningKey();
 
 function otherKey(days: number) {
@@ -69,7 +69,8 @@ describe('SNS signature verification', () => {
 
   it('accepts the China partition host and an explicitly trusted local URL', () => {
     const verifier = new SnsSignatureVerifier({ trustedCertUrls: ['http://127.0.0.1:4580/sns/signing-certificate.pem'] });
-    expect(verifier.isAllowedCertUrl('https://sns.cn-north-1.amazonaws.com.cn/cert.pem')).toBe(true);
+    expect(verifier.isAllowedCertUrl('https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-6209c161c6221fdf56ec1eb5c821d112.pem', 'arn:aws-cn:sns:cn-north-1:123456789012:topic')).toBe(true);
+    expect(verifier.isAllowedCertUrl('https://sns.us-gov-west-1.amazonaws.com/SimpleNotificationService-6209c161c6221fdf56ec1eb5c821d112.pem', 'arn:aws-us-gov:sns:us-gov-west-1:123456789012:topic')).toBe(true);
     expect(verifier.isAllowedCertUrl('http://127.0.0.1:4580/sns/signing-certificate.pem')).toBe(true);
     expect(verifier.isAllowedCertUrl('http://127.0.0.1:4580/sns/other.pem')).toBe(false);
   });

@@ -108,10 +108,12 @@ async function sandboxCustomer(buyer: LinkedBuyer): Promise<SandboxCustomer> {
   return { ...customer, createdAt: new Date(customer.createdAt) };
 }
 
-/** Puts raw bodies on the queue, as AWS (or a DLQ redrive) would. */
+/** Puts bodies on the queue AWS (or a DLQ redrive) would: EventBridge events on the rule's queue, envelopes on the SNS queue. */
 async function deliver(...bodies: string[]): Promise<void> {
   const client = sqs();
-  await enqueueBodies(client, stack.aws.queueUrl, bodies);
+  const isEvent = (body: string) => 'detail-type' in (JSON.parse(body) as object);
+  await enqueueBodies(client, stack.aws.queueUrl, bodies.filter((body) => !isEvent(body)));
+  await enqueueBodies(client, stack.aws.eventBridgeQueueUrl, bodies.filter(isEvent));
   client.destroy();
 }
 

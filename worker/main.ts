@@ -5,14 +5,18 @@ import { httpDeploymentControl } from '../activities/deployment-control';
 import { createMeteringClient, createUsageMeteringClient } from '../lib/aws';
 import { loadServiceConfig } from '../lib/config';
 import { connectMongo } from '../lib/mongo';
+import { enforceProductionGuard } from '../lib/production-guard';
 import { ensureIndexes } from '../lib/store/indexes';
+import { ensureRetentionIndexes, retentionRules } from '../lib/store/retention';
 import { connectClient } from '../lib/temporal';
 import { createWorker } from './create-worker';
 import { ensureMeteringSchedule } from './metering-schedule';
+import { ensureRetentionSchedule } from './retention-schedule';
 import { migrateLegacyWorkflows } from '../infra/migrate-legacy-workflows';
 
 async function main(): Promise<void> {
   const config = loadServiceConfig();
+  enforceProductionGuard(process.env, 'worker');
   // SDK metrics (workflow task failures, schedule-to-start latency, …) and the workflows' own counters, for alerts.
   const { host, port } = config.workerMetrics;
   if (port) Runtime.install({ telemetryOptions: { metrics: { prometheus: { bindAddress: `${host}:${port}` } } } });
@@ -23,6 +27,9 @@ async function main(): Promise<void> {
     const outcome = await ensureMeteringSchedule(client, config.temporal.taskQueue, config.metering.schedule.offsetMinutes);
     console.log(`hourly metering schedule ${outcome}`);
   }
+  const enforcement = await ensureRetentionIndexes(mongo.db, retentionRules(config.retention));
+  console.log(`retention enforced by ${enforcement === 'ttl-indexes' ? "the store's TTL indexes and the schedule" : 'the schedule (the store has no TTL indexes)'}`);
+  if (config.retention.schedule) console.log(`store retention schedule ${await ensureRetentionSchedule(client, config.temporal.taskQueue)}`);
   // Runs of the replaced workflows are moved now, and every minute while an old poller may still start them.
   const migrate = async () => {
     const moved = await migrateLegacyWorkflows({
@@ -44,6 +51,7 @@ async function main(): Promise<void> {
       metering,
       usageMetering,
       meteringConfig: config.metering,
+      retention: config.retention,
       ...(config.deploymentsApi.url ? { deployments: httpDeploymentControl(config.deploymentsApi.url, config.deploymentsApi.token) } : {}),
     }),
   });

@@ -3,7 +3,8 @@
  * date when it exists, so deploying twice, or two workers starting at once,
  * leaves exactly one. Operators see it under Schedules in the Temporal UI.
  */
-import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
+import { ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
+import { upsertSchedule } from './schedules';
 import { hourlyMetering } from '../workflows/hourly-metering';
 
 export const METERING_SCHEDULE_ID = 'hourly-metering';
@@ -22,18 +23,5 @@ export function meteringScheduleOptions(taskQueue: string, offsetMinutes: number
 }
 
 export async function ensureMeteringSchedule(client: Client, taskQueue: string, offsetMinutes: number): Promise<'created' | 'updated'> {
-  const options = meteringScheduleOptions(taskQueue, offsetMinutes);
-  try {
-    await client.schedule.create(options);
-    return 'created';
-  } catch (error) {
-    if (!(error instanceof ScheduleAlreadyRunning)) throw error;
-    await client.schedule.getHandle(METERING_SCHEDULE_ID).update((previous) => ({
-      ...previous,
-      spec: options.spec,
-      action: options.action,
-      policies: { ...previous.policies, ...options.policies },
-    }));
-    return 'updated';
-  }
+  return upsertSchedule(client, meteringScheduleOptions(taskQueue, offsetMinutes));
 }

@@ -6,3 +6,4 @@ export { linkAccount } from './link-account';
 export { hourlyMetering } from './hourly-metering';
 export { cancelSubscription } from './cancel-subscription';
 export { subscription } from './subscription';
+export { storeRetention } from './store-retention';

@@ -1,6 +1,6 @@
 import { escapeHtml, page } from '../../lib/html';
 
-export type RegistrationFailure = 'invalid' | 'expired' | 'replayed' | 'unavailable' | 'not-post';
+export type RegistrationFailure = 'invalid' | 'expired' | 'replayed' | 'unavailable' | 'busy' | 'rate-limited' | 'not-post';
 
 const explanations: Record<RegistrationFailure, { title: string; text: string }> = {
   invalid: {
@@ -18,6 +18,14 @@ const explanations: Record<RegistrationFailure, { title: string; text: string }>
   unavailable: {
     title: 'AWS Marketplace did not answer',
     text: 'We could not reach AWS Marketplace to confirm your subscription. Nothing was changed.',
+  },
+  busy: {
+    title: 'Too many sign-ups are waiting',
+    text: 'We are confirming many AWS Marketplace subscriptions right now. Nothing was changed; wait a few seconds.',
+  },
+  'rate-limited': {
+    title: 'Too many attempts from your network',
+    text: 'We received too many sign-up requests from your address in the last minute. Nothing was changed; wait a minute.',
   },
   'not-post': {
     title: 'Open this page from AWS Marketplace',

@@ -1,14 +1,14 @@
-/** The JSON API of account linking: redeem a link code, then watch the status. */
+/** The JSON API of account linking: redeem a link code the buyer confirmed (or decline it), then watch the status. */
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Db } from 'mongodb';
 import { requestLink, type SubscriptionTarget } from '../../lib/subscription-client';
 import { StringEnum, Type } from '../../lib/schema';
-import { sha256 } from '../../lib/secrets';
 import { latestLinkStatus } from '../../lib/store/link-status';
-import { insertOnce, linkCodesOf, linkCodeUsesOf } from '../../lib/store/registrations';
+import { insertOnce, linkCodeUsesOf } from '../../lib/store/registrations';
 import { LINK_PHASES, LINK_REFUSALS, type LinkStatus } from '../../workflows/link-model';
-import { ErrorRef } from '../schemas';
+import { findBoundLinkCode, LINK_CODE_PATTERN, linkCodeErrors } from '../link-codes';
+import { ErrorRef, ErrorResponse } from '../schemas';
 import { BINDING_COOKIE, requireAccount, sameOriginOnly } from '../session';
 
 export interface LinkRoutesDeps {
@@ -31,18 +31,24 @@ export const LinkStatusResponse = Type.Object(
   { $id: 'LinkStatus', description: "One platform account's link to an AWS customer" },
 );
 
+export const LinkDeclinedResponse = Type.Object(
+  {
+    state: StringEnum(['declined'] as const),
+    awsAccountId: Type.String(),
+    productCode: Type.String(),
+    message: Type.String(),
+  },
+  { $id: 'LinkDeclined', description: 'The link code is spent without linking; nothing changed on the account' },
+);
 
-const errors = {
-  unknown: { error: 'UnknownLinkCode', message: 'This link code is not known. Go back to AWS Marketplace and click Set Up Your Account again.' },
-  expired: { error: 'LinkCodeExpired', message: 'This link code has expired. Go back to AWS Marketplace and click Set Up Your Account again.' },
-  notYours: { error: 'LinkCodeNotYours', message: 'This link code was issued to another browser or user and cannot be used here.' },
-  used: { error: 'LinkCodeUsed', message: 'This link code was already used. Your link status is shown on the index page.' },
-  unavailable: { error: 'LinkingUnavailable', message: 'Linking is briefly unavailable. Your request may still be in progress; retry in a few seconds to see the result.' },
-};
+const errors = linkCodeErrors;
+const problemStatus = { unknown: 404, notYours: 403, expired: 410 } as const;
+const LinkCodeBody = Type.Object({ linkCode: Type.String({ pattern: LINK_CODE_PATTERN }) }, { additionalProperties: false });
 
 export function registerLinkRoutes(root: FastifyInstance, deps: LinkRoutesDeps): void {
   const app = root.withTypeProvider<TypeBoxTypeProvider>();
   root.addSchema(LinkStatusResponse);
+  root.addSchema(LinkDeclinedResponse);
 
   app.post(
     '/api/links',
@@ -50,7 +56,7 @@ export function registerLinkRoutes(root: FastifyInstance, deps: LinkRoutesDeps):
       preHandler: [sameOriginOnly(deps.publicBaseUrl), requireAccount],
       schema: {
         summary: 'Link the signed-in account to the AWS customer behind a link code',
-        body: Type.Object({ linkCode: Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' }) }, { additionalProperties: false }),
+        body: LinkCodeBody,
         response: {
           200: Type.Ref(LinkStatusResponse, { description: 'Refused: the answer says why' }),
           202: Type.Ref(LinkStatusResponse, { description: 'Accepted: waiting for AWS, or linked' }),
@@ -58,23 +64,22 @@ export function registerLinkRoutes(root: FastifyInstance, deps: LinkRoutesDeps):
           403: ErrorRef,
           404: ErrorRef,
           409: ErrorRef,
-          410: ErrorRef,
+          410: Type.Ref(ErrorResponse, { description: 'The code expired (LinkCodeExpired), or the buyer declined it (LinkCodeDeclined)' }),
           503: ErrorRef,
         },
       },
     },
     async (request, reply) => {
       const accountId = request.accountId!;
-      const codeHash = sha256(request.body.linkCode);
-      const code = await linkCodesOf(deps.db).findOne({ _id: codeHash });
-      if (!code) return reply.code(404).send(errors.unknown);
-      const binding = request.cookies[BINDING_COOKIE];
-      if (!binding || sha256(binding) !== code.bindingHash) return reply.code(403).send(errors.notYours);
-      if (code.expiresAt.getTime() <= Date.now()) return reply.code(410).send(errors.expired);
+      const found = await findBoundLinkCode(deps.db, request.body.linkCode, request.cookies[BINDING_COOKIE]);
+      if ('problem' in found) return reply.code(problemStatus[found.problem]).send(errors[found.problem]);
+      const { code } = found;
+      const codeHash = code._id;
       // Claim the code first: of two concurrent uses exactly one inserts.
       // The claim stays unanswered until the workflow answered: only then is a repeat a replay of a used code.
       const claim = await insertOnce(linkCodeUsesOf(deps.db), { _id: codeHash, accountId, usedAt: new Date(), unansweredAt: new Date() });
       if (!claim.inserted && claim.stored.accountId !== accountId) return reply.code(403).send(errors.notYours);
+      if (!claim.inserted && claim.stored.declinedAt) return reply.code(410).send(errors.declined);
       if (!claim.inserted && !claim.stored.unansweredAt) return reply.code(409).send(errors.used);
 
       const ref = { awsAccountId: code.awsAccountId, productCode: code.productCode, ...(code.licenseArn ? { licenseArn: code.licenseArn } : {}) };
@@ -92,6 +97,48 @@ export function registerLinkRoutes(root: FastifyInstance, deps: LinkRoutesDeps):
       await linkCodeUsesOf(deps.db).updateOne({ _id: codeHash, accountId }, { $unset: { unansweredAt: '' } });
       // The response schema publishes only the documented fields.
       return reply.code(answer.phase === 'refused' ? 200 : 202).send(answer);
+    },
+  );
+
+  app.post(
+    '/api/links/decline',
+    {
+      preHandler: [sameOriginOnly(deps.publicBaseUrl), requireAccount],
+      schema: {
+        summary: 'Decline a link code ("Not me"): it can never link; repeating the request answers the same',
+        description:
+          'The index page offers this next to the Link button. Anyone can make a browser post a registration token to the webhook, ' +
+          'so a code the buyer did not expect is spent here rather than left usable until it expires.',
+        body: LinkCodeBody,
+        response: {
+          200: Type.Ref(LinkDeclinedResponse),
+          400: Type.Ref(ErrorResponse, { description: 'A malformed code or body' }),
+          401: Type.Ref(ErrorResponse, { description: 'No valid session' }),
+          403: Type.Ref(ErrorResponse, { description: 'A code issued to another browser or used by another account, or a cross-site request' }),
+          404: Type.Ref(ErrorResponse, { description: 'An unknown code' }),
+          409: Type.Ref(ErrorResponse, { description: 'The code was already used to link: declining cannot undo that' }),
+          410: Type.Ref(ErrorResponse, { description: 'The code expired: it can no longer link anyway' }),
+        },
+      },
+    },
+    async (request, reply) => {
+      const accountId = request.accountId!;
+      const found = await findBoundLinkCode(deps.db, request.body.linkCode, request.cookies[BINDING_COOKIE]);
+      if ('problem' in found) return reply.code(problemStatus[found.problem]).send(errors[found.problem]);
+      const { code } = found;
+      // The same unique claim as a link: of a click on Link and one on "Not me", exactly one wins.
+      const now = new Date();
+      const claim = await insertOnce(linkCodeUsesOf(deps.db), { _id: code._id, accountId, usedAt: now, declinedAt: now });
+      if (claim.stored.accountId !== accountId) return reply.code(403).send(errors.notYours);
+      if (!claim.stored.declinedAt) return reply.code(409).send(errors.used);
+      // Operators can tell attempts to force a link from this line: the AWS account is named, the code is not.
+      if (claim.inserted) request.log.warn({ accountId, awsAccountId: code.awsAccountId, productCode: code.productCode }, 'link code declined by the buyer');
+      return reply.code(200).send({
+        state: 'declined' as const,
+        awsAccountId: code.awsAccountId,
+        productCode: code.productCode,
+        message: 'Nothing was linked. If you did subscribe on AWS Marketplace, go back there and click Set Up Your Account again.',
+      });
     },
   );
 

@@ -6,10 +6,11 @@ import { hashPassword, verifyPassword } from '../../lib/passwords';
 import { randomSecret } from '../../lib/secrets';
 import { Type } from '../../lib/schema';
 import { accountsOf, deploymentsOf } from '../../lib/store/accounts';
+import { linkOfferFor } from '../link-codes';
 import { billingPage } from '../pages/billing-page';
 import { indexPage } from '../pages/index-page';
 import { signInPage } from '../pages/sign-in';
-import { endSession, safeLocalPath, sameOriginOnly, startSession, type SessionSettings } from '../session';
+import { BINDING_COOKIE, endSession, safeLocalPath, sameOriginOnly, startSession, type SessionSettings } from '../session';
 import { billingView, latestCancellation } from './billing';
 
 export interface PageDeps {
@@ -38,7 +39,10 @@ export function registerPages(root: FastifyInstance, deps: PageDeps): void {
     const account = request.accountId ? await accountsOf(deps.db).findOne({ _id: request.accountId }) : null;
     if (!account) return toSignIn(request, reply, deps.signInUrl);
     const deployments = await deploymentsOf(deps.db).find({ accountId: account._id, state: { $ne: 'deleted' } }).sort({ name: 1 }).toArray();
-    return html(reply, indexPage(account, deployments));
+    // A code from the registration webhook is only offered for confirmation here; the buyer's click links.
+    const linkCode = (request.query as { link?: unknown }).link;
+    const link = linkCode === undefined ? undefined : await linkOfferFor(deps.db, typeof linkCode === 'string' ? linkCode : '', request.cookies[BINDING_COOKIE], account._id);
+    return html(reply, indexPage(account, deployments, link));
   });
 
   app.get('/billing', { schema: hidden }, async (request, reply) => {
@@ -48,8 +52,8 @@ export function registerPages(root: FastifyInstance, deps: PageDeps): void {
   });
 
   const sameOrigin = sameOriginOnly(deps.publicBaseUrl);
-  app.post('/signout', { schema: hidden, preHandler: sameOrigin }, async (_request, reply) => {
-    endSession(reply, deps.session);
+  app.post('/signout', { schema: hidden, preHandler: sameOrigin }, async (request, reply) => {
+    await endSession(request, reply, deps.session, deps.db);
     return reply.redirect(deps.signInUrl, 303);
   });
 
@@ -71,6 +75,12 @@ export function registerPages(root: FastifyInstance, deps: PageDeps): void {
       bodyLimit: 8 * 1024,
       attachValidation: true,
       preHandler: sameOrigin,
+      // The rate limiter (api/rate-limits.ts) refuses before the body is read: the form comes back, with the wait.
+      errorHandler: (error, _request, reply) => {
+        if (error.statusCode !== 429) throw error;
+        const wait = `Too many sign-in attempts from your address. Wait ${String(reply.getHeader('retry-after'))} seconds and try again.`;
+        return html(reply, signInPage('/', wait, deps.demoAccounts), 429);
+      },
       schema: {
         ...hidden,
         body: Type.Object({
@@ -88,7 +98,7 @@ export function registerPages(root: FastifyInstance, deps: PageDeps): void {
       if (!account || !valid) {
         return html(reply, signInPage(next, 'That email and password do not match an account.', deps.demoAccounts), 401);
       }
-      startSession(reply, account._id, deps.session);
+      await startSession(reply, account, deps.session);
       return reply.redirect(next, 303);
     },
   );

@@ -26,6 +26,11 @@ export interface AccountDoc {
   name: string;
   /** scrypt, see lib/passwords.ts; absent for accounts that cannot sign in here. */
   passwordHash?: string;
+  /**
+   * Sessions carry the version they were issued with (`sv`) and are valid only while it is current;
+   * signing out moves it on (api/session.ts). Absent: 0. The platform's sign-in reads it when it issues a token.
+   */
+  sessionVersion?: number;
   paymentMethod: PaymentMethod;
   creditCard?: { brand: string; last4: string };
   /** Prepaid balance in US dollars; a positive balance means the account uses Available Credits. */

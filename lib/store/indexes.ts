@@ -2,12 +2,13 @@ import type { Db } from 'mongodb';
 import { accountsOf, deploymentsOf } from './accounts';
 import { linkStatusesOf } from './link-status';
 import { marketplaceCustomersOf, marketplaceLinksOf, notificationsOf } from './marketplace';
-import { linkCodesOf } from './registrations';
 import { usageOf } from './usage';
 
 /**
  * Every index the service relies on. The unique ones carry correctness: one
  * platform account per AWS customer and one AWS customer per platform account.
+ * The indexes on expiry fields are the worker's (retention.ts): on MongoDB they
+ * are TTL indexes, which a plain index on the same field would conflict with.
  */
 export async function ensureIndexes(db: Db): Promise<void> {
   await Promise.all([
@@ -18,7 +19,6 @@ export async function ensureIndexes(db: Db): Promise<void> {
     notificationsOf(db).createIndex({ productCode: 1, awsAccountId: 1 }),
     notificationsOf(db).createIndex({ productCode: 1, customerIdentifier: 1 }),
     linkStatusesOf(db).createIndex({ accountId: 1, updatedAt: -1 }),
-    linkCodesOf(db).createIndex({ expiresAt: 1 }),
     marketplaceLinksOf(db).createIndex({ state: 1, _id: 1 }),
     usageOf(db).createIndex({ hour: 1, accountId: 1 }),
     // The poller and a starting subscription find customers by account and product.

@@ -7,7 +7,7 @@
  */
 import type { Collection } from 'mongodb';
 import { collectionOf, isDuplicateKeyError } from '../mongo';
-import type { AwsCustomerRef } from './marketplace';
+import type { AwsCustomerRef, OfferType } from './marketplace';
 
 export interface RedeemedTokenDoc extends AwsCustomerRef {
   /** sha256 of the registration token. */
@@ -21,6 +21,8 @@ export interface LinkCodeDoc extends AwsCustomerRef {
   /** sha256 of the link code. */
   _id: string;
   bindingHash: string;
+  /** Shown on the confirmation; absent on codes issued before it was. */
+  offerType?: OfferType;
   createdAt: Date;
   expiresAt: Date;
 }
@@ -31,6 +33,8 @@ export interface LinkCodeUseDoc {
   usedAt: Date;
   /** Until the workflow answered (a crash, or Temporal slower than the API's deadline): the same account's retry is answered, not refused. */
   unansweredAt?: Date;
+  /** The buyer answered "Not me": the code is spent without linking. */
+  declinedAt?: Date;
 }
 
 export const redeemedTokensOf = collectionOf<RedeemedTokenDoc>('redeemed_registration_tokens');

@@ -50,18 +50,19 @@ const NO_SUBSCRIPTION_CHANGE: Meaning = { noChange: 'no subscription change' };
  * arrive, they have different event ids: both are handed off, and the
  * workflow's ordering rules make the second a no-op.
  */
-const MEANING_OF_EVENT: Record<string, Meaning> = {
-  'Purchase Agreement Created': { action: 'subscribe-success' },
+// A Map, not an object: a detail type such as "constructor - Manufacturer" must find nothing.
+const MEANING_OF_EVENT = new Map<string, Meaning>([
+  ['Purchase Agreement Created', { action: 'subscribe-success' }],
   // A changed agreement, not a new subscription: the workflow never (re)activates on it.
-  'Purchase Agreement Amended': { action: 'subscribe-success', amendment: true },
+  ['Purchase Agreement Amended', { action: 'subscribe-success', amendment: true }],
   // Opens the one-hour final-metering window.
-  'Purchase Agreement Ended': { action: 'unsubscribe-pending' },
+  ['Purchase Agreement Ended', { action: 'unsubscribe-pending' }],
   // Closes it.
-  'License Deprovisioned': { action: 'unsubscribe-success' },
+  ['License Deprovisioned', { action: 'unsubscribe-success' }],
   // Entitlements matter to contracts; a pay-as-you-go subscription is unchanged.
-  'License Updated': NO_SUBSCRIPTION_CHANGE,
-  'Purchase Agreement Ending': { noChange: 'a reminder before the agreement ends (it may still renew); the end itself is Purchase Agreement Ended' },
-};
+  ['License Updated', NO_SUBSCRIPTION_CHANGE],
+  ['Purchase Agreement Ending', { noChange: 'a reminder before the agreement ends (it may still renew); the end itself is Purchase Agreement Ended' }],
+]);
 
 /** Families of events, by the start of their name. */
 const MEANING_OF_FAMILY: ReadonlyArray<readonly [string, Meaning]> = [
@@ -98,7 +99,7 @@ const AgreementEvent = Type.Object({
 type AgreementDetail = Static<typeof AgreementEvent>['detail'];
 
 export function looksLikeEventBridgeEvent(json: unknown): boolean {
-  return typeof json === 'object' && json !== null && 'detail-type' in json && 'source' in json;
+  return typeof json === 'object' && json !== null && Object.hasOwn(json, 'detail-type') && Object.hasOwn(json, 'source');
 }
 
 export function classifyEventBridgeEvent(json: unknown): Classified {
@@ -134,7 +135,7 @@ export function classifyEventBridgeEvent(json: unknown): Classified {
 function unreadableHead(json: unknown, issues: SchemaIssue[]): Classified {
   const head = json as { id?: unknown; source?: unknown };
   if (typeof head.id === 'string' && head.id && head.source !== EVENT_SOURCE) {
-    return { kind: 'ignored', messageId: head.id, format: 'eventbridge', reason: `event source "${String(head.source).slice(0, 80)}" is not ${EVENT_SOURCE}` };
+    return { kind: 'ignored', messageId: head.id, format: 'eventbridge', reason: `event source "${printable(head.source)}" is not ${EVENT_SOURCE}` };
   }
   return { kind: 'poison', reason: `EventBridge event: ${describeIssues(issues)}` };
 }
@@ -145,7 +146,7 @@ function meaningOf(detailType: string): Meaning {
   // Our own account buying something: its buyer events are not about our customers.
   if (role[1] === 'Acceptor') return { noChange: `${detailType}: sent to the buyer, not the seller` };
   const event = detailType.slice(0, role.index);
-  const meaning = MEANING_OF_EVENT[event] ?? MEANING_OF_FAMILY.find(([family]) => event.startsWith(family))?.[1];
+  const meaning = MEANING_OF_EVENT.get(event) ?? MEANING_OF_FAMILY.find(([family]) => event.startsWith(family))?.[1];
   if (!meaning) return { noChange: unknownDetailType(detailType) };
   return 'noChange' in meaning ? { noChange: `${detailType}: ${meaning.noChange}` } : meaning;
 }
@@ -179,6 +180,9 @@ function textAt(value: unknown, ...path: string[]): string | undefined {
   const found = path.reduce<unknown>((node, key) => (typeof node === 'object' && node !== null ? (node as Record<string, unknown>)[key] : undefined), value);
   return typeof found === 'string' ? present(found) : undefined;
 }
+
+/** A value from an unchecked body, safe to print: objects can carry a toString of their own. */
+const printable = (value: unknown): string => (typeof value === 'string' ? value.slice(0, 80) : `(${value === null ? 'null' : typeof value})`);
 
 const present = (value: string | null | undefined): string | undefined => value?.trim() || undefined;
 

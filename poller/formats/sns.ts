@@ -24,12 +24,15 @@ type SubscriptionMessage = Static<typeof SubscriptionMessage>;
 
 const isKnownAction = (action: string): action is NotificationAction => (ACTIONS as readonly string[]).includes(action);
 
+/** Any field of SNS's envelope makes a body an envelope claim, to be verified as one: dropping `Type` must not make it "raw". */
+const ENVELOPE_FIELDS = ['Type', 'TopicArn', 'Signature', 'SignatureVersion', 'SigningCertURL', 'UnsubscribeURL'];
+
 export function looksLikeSnsEnvelope(json: unknown): boolean {
-  return typeof json === 'object' && json !== null && 'Type' in json && 'TopicArn' in json;
+  return typeof json === 'object' && json !== null && ENVELOPE_FIELDS.some((field) => Object.hasOwn(json, field));
 }
 
 export function looksLikeSubscriptionMessage(json: unknown): boolean {
-  return typeof json === 'object' && json !== null && 'action' in json;
+  return typeof json === 'object' && json !== null && Object.hasOwn(json, 'action');
 }
 
 /** The subscription message, from inside an envelope (`format: 'sns'`) or delivered raw (`format: 'sns-raw'`). */

@@ -25,6 +25,7 @@ export async function linkNewBuyer(stack: LinkingStack): Promise<LinkedBuyer> {
   const next = decodeURIComponent(registered.headers.get('location')!.split('next=')[1]!);
   const signedIn = await browser.postForm('/signin', { email, password: DEMO_PASSWORD, next });
   const linkCode = new URL(signedIn.headers.get('location')!, 'http://x').searchParams.get('link')!;
+  // The request the index page's Link button sends once the buyer confirmed.
   const linked = await browser.postJson('/api/links', { linkCode });
   if (linked.status !== 202) throw new Error(`link request answered ${linked.status}: ${linked.text}`);
   const notify = (action: string) => stack.sandbox.control('POST', `/control/customers/${created.body.customer._id}/notifications`, { action });

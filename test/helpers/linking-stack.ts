@@ -13,8 +13,9 @@ import { ensureIndexes } from '../../lib/store/indexes';
 import { connectClient } from '../../lib/temporal';
 import { ensureLocalAwsResources, type LocalAwsResources } from '../../infra/servers';
 import { createNotificationPoller } from '../../poller/create-poller';
-import type { PollerMetrics } from '../../poller/metrics';
-import type { PollerConfig } from '../../lib/config';
+import { createPollerMetrics, type PollerMetrics } from '../../poller/metrics';
+import type { PollerOptions } from '../../poller/sqs-poller';
+import type { PollerConfig, QueueFormat } from '../../lib/config';
 import type { SignatureVersion } from '../../sandbox/sns-signing';
 import { createWorker } from '../../worker/create-worker';
 import type { Client } from '@temporalio/client';
@@ -48,6 +49,7 @@ export async function startLinkingStack(
     signSns?: false | SignatureVersion;
     /** false: no poller here (a test runs the real poller process on the queue). */
     inProcessPoller?: boolean;
+    certificateRetry?: PollerOptions['certificateRetry'];
   } = {},
 ): Promise<LinkingStack> {
   const productCode = uniqueName('prod');
@@ -73,7 +75,7 @@ export async function startLinkingStack(
   const gracePeriodMs = options.gracePeriodMs ?? 3 * 24 * 3_600_000;
   const settings: Partial<ApiSettings> = { taskQueue: temporalConfig.taskQueue, cancellation: { gracePeriodMs }, ...options.settings };
   const api = await startApi({ db: mongo.db, temporal, resolveCustomer: (token) => marketplace.resolveCustomer!(token), settings });
-  const sandbox = await startSandbox({ productCode, sns, snsTopicArn: aws.topicArn, sqs, queueUrl: aws.queueUrl, registrationUrl: `${api.url}${REGISTRATION_PATH}`, signSns: options.signSns });
+  const sandbox = await startSandbox({ productCode, sns, snsTopicArn: aws.topicArn, sqs, eventBridgeQueueUrl: aws.eventBridgeQueueUrl, registrationUrl: `${api.url}${REGISTRATION_PATH}`, signSns: options.signSns });
   const metering = createMeteringClient({ ...awsConfig, endpoints: { ...awsConfig.endpoints, metering: sandbox.url } });
   Object.assign(marketplace, createMarketplaceActivities({ metering }));
 
@@ -83,21 +85,32 @@ export async function startLinkingStack(
   const pollerLog: string[] = [];
   const record = (level: string) => (fields: object, message: string) => pollerLog.push(`${level} ${message} ${JSON.stringify(fields)}`);
   const stopPoller = new AbortController();
-  const { poller, metrics: pollerMetrics } = await createNotificationPoller({
-    sqs,
-    db: mongo.db,
-    temporal,
-    queueUrl: aws.queueUrl,
-    taskQueue: temporalConfig.taskQueue,
-    syncTimeoutMs: 60_000,
-    gracePeriodMs,
-    poller: testPollerConfig({ topicArns: [aws.topicArn], trustedCertUrls: [sandbox.certUrl], ...options.poller }),
-    waitTimeSeconds: 1,
-    batchSize: 10,
-    log: { info: record('info'), warn: record('warn'), error: record('error') },
-    backoff: { initialMs: 100, maxMs: 1000 },
-  });
-  const pollerDone = options.inProcessPoller === false ? Promise.resolve() : poller.run(stopPoller.signal);
+  const pollerMetrics = createPollerMetrics();
+  // As in production: the SNS queue (signed envelopes only, unless a test says otherwise) and the EventBridge rule's queue.
+  const pollerOf = (queueUrl: string, formats?: readonly QueueFormat[]) =>
+    createNotificationPoller({
+      sqs,
+      db: mongo.db,
+      temporal,
+      queueUrl,
+      formats,
+      taskQueue: temporalConfig.taskQueue,
+      syncTimeoutMs: 60_000,
+      gracePeriodMs,
+      poller: testPollerConfig({
+        topicArns: [aws.topicArn],
+        ...options.poller,
+        trustedCertUrls: [sandbox.certUrl, ...(options.poller?.trustedCertUrls ?? [])],
+      }),
+      waitTimeSeconds: 1,
+      batchSize: 10,
+      log: { info: record('info'), warn: record('warn'), error: record('error') },
+      metrics: pollerMetrics,
+      backoff: { initialMs: 100, maxMs: 1000 },
+      certificateRetry: options.certificateRetry,
+    });
+  const pollers = [await pollerOf(aws.queueUrl), await pollerOf(aws.eventBridgeQueueUrl, ['eventbridge'])];
+  const pollerDone = options.inProcessPoller === false ? Promise.resolve() : Promise.all(pollers.map(({ poller }) => poller.run(stopPoller.signal)));
 
   return {
     api,

@@ -23,7 +23,7 @@ export async function startSandbox(options: {
   sns?: SNSClient;
   snsTopicArn?: string;
   sqs?: SQSClient;
-  queueUrl?: string;
+  eventBridgeQueueUrl?: string;
   registrationUrl?: string;
   /** Sign SNS envelopes with the run's local certificate (default) or publish unsigned through moto. */
   signSns?: false | SignatureVersion;
@@ -39,7 +39,7 @@ export async function startSandbox(options: {
     sns: options.sns,
     snsTopicArn: options.snsTopicArn,
     sqs: options.sqs,
-    queueUrl: options.queueUrl,
+    eventBridgeQueueUrl: options.eventBridgeQueueUrl,
     snsSigning: options.signSns === false ? undefined : { key: testServers.snsSigningKey(), version: options.signSns ?? '1' },
   });
   const url = await sandbox.app.listen({ host: '127.0.0.1', port: 0 });

@@ -21,7 +21,7 @@ describe('AWS Marketplace sandbox: buyer side', () => {
       sns,
       snsTopicArn: resources.topicArn,
       sqs,
-      queueUrl: resources.queueUrl,
+      eventBridgeQueueUrl: resources.eventBridgeQueueUrl,
       registrationUrl: 'http://seller.example/marketplace/register',
     });
   });
@@ -31,8 +31,8 @@ describe('AWS Marketplace sandbox: buyer side', () => {
     sns.destroy();
   });
 
-  async function receiveBodies(): Promise<unknown[]> {
-    const { Messages } = await sqs.send(new ReceiveMessageCommand({ QueueUrl: resources.queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 5 }));
+  async function receiveBodies(queueUrl = resources.queueUrl): Promise<unknown[]> {
+    const { Messages } = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 5 }));
     return (Messages ?? []).map((m) => JSON.parse(m.Body!));
   }
 
@@ -85,12 +85,12 @@ describe('AWS Marketplace sandbox: buyer side', () => {
     expect(message).not.toHaveProperty('offer-identifier');
   });
 
-  it('sends EventBridge agreement events as the bare event JSON', async () => {
+  it('sends EventBridge agreement events as the bare event JSON, to the queue an EventBridge rule targets', async () => {
     const { body } = await sandbox.control<{ customer: { _id: string; customerAwsAccountId: string; licenseArn: string } }>('POST', '/control/customers', {});
     const sent = await sandbox.control<{ eventId: string }>('POST', `/control/customers/${body.customer._id}/events`, {
       detailType: 'Purchase Agreement Ended - Manufacturer',
     });
-    const [event] = (await receiveBodies()) as Array<Record<string, unknown>>;
+    const [event] = (await receiveBodies(resources.eventBridgeQueueUrl)) as Array<Record<string, unknown>>;
     expect(event).toMatchObject({
       id: sent.body.eventId,
       source: 'aws.agreement-marketplace',
@@ -122,7 +122,7 @@ describe('AWS Marketplace sandbox: buyer page buttons', () => {
     const sns = createSnsClient(aws);
     const productCode = uniqueName('prod');
     const resources = await ensureLocalAwsResources({ endpoint: testServers.awsEndpoint(), region: aws.region, queueName: uniqueName('q'), productCode });
-    const sandbox = await startSandbox({ productCode, sns, snsTopicArn: resources.topicArn, sqs, queueUrl: resources.queueUrl });
+    const sandbox = await startSandbox({ productCode, sns, snsTopicArn: resources.topicArn, sqs, eventBridgeQueueUrl: resources.eventBridgeQueueUrl });
     try {
       const { body } = await sandbox.control<{ customer: { _id: string } }>('POST', '/control/customers', {});
       const form = (fields: string) =>
