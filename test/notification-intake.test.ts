@@ -230,7 +230,11 @@ describe('notification intake', () => {
     // At once: on the first receive, not after the redrive policy's five.
     expect(dead.map((m) => m.MessageAttributes!.receiveCount!.StringValue)).toEqual(['1', '1', '1']);
     // Poison is recorded for the operator; an untrusted message costs no store write (its dead-letter copy is the record).
-    const records = await unprocessedNotificationsOf(stack.mongo.db).find({ sqsMessageId: { $in: [notJson.MessageId!, invalid.MessageId!, envelope.MessageId!] } }).toArray();
+    // The record is marked forwarded right after the copy is sent: wait for that write too.
+    const records = await eventually(
+      () => unprocessedNotificationsOf(stack.mongo.db).find({ sqsMessageId: { $in: [notJson.MessageId!, invalid.MessageId!, envelope.MessageId!] } }).toArray(),
+      (found) => found.every((r) => r.forwardedAt),
+    );
     expect(records.map((r) => [r.sqsMessageId, r.outcome])).toEqual([[invalid.MessageId, 'dead-lettered']]);
     expect(records.every((r) => r.forwardedAt && r.body)).toBe(true);
     await drained();
