@@ -14,7 +14,7 @@ COPY lib ./lib
 COPY sandbox ./sandbox
 COPY infra ./infra
 COPY bench ./bench
-RUN npx tsc -p tsconfig.build.json
+RUN npm run --silent build
 
 FROM --platform=linux/amd64 node:24.21.0-bookworm-slim
 ENV NODE_ENV=production

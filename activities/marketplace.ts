@@ -39,7 +39,7 @@ export function createMarketplaceActivities({ metering }: MarketplaceDeps) {
      * by the client (exponential backoff with jitter, see lib/aws.ts); invalid
      * and expired tokens are never retried: only the buyer can get a new one.
      */
-    async resolveCustomer(registrationToken: string): Promise<ResolvedRegistration> {
+    resolveCustomer: async (registrationToken: string): Promise<ResolvedRegistration> => {
       try {
         const result = await metering.send(new ResolveCustomerCommand({ RegistrationToken: registrationToken }));
         if (!result.CustomerAWSAccountId || !result.ProductCode) throw new RegistrationError('aws-unavailable', 'IncompleteResponse');

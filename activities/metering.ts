@@ -28,6 +28,14 @@ export function withinWindow(hour: Date, now: number): boolean {
   return hour.getTime() >= now - METERING_WINDOW_MS + SAFETY_MS;
 }
 
+/**
+ * AWS takes whole units; a started unit is billed (and no usage is a record of 0, as AWS asks).
+ * Rounding to a millionth first keeps float noise in the sum (2.0000000001) from billing a unit.
+ */
+export function billableUnits(usage: number): number {
+  return Math.max(0, Math.ceil(Math.round(usage * 1e6) / 1e6));
+}
+
 export interface PageTotals {
   customers: number;
   records: number;
@@ -85,9 +93,7 @@ export function createMeteringActivities({ db, metering, settings }: MeteringDep
           ...(link.customerIdentifier ? { customerIdentifier: link.customerIdentifier } : {}),
           dimension,
           hour,
-          // AWS takes whole units; a started unit is billed (and no usage is a record of 0, as AWS asks).
-          // Rounding to a millionth first keeps float noise in the sum (2.0000000001) from billing a unit.
-          quantity: Math.max(0, Math.ceil(Math.round((usage.get(link.accountId)?.[metric] ?? 0) * 1e6) / 1e6)),
+          quantity: billableUnits(usage.get(link.accountId)?.[metric] ?? 0),
           createdAt: now,
         };
         return { ...entry, _id: ledgerKey(link._id, entry) };

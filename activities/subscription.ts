@@ -8,7 +8,7 @@ import type { Db } from 'mongodb';
 import { deploymentsOf } from '../lib/store/accounts';
 import { cancellationsOf, customerKey, marketplaceCustomersOf, marketplaceLinksOf, notificationsOf, type MarketplaceLinkDoc, type NotificationDoc } from '../lib/store/marketplace';
 import { saveSubscriptionState, subscriptionsOf } from '../lib/store/subscriptions';
-import { UNKNOWN, type AwsAction, type AwsView } from '../workflows/aws-ordering';
+import { UNKNOWN, type AwsView } from '../workflows/aws-ordering';
 import { isLinkRefusal, type LinkRefusal } from '../workflows/link-model';
 import { licenseIdOf, sameLicense, type SubscriptionRef } from '../workflows/subscription-identity';
 import type { SubscriptionEvent, SubscriptionPhase, SubscriptionSnapshot } from '../workflows/subscription-model';
@@ -168,7 +168,7 @@ export function createSubscriptionActivities({ db, linking }: SubscriptionDeps) 
 function toEvent(doc: NotificationDoc): SubscriptionEvent {
   return {
     id: doc._id,
-    action: doc.action as AwsAction,
+    action: doc.action,
     sentAt: (doc.sentAt ?? doc.receivedAt).toISOString(),
     ...((doc as { amendment?: boolean }).amendment ? { amendment: true } : {}),
     ...(doc.productCode ? { productCode: doc.productCode } : {}),

@@ -15,6 +15,7 @@ import { registerHealthRoutes } from './routes/health';
 import { registerLinkRoutes } from './routes/links';
 import { registerRateLimits, type RateLimitSettings } from './rate-limits';
 import { registerPages } from './routes/pages';
+import { registerPageViews } from './pages/views';
 import { CEILING_MAX_WAIT_MS, registerRegistrationRoute } from './routes/registration';
 import { ErrorResponse } from './schemas';
 import { frameworkErrorsWithHeaders, registerSecurityHeaders } from './security-headers';
@@ -41,7 +42,7 @@ export interface AppDeps {
   db: Db;
   temporal: Client;
   /** The ResolveCustomer activity, called in-process: the buyer's browser is waiting for it. */
-  resolveCustomer(token: string): Promise<ResolvedRegistration>;
+  resolveCustomer: (token: string) => Promise<ResolvedRegistration>;
   settings: ApiSettings;
   logLevel?: string;
 }
@@ -96,6 +97,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   answerOtherMethodsWith405(app);
   await app.register(cookie);
   await app.register(formbody);
+  await registerPageViews(app);
   await registerRateLimits(app, settings.rateLimits);
   await registerOpenApi(app, settings.publicBaseUrl);
   app.addSchema(ErrorResponse);

@@ -12,7 +12,7 @@ export interface GuardDoc {
   needsSession?: boolean;
 }
 
-type Guard = (request: FastifyRequest, reply: FastifyReply) => Promise<unknown> | unknown;
+type Guard = (request: FastifyRequest, reply: FastifyReply) => unknown;
 
 const docs = new WeakMap<Guard, GuardDoc>();
 

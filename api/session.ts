@@ -150,6 +150,8 @@ export function safeLocalPath(next: string | undefined, fallback = '/'): string 
   const unsafe = [...(next ?? '')].some((c) => c < ' ' || c === '\u007f' || c === '\\');
   if (!next || !next.startsWith('/') || unsafe) return fallback;
   const base = 'http://local.invalid';
+  // `//` or `///@` names an empty host: no URL at all, so no path of ours (it used to throw, a 500).
+  if (!URL.canParse(next, base)) return fallback;
   const resolved = new URL(next, base);
   const path = `${resolved.pathname}${resolved.search}`;
   if (resolved.origin !== base || !path.startsWith('/') || path.startsWith('//')) return fallback;

@@ -67,16 +67,18 @@ interface Notification {
   action: 'subscribe-success' | 'subscribe-fail';
 }
 
+const messageIdOf = (envelopeBody: string) => (JSON.parse(envelopeBody) as { MessageId: string }).MessageId;
+
 /** Each customer's notifications, round-robin over the formats (raw delivery, the rare one, a fifth), until `unique` are made. */
 function uniqueNotifications(unique: number, customers: SandboxCustomer[], signer: SnsSigner): Notification[] {
   const kinds = [
     (c: SandboxCustomer): Notification => {
       const body = snsEnvelopeBody(c, 'subscribe-fail', signer);
-      return { id: JSON.parse(body).MessageId, body, customer: c, action: 'subscribe-fail' };
+      return { id: messageIdOf(body), body, customer: c, action: 'subscribe-fail' };
     },
     (c: SandboxCustomer): Notification => {
       const body = snsEnvelopeBody(c, 'subscribe-success', { ...signer, version: '2' });
-      return { id: JSON.parse(body).MessageId, body, customer: c, action: 'subscribe-success' };
+      return { id: messageIdOf(body), body, customer: c, action: 'subscribe-success' };
     },
     (c: SandboxCustomer): Notification => {
       const event = eventBridgeBody(c, 'Purchase Agreement Created - Manufacturer');

@@ -70,7 +70,7 @@ export async function startProcess(options: StartOptions): Promise<ManagedProces
   });
   for (const stream of [child.stdout, child.stderr]) {
     stream?.pipe(log, { end: false });
-    if (options.echo) stream?.on('data', (chunk: Buffer) => process.stdout.write(`[${options.name}] ${chunk}`));
+    if (options.echo) stream?.on('data', (chunk: Buffer) => process.stdout.write(`[${options.name}] ${chunk.toString()}`));
   }
   let exited = false;
   const exitPromise = new Promise<void>((resolveExit) => child.once('exit', () => ((exited = true), resolveExit())));

@@ -61,7 +61,7 @@ function writeHistory(history: History, name: string): void {
     .replace(/"stackTrace": "(?:[^"\\]|\\.)*"/g, '"stackTrace": ""');
   const file = join(historiesDir, `${name}.json`);
   writeFileSync(file, `${text}\n`);
-  console.log(`wrote ${file} (${json.events?.length ?? 0} events, ${Math.round(text.length / 1024)} KB)`);
+  console.log(`wrote ${file} (${(json.events as unknown[] | undefined)?.length ?? 0} events, ${Math.round(text.length / 1024)} KB)`);
 }
 
 async function recordOne(workflowId: string, name: string): Promise<void> {

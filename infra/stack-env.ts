@@ -47,6 +47,6 @@ export function stackServiceEnv({ localEnv, environment, resources, dataDir, ses
     SNS_TRUSTED_CERT_URLS: () => `http://localhost:${localEnv.SANDBOX_PORT}${SIGNING_CERT_PATH}`,
     SESSION_SIGNING_KEY: sessionKey,
   };
-  const chosen = Object.entries(computed).map(([name, compute]) => [name, setIn(environment, name) ?? compute()]);
+  const chosen = Object.entries(computed).map(([name, compute]): [string, string] => [name, setIn(environment, name) ?? compute()]);
   return { ...localEnv, ...Object.fromEntries(chosen) };
 }

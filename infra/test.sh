@@ -8,6 +8,13 @@ export PATH="$PWD/node_modules/.bin:$PATH"
 echo "== lint";      npm run --silent lint
 echo "== typecheck"; npm run --silent typecheck
 echo "== build";     npm run --silent build
+# Between files there is no import cycle, and none may appear. Between top-level folders,
+# activities ↔ workflows and lib ↔ workflows remain until the capability layout removes them:
+# listed here, and failing the run once this is set to 1.
+fail_on_folder_cycles=0
+echo "== import cycles"
+node dist/infra/import-cycles.js
+node dist/infra/import-cycles.js --folders || { found=$?; [ "$found" = 1 ] && [ "$fail_on_folder_cycles" = 0 ]; }
 echo "== tests"
 results="${LOCAL_DIR:-$PWD/.local}/jest-results.json"
 status=0

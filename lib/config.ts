@@ -3,11 +3,11 @@
  * and fails fast naming the offending variable. Defaults target real AWS and a
  * local Temporal/MongoDB; `infra/local.env` holds the local stack's overrides.
  */
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseWith, StringEnum, Type, type Static, type TSchema } from './schema';
+import { temporalEnv, temporalFrom, type TemporalConfig } from './temporal-config';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -33,6 +33,10 @@ const MongoUri = Type.String({ pattern: '^mongodb(\\+srv)?://', default: 'mongod
 export const QUEUE_FORMATS = ['sns', 'sns-raw', 'eventbridge'] as const;
 export type QueueFormat = (typeof QUEUE_FORMATS)[number];
 
+/** Where traces go: nowhere (the default), an OTLP/HTTP collector, or standard output. gRPC is not offered. */
+export const TRACES_EXPORTERS = ['none', 'otlp', 'console'] as const;
+const OTLP_PROTOCOLS = ['http/protobuf', 'http/json'] as const;
+
 /** Variables both programs read: logging, the store and where AWS is. */
 const sharedEnv = {
   LOG_LEVEL: LogLevel,
@@ -50,15 +54,7 @@ export const serviceEnvSchema = Type.Object({
   API_HOST: NonEmpty('127.0.0.1'),
   API_PORT: Port(3000),
   PUBLIC_BASE_URL: Type.Optional(Url),
-  TEMPORAL_ADDRESS: NonEmpty('localhost:7233'),
-  TEMPORAL_NAMESPACE: NonEmpty('default'),
-  TEMPORAL_TASK_QUEUE: NonEmpty('marketplace-billing'),
-  TEMPORAL_TLS: Bool(false),
-  TEMPORAL_TLS_CERT_PATH: Type.Optional(NonEmpty()),
-  TEMPORAL_TLS_KEY_PATH: Type.Optional(NonEmpty()),
-  TEMPORAL_TLS_CA_PATH: Type.Optional(NonEmpty()),
-  TEMPORAL_TLS_SERVER_NAME: Type.Optional(NonEmpty()),
-  TEMPORAL_API_KEY: Type.Optional(NonEmpty()),
+  ...temporalEnv,
   MONGODB_DATABASE: NonEmpty('marketplace_billing'),
   AWS_ENDPOINT_URL_MARKETPLACE_METERING: Type.Optional(Url),
   SESSION_SIGNING_KEY: Type.Optional(Type.String({ minLength: 32 })),
@@ -109,6 +105,13 @@ export const serviceEnvSchema = Type.Object({
   SNS_TOPIC_ARN: Type.Optional(Type.String({ pattern: '^arn:[^,\\s]+(,arn:[^,\\s]+)*$' })),
   SNS_VERIFY_SIGNATURES: Bool(true),
   SNS_TRUSTED_CERT_URLS: Type.Optional(Type.String({ pattern: '^https?://[^,\\s]+(,https?://[^,\\s]+)*$' })),
+  // OpenTelemetry's standard variables (lib/telemetry/tracing.ts); the exporter itself reads OTEL_EXPORTER_OTLP_HEADERS and the rest.
+  OTEL_TRACES_EXPORTER: StringEnum(TRACES_EXPORTERS, { default: 'none' }),
+  OTEL_EXPORTER_OTLP_PROTOCOL: StringEnum(OTLP_PROTOCOLS, { default: 'http/protobuf' }),
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: Type.Optional(StringEnum(OTLP_PROTOCOLS)),
+  OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(Url),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: Type.Optional(Url),
+  OTEL_SERVICE_NAME: Type.Optional(NonEmpty()),
 });
 export type ServiceEnv = Static<typeof serviceEnvSchema>;
 
@@ -154,15 +157,7 @@ export function parseEnv<T extends TSchema>(schema: T, env: Env): Static<T> {
   throw new ConfigError([...byVariable.values()]);
 }
 
-export interface TemporalConfig {
-  address: string;
-  namespace: string;
-  taskQueue: string;
-  /** Undefined means plaintext, as for a local dev server. */
-  tls?: { serverName?: string; caPem?: Buffer; clientCertPem?: Buffer; clientKeyPem?: Buffer };
-  /** Temporal Cloud API key; implies TLS. */
-  apiKey?: string;
-}
+export type { TemporalConfig };
 
 export interface AwsConfig {
   region: string;
@@ -194,8 +189,15 @@ export interface ServiceConfig {
   cancellation: { gracePeriodMs: number };
   /** The worker's Prometheus endpoint (Temporal SDK metrics and the subscription workflow's counters); no port: none. */
   workerMetrics: { host: string; port?: number };
+  /** lib/telemetry/tracing.ts: OpenTelemetry traces, off unless an exporter is named. */
+  tracing: TracingConfig;
   /** lib/store/retention.ts: the worker's schedule, and how long the metering ledger is kept. */
   retention: RetentionConfig;
+}
+
+export interface TracingConfig {
+  exporter: (typeof TRACES_EXPORTERS)[number];
+  protocol: (typeof OTLP_PROTOCOLS)[number];
 }
 
 export interface RetentionConfig {
@@ -275,41 +277,6 @@ export function requireQueues(config: ServiceConfig): QueueConfig[] {
   return queues;
 }
 
-function readPem(name: string, path: string | undefined, problems: string[]): Buffer | undefined {
-  if (!path) return undefined;
-  try {
-    return readFileSync(path);
-  } catch (error) {
-    problems.push(`${name}: cannot read "${path}" (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
-    return undefined;
-  }
-}
-
-function temporalFrom(env: ServiceEnv): TemporalConfig {
-  const problems: string[] = [];
-  if (Boolean(env.TEMPORAL_TLS_CERT_PATH) !== Boolean(env.TEMPORAL_TLS_KEY_PATH)) {
-    problems.push('TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH must be set together (mTLS)');
-  }
-  const wantsTls =
-    env.TEMPORAL_TLS || Boolean(env.TEMPORAL_API_KEY) || Boolean(env.TEMPORAL_TLS_CERT_PATH) || Boolean(env.TEMPORAL_TLS_CA_PATH);
-  const tls = wantsTls
-    ? {
-        serverName: env.TEMPORAL_TLS_SERVER_NAME,
-        caPem: readPem('TEMPORAL_TLS_CA_PATH', env.TEMPORAL_TLS_CA_PATH, problems),
-        clientCertPem: readPem('TEMPORAL_TLS_CERT_PATH', env.TEMPORAL_TLS_CERT_PATH, problems),
-        clientKeyPem: readPem('TEMPORAL_TLS_KEY_PATH', env.TEMPORAL_TLS_KEY_PATH, problems),
-      }
-    : undefined;
-  if (problems.length > 0) throw new ConfigError(problems);
-  return {
-    address: env.TEMPORAL_ADDRESS,
-    namespace: env.TEMPORAL_NAMESPACE,
-    taskQueue: env.TEMPORAL_TASK_QUEUE,
-    tls,
-    apiKey: env.TEMPORAL_API_KEY,
-  };
-}
-
 /**
  * TRUST_PROXY: a number of proxy hops (1 behind one load balancer), or the
  * proxies' addresses and CIDR ranges (or proxy-addr's names loopback,
@@ -335,6 +302,8 @@ function trustProxyFrom(value: string | undefined): number | string | undefined 
 
 export function loadServiceConfig(env: Env = process.env): ServiceConfig {
   const parsed = parseEnv(serviceEnvSchema, env);
+  const temporal = temporalFrom(env, parsed);
+  if ('problems' in temporal) throw new ConfigError(temporal.problems);
   if (parsed.API_HEADERS_TIMEOUT_SECONDS > parsed.API_REQUEST_TIMEOUT_SECONDS) {
     throw new ConfigError(['API_HEADERS_TIMEOUT_SECONDS: must not exceed API_REQUEST_TIMEOUT_SECONDS (the headers are part of the request)']);
   }
@@ -345,7 +314,7 @@ export function loadServiceConfig(env: Env = process.env): ServiceConfig {
       port: parsed.API_PORT,
       publicBaseUrl: parsed.PUBLIC_BASE_URL ?? `http://localhost:${parsed.API_PORT}`,
     },
-    temporal: temporalFrom(parsed),
+    temporal: temporal.temporal,
     mongo: { uri: parsed.MONGODB_URI, database: parsed.MONGODB_DATABASE },
     aws: {
       region: parsed.AWS_REGION,
@@ -403,6 +372,7 @@ export function loadServiceConfig(env: Env = process.env): ServiceConfig {
     cancellation: { gracePeriodMs: parsed.CANCELLATION_GRACE_SECONDS * 1000 },
     workerMetrics: { host: parsed.WORKER_METRICS_HOST, port: parsed.WORKER_METRICS_PORT },
     retention: { schedule: parsed.RETENTION_SCHEDULE, meteringLedgerDays: parsed.METERING_LEDGER_RETENTION_DAYS },
+    tracing: { exporter: parsed.OTEL_TRACES_EXPORTER, protocol: parsed.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? parsed.OTEL_EXPORTER_OTLP_PROTOCOL },
   };
 }
 

@@ -126,7 +126,7 @@ export function productionGuard(environment: Env, role: ServiceRole): GuardVerdi
 }
 
 /** At start-up, before any connection: throws one ConfigError naming every unsafe setting, or warns about each one waived. */
-export function enforceProductionGuard(environment: Env, role: ServiceRole, warn: (line: string) => void = console.warn): void {
+export function enforceProductionGuard(environment: Env, role: ServiceRole, warn: (line: string) => void): void {
   const verdict = productionGuard(environment, role);
   if (verdict.unsafe.length === 0) return;
   const why = `production (${verdict.production.join('; ')})`;

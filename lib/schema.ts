@@ -31,7 +31,7 @@ export function checkWith<T extends TSchema>(
   schema: T,
   input: unknown,
 ): { ok: true; value: Static<T> } | { ok: false; issues: SchemaIssue[] } {
-  return Value.Check(schema, input) ? { ok: true, value: input as Static<T> } : parseWith(schema, input);
+  return Value.Check(schema, input) ? { ok: true, value: input } : parseWith(schema, input);
 }
 
 /** Converts, defaults and checks `input`; returns the typed value or the list of issues. */
@@ -40,7 +40,7 @@ export function parseWith<T extends TSchema>(
   input: unknown,
 ): { ok: true; value: Static<T> } | { ok: false; issues: SchemaIssue[] } {
   const prepared = Value.Default(schema, Value.Convert(schema, Value.Clone(input)));
-  if (Value.Check(schema, prepared)) return { ok: true, value: prepared as Static<T> };
+  if (Value.Check(schema, prepared)) return { ok: true, value: prepared };
   const issues = [...Value.Errors(schema, prepared)].map((error) => ({
     path: error.path,
     message: error.message,

@@ -1,14 +1,16 @@
+import type { Logger } from './logger';
+
 /** Runs `close` once on SIGINT or SIGTERM, then exits; a second signal exits at once. */
-export function onShutdown(close: () => Promise<unknown>, log: (message: string) => void = console.log): void {
+export function onShutdown(close: () => Promise<unknown>, log: Pick<Logger, 'info' | 'error'>): void {
   let closing = false;
   const handle = (signal: NodeJS.Signals) => {
     if (closing) process.exit(1);
     closing = true;
-    log(`${signal} received, shutting down`);
+    log.info({ signal }, 'shutting down');
     close().then(
       () => process.exit(0),
       (error: unknown) => {
-        console.error('shutdown failed', error);
+        log.error({ err: error }, 'shutdown failed');
         process.exit(1);
       },
     );

@@ -1,26 +1,17 @@
-import { Client, Connection, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { Client, Connection, WorkflowExecutionAlreadyStartedError, type ClientInterceptors } from '@temporalio/client';
 import type { AwsCustomer } from '../workflows/link-model';
-import type { TemporalConfig } from './config';
+import type { TemporalConfig } from './temporal-config';
 import { AwsAccountId, AwsProductCode } from './search-attributes';
 
-/** Connection options shared by the client and the worker (plaintext, mTLS, or Temporal Cloud API key). */
+/** Connection options shared by the client and the worker (plaintext, TLS, mTLS, or an API key), as lib/temporal-config.ts read them. */
 export function connectionOptions(config: TemporalConfig) {
-  const tls = config.tls
-    ? {
-        serverNameOverride: config.tls.serverName,
-        serverRootCACertificate: config.tls.caPem,
-        clientCertPair:
-          config.tls.clientCertPem && config.tls.clientKeyPem
-            ? { crt: config.tls.clientCertPem, key: config.tls.clientKeyPem }
-            : undefined,
-      }
-    : undefined;
-  return { address: config.address, tls, apiKey: config.apiKey };
+  return { address: config.address, tls: config.tls, apiKey: config.apiKey, metadata: config.metadata };
 }
 
-export async function connectClient(config: TemporalConfig): Promise<Client> {
+/** `interceptors`: the tracing's, when it is on (lib/telemetry/tracing.ts). */
+export async function connectClient(config: TemporalConfig, interceptors?: ClientInterceptors): Promise<Client> {
   const connection = await Connection.connect(connectionOptions(config));
-  return new Client({ connection, namespace: config.namespace });
+  return new Client({ connection, namespace: config.namespace, interceptors });
 }
 
 /** The search attributes every per-customer workflow starts with, so operators find it by AWS account and product. */

@@ -55,6 +55,7 @@ export interface NotificationPollerDeps {
   metrics?: PollerMetrics;
   backoff?: PollerOptions['backoff'];
   certificateRetry?: PollerOptions['certificateRetry'];
+  traceMessage?: PollerOptions['traceMessage'];
 }
 
 export async function createNotificationPoller(deps: NotificationPollerDeps) {
@@ -83,6 +84,7 @@ export async function createNotificationPoller(deps: NotificationPollerDeps) {
     shutdownTimeoutMs: poller.shutdownTimeoutMs,
     backoff: deps.backoff,
     certificateRetry: deps.certificateRetry,
+    traceMessage: deps.traceMessage,
   });
   return { poller: instance, metrics, queue };
 }

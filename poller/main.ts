@@ -5,31 +5,22 @@
  */
 import { createSqsClient } from '../lib/aws';
 import { loadServiceConfig, requireQueues } from '../lib/config';
+import { createLogger, exitWithError } from '../lib/logger';
 import { connectMongo } from '../lib/mongo';
 import { enforceProductionGuard } from '../lib/production-guard';
 import { ensureIndexes } from '../lib/store/indexes';
+import { startTracing } from '../lib/telemetry/tracing';
 import { connectClient } from '../lib/temporal';
 import { createNotificationPoller } from './create-poller';
 import { createPollerMetrics } from './metrics';
 import { startMetricsServer } from './metrics-server';
 
-const SEVERITY = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: 100 } as const;
-
-/** One JSON line per event at or above LOG_LEVEL; errors are reduced to their message. */
-function consoleLog(level: 'info' | 'warn' | 'error', threshold: keyof typeof SEVERITY) {
-  if (SEVERITY[level] < SEVERITY[threshold]) return () => undefined;
-  return (fields: object, msg: string) => {
-    const { err, ...rest } = fields as { err?: unknown };
-    const error = err === undefined ? {} : { error: err instanceof Error ? err.message : String(err) };
-    console[level](JSON.stringify({ level, time: new Date().toISOString(), msg, ...rest, ...error }));
-  };
-}
-
 async function main(): Promise<void> {
   const config = loadServiceConfig();
-  enforceProductionGuard(process.env, 'poller');
+  const log = createLogger('poller', config.logLevel);
+  enforceProductionGuard(process.env, 'poller', (line) => log.warn(line));
   const queues = requireQueues(config);
-  const log = { info: consoleLog('info', config.logLevel), warn: consoleLog('warn', config.logLevel), error: consoleLog('error', config.logLevel) };
+  const tracing = await startTracing(config.tracing, 'marketplace-poller');
   const stop = new AbortController();
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
@@ -39,7 +30,7 @@ async function main(): Promise<void> {
   }
   const mongo = await connectMongo(config.mongo.uri, config.mongo.database, 'marketplace-poller');
   await ensureIndexes(mongo.db);
-  const temporal = await connectClient(config.temporal);
+  const temporal = await connectClient(config.temporal, tracing?.temporalClient);
   const sqs = createSqsClient(config.aws);
   const metrics = createPollerMetrics({ processMetrics: true });
   const metricsServer = await startMetricsServer(metrics.registry, config.poller.metrics);
@@ -61,6 +52,7 @@ async function main(): Promise<void> {
         batchSize: config.sqs.maxMessages,
         log,
         metrics,
+        traceMessage: tracing?.traceMessage,
       }),
     ),
   );
@@ -79,11 +71,9 @@ async function main(): Promise<void> {
     sqs.destroy();
     await temporal.connection.close();
     await mongo.close();
+    await tracing?.shutdown();
   }
-  console.log(JSON.stringify({ level: 'info', time: new Date().toISOString(), msg: 'poller stopped' }));
+  log.info('poller stopped');
 }
 
-main().catch((error: unknown) => {
-  console.error(error instanceof Error ? error.message : error);
-  process.exit(1);
-});
+main().catch(exitWithError('poller'));

@@ -1,13 +1,17 @@
 /** What an operator watches on the poller, in Prometheus format (one registry per poller). */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { UntrustedCheck } from './messages';
 
-export type DeadLetterReason = 'poison' | 'untrusted' | 'hand-off-failed';
+export const DEAD_LETTER_REASONS = ['poison', 'untrusted', 'hand-off-failed'] as const;
+export type DeadLetterReason = (typeof DEAD_LETTER_REASONS)[number];
+/** Every check, so that a new one cannot be left out of the series created at zero. */
+const UNTRUSTED_CHECKS = Object.keys({ format: true, topic: true, signature: true } satisfies Record<UntrustedCheck, true>) as UntrustedCheck[];
 
 export function createPollerMetrics(options: { processMetrics?: boolean } = {}) {
   const registry = new Registry();
   const registers = [registry];
   if (options.processMetrics) collectDefaultMetrics({ register: registry, prefix: 'marketplace_poller_' });
-  return {
+  const metrics = {
     registry,
     received: new Counter({
       name: 'marketplace_notifications_received_total',
@@ -66,6 +70,10 @@ export function createPollerMetrics(options: { processMetrics?: boolean } = {}) 
     }),
     inFlight: new Gauge({ name: 'marketplace_notifications_in_flight', help: 'Messages received and not yet settled', registers }),
   };
+  // The alerts' series exist at zero from the start: a series born at 1 hides the first dead letter from increase().
+  for (const reason of DEAD_LETTER_REASONS) metrics.deadLettered.inc({ reason }, 0);
+  for (const check of UNTRUSTED_CHECKS) metrics.verificationFailed.inc({ check }, 0);
+  return metrics;
 }
 
 export type PollerMetrics = ReturnType<typeof createPollerMetrics>;

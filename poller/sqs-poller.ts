@@ -13,6 +13,7 @@
 import { ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Db } from 'mongodb';
 import { recordUnprocessed, markForwarded } from '../lib/store/marketplace';
+import type { Tracing } from '../lib/telemetry/tracing';
 import { isPermanentFailure } from './failures';
 import type { HandOff, HandOffResult } from './hand-off';
 import { classifyMessage, type IgnoredNotification, type MarketplaceNotification, type TrustPolicy } from './messages';
@@ -55,6 +56,8 @@ export interface PollerOptions {
   backoff?: { initialMs: number; maxMs: number };
   /** How long shutdown waits for held messages before leaving them to redelivery. */
   shutdownTimeoutMs?: number;
+  /** A span per message settled, when tracing is on; the hand-off's Temporal calls are its children. */
+  traceMessage?: Tracing['traceMessage'];
 }
 
 type Settled = 'handed-off' | 'duplicate' | 'ignored' | 'dead-lettered' | 'released';
@@ -178,7 +181,7 @@ export class SqsNotificationPoller {
   }
 
   private async receiveBatch(): Promise<void> {
-    const { sqs, queueUrl, metrics } = this.options;
+    const { sqs, queueUrl, metrics, traceMessage } = this.options;
     const { Messages = [] } = await sqs.send(
       new ReceiveMessageCommand({
         QueueUrl: queueUrl,
@@ -189,7 +192,7 @@ export class SqsNotificationPoller {
       { abortSignal: this.stopping.signal },
     );
     for (const message of Messages) {
-      const settled = this.settle(message);
+      const settled = traceMessage ? traceMessage(queueUrl, message.MessageId, () => this.settle(message)) : this.settle(message);
       this.inFlight.add(settled);
       metrics.inFlight.set(this.inFlight.size);
       void settled

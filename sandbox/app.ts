@@ -78,7 +78,7 @@ export async function buildSandbox(options: SandboxOptions): Promise<Sandbox> {
   await app.register(formbody);
   await app.register(meteringApi, { store, faults, quota, rules });
   registerControlApi(app, control);
-  registerBuyerPages(app, control);
+  await registerBuyerPages(app, control);
   app.get('/health', async () => ({ status: 'ok' }));
   if (signing) {
     app.get(SIGNING_CERT_PATH, async (_request, reply) => reply.type('application/x-pem-file').send(signing.key.certificatePem));

@@ -1,36 +1,65 @@
 /** The buyer's side of AWS Marketplace, enough to walk the real journey in a browser. */
-import type { FastifyInstance } from 'fastify';
+import { join } from 'node:path';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { escapeHtml, page } from '../lib/html';
+import fastifyView from '@fastify/view';
+import Handlebars from 'handlebars';
 import { Type } from '../lib/schema';
 import { createSubscription, notify, sendEvent, type ControlApiDeps } from './control-api';
 import { EVENT_DETAIL_TYPES, SNS_ACTIONS, type EventDetailType, type SnsAction } from './notifications';
 
-function customerRow(c: { _id: string; model: string; customerIdentifier?: string; customerAwsAccountId: string; status: string; freeTrial: boolean }) {
-  const buttons = [
-    ...SNS_ACTIONS.map((a) => `<button name="action" value="${a}">${a}</button>`),
-    ...EVENT_DETAIL_TYPES.map((d) => `<button name="detailType" value="${escapeHtml(d)}">${escapeHtml(d.replace(' - Manufacturer', ''))}</button>`),
-  ].join('');
-  return `<tr><td><code>${escapeHtml(c.customerAwsAccountId)}</code><br><small>${escapeHtml(c.customerIdentifier ?? '')}</small></td>
-<td>${escapeHtml(c.model)}${c.freeTrial ? ' (free trial)' : ''}</td><td data-status>${escapeHtml(c.status)}</td>
-<td><form method="post" action="/buyer/customers/${escapeHtml(c._id)}/notify">${buttons}</form></td></tr>`;
+/** Every button of a buyer's row: the SNS actions, then the EventBridge detail types. */
+const NOTIFICATIONS = [
+  ...SNS_ACTIONS.map((action) => ({ field: 'action', value: action, label: action })),
+  ...EVENT_DETAIL_TYPES.map((detailType) => ({ field: 'detailType', value: detailType, label: detailType.replace(' - Manufacturer', '') })),
+];
+
+interface Pages {
+  buyers: {
+    title: string;
+    productCode: string;
+    registrationUrl: string;
+    customers: Array<{ awsAccountId: string; customerIdentifier: string; model: string; freeTrial: boolean; status: string; notifyPath: string }>;
+    notifications: typeof NOTIFICATIONS;
+  };
+  'set-up-account': { title: string; registrationUrl: string; token: string; freeTrial: boolean };
 }
 
-export function registerBuyerPages(root: FastifyInstance, deps: ControlApiDeps): void {
+/** Like the API's pages (api/pages/views.ts): Handlebars, every value escaped, in an environment of its own. */
+async function registerViews(app: FastifyInstance): Promise<void> {
+  await app.register(fastifyView, {
+    engine: { handlebars: Handlebars.create() },
+    root: join(__dirname, 'templates'),
+    layout: 'layout.hbs',
+    production: true,
+    options: { strict: true, knownHelpersOnly: true },
+  });
+}
+
+async function sendPage<P extends keyof Pages>(reply: FastifyReply, page: P, data: Pages[P]): Promise<FastifyReply> {
+  return reply.type('text/html; charset=utf-8').send(await reply.viewAsync(`${page}.hbs`, data));
+}
+
+export async function registerBuyerPages(root: FastifyInstance, deps: ControlApiDeps): Promise<void> {
+  await registerViews(root);
   const app = root.withTypeProvider<TypeBoxTypeProvider>();
 
   app.get('/', async (_request, reply) => {
     const customers = await deps.store.customers.find({}).sort({ createdAt: -1 }).limit(50).toArray();
-    const body = `<h1>AWS Marketplace sandbox</h1>
-<p class="note">Product <code>${escapeHtml(deps.productCode)}</code>. "Subscribe" creates a buyer and sends the browser to
-<code>${escapeHtml(deps.registrationUrl)}</code> with <code>x-amzn-marketplace-token</code>, as AWS does after "Set Up Your Account".</p>
-<form method="post" action="/buyer/subscribe">
-<label>Integration <select name="model"><option value="account">CustomerAWSAccountId + LicenseArn</option><option value="legacy">legacy CustomerIdentifier</option></select></label>
-<label><input type="checkbox" name="freeTrial" value="true"> free trial offer</label>
-<button id="subscribe">Subscribe and set up your account</button></form>
-<h2>Buyers</h2><table><tr><th>AWS account</th><th>Model</th><th>Status</th><th>Send notification</th></tr>
-${customers.map(customerRow).join('\n')}</table>`;
-    return reply.type('text/html; charset=utf-8').send(page('AWS Marketplace sandbox', body));
+    return sendPage(reply, 'buyers', {
+      title: 'AWS Marketplace sandbox',
+      productCode: deps.productCode,
+      registrationUrl: deps.registrationUrl,
+      customers: customers.map((c) => ({
+        awsAccountId: c.customerAwsAccountId,
+        customerIdentifier: c.customerIdentifier ?? '',
+        model: c.model,
+        freeTrial: c.freeTrial,
+        status: c.status,
+        notifyPath: `/buyer/customers/${encodeURIComponent(c._id)}/notify`,
+      })),
+      notifications: NOTIFICATIONS,
+    });
   });
 
   app.post(
@@ -46,13 +75,7 @@ ${customers.map(customerRow).join('\n')}</table>`;
     async (request, reply) => {
       const { customer, token } = await createSubscription(deps, request.body);
       // AWS posts the browser to the seller's registration URL; an auto-submitted form does exactly that.
-      const trial = customer.freeTrial ? '<input type="hidden" name="x-amzn-marketplace-offer-type" value="free-trial">' : '';
-      const body = `<p>Redirecting to the seller to set up your account…</p>
-<form id="register" method="post" action="${escapeHtml(deps.registrationUrl)}">
-<input type="hidden" name="x-amzn-marketplace-token" value="${escapeHtml(token)}">${trial}
-<noscript><button>Continue</button></noscript></form>
-<script>document.getElementById('register').submit()</script>`;
-      return reply.type('text/html; charset=utf-8').send(page('Set up your account', body));
+      return sendPage(reply, 'set-up-account', { title: 'Set up your account', registrationUrl: deps.registrationUrl, token, freeTrial: customer.freeTrial });
     },
   );
 

@@ -30,20 +30,20 @@ export interface SnsSigner {
 }
 
 /** The SNS envelope (default delivery), signed; `messageId` fixes the id, as a redelivery would. */
-export function snsEnvelopeBody(customer: SandboxCustomer, action: SnsAction | string, signer: SnsSigner, messageId?: string, timestamp?: Date): string {
+export function snsEnvelopeBody(customer: SandboxCustomer, action: string, signer: SnsSigner, messageId?: string, timestamp?: Date): string {
   const message = JSON.stringify(snsMessage(customer, action as SnsAction));
   return JSON.stringify(signedEnvelope({ topicArn: signer.topicArn, message, certUrl: signer.certUrl, version: signer.version ?? '1', messageId, timestamp }, signer.key));
 }
 
 /** Raw message delivery: the subscription message alone. */
-export function rawMessageBody(customer: SandboxCustomer, action: SnsAction | string): string {
+export function rawMessageBody(customer: SandboxCustomer, action: string): string {
   return JSON.stringify(snsMessage(customer, action as SnsAction));
 }
 
 /** An EventBridge event as the rule delivers it; any detail type, so that unknown ones can be sent too. */
 export function eventBridgeBody(
   customer: SandboxCustomer,
-  detailType: EventDetailType | string,
+  detailType: string,
   region = 'us-east-1',
   options?: EventBodyOptions,
 ): { id: string; body: string } {
@@ -53,7 +53,7 @@ export function eventBridgeBody(
 
 /** Sends bodies ten per SendMessageBatch call, `concurrency` calls at a time; returns the SQS MessageIds in order. */
 export async function enqueueBodies(sqs: SQSClient, queueUrl: string, bodies: string[], concurrency = 8): Promise<string[]> {
-  const ids: string[] = new Array(bodies.length);
+  const ids = new Array<string>(bodies.length);
   let next = 0;
   const sender = async () => {
     while (next < bodies.length) {

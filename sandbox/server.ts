@@ -1,6 +1,7 @@
 /** Entry point of the AWS Marketplace sandbox: configuration, store, listen, graceful shutdown. */
 import { loadSandboxConfig } from '../lib/config';
 import { createSnsClient, createSqsClient } from '../lib/aws';
+import { exitWithError } from '../lib/logger';
 import { connectMongo } from '../lib/mongo';
 import { onShutdown } from '../lib/shutdown';
 import { buildSandbox } from './app';
@@ -26,10 +27,7 @@ async function main(): Promise<void> {
   });
   app.addHook('onClose', () => mongo.close());
   await app.listen({ host: config.host, port: config.port });
-  onShutdown(() => app.close());
+  onShutdown(() => app.close(), app.log);
 }
 
-main().catch((error: unknown) => {
-  console.error(error instanceof Error ? error.message : error);
-  process.exit(1);
-});
+main().catch(exitWithError('sandbox'));

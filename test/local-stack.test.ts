@@ -37,8 +37,8 @@ describe('local stack (infra/start.sh)', () => {
     };
     const child = spawn(join(root, 'node_modules', '.bin', 'node'), [stackScript], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk));
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
     try {
       await waitFor('the stack', async () => output.includes('The stack is up'), 150_000, () => child.exitCode === null);

@@ -198,7 +198,8 @@ describe('notification intake', () => {
     const copies = [...Array(5)].flatMap(() => [success, event.body, fail]).reverse();
     await Promise.all(copies.map(deliver));
     await drained();
-    const ids = [JSON.parse(success).MessageId, JSON.parse(fail).MessageId, event.id];
+    const messageIdOf = (body: string) => (JSON.parse(body) as { MessageId: string }).MessageId;
+    const ids = [messageIdOf(success), messageIdOf(fail), event.id];
     expect(await notificationsOf(stack.mongo.db).countDocuments({ _id: { $in: ids } })).toBe(3);
     const state = await eventuallyState(subscription(ref), (s) => s.history.length >= 3);
     expect(eventIds(state).sort()).toEqual([...ids].sort());
@@ -221,7 +222,7 @@ describe('notification intake', () => {
 
     await handedOff(good.MessageId);
     const dead = await deadLetters(3);
-    const reasons = Object.fromEntries(dead.map((m) => [m.MessageAttributes!.sourceMessageId!.StringValue, m.MessageAttributes!.reason!.StringValue]));
+    const reasons: Record<string, string | undefined> = Object.fromEntries(dead.map((m) => [m.MessageAttributes!.sourceMessageId!.StringValue, m.MessageAttributes!.reason!.StringValue]));
     // Nothing AWS sends is anything but a JSON object.
     expect(reasons[notJson.MessageId!]).toBe('untrusted: the body is not a JSON object');
     expect(reasons[invalid.MessageId!]).toBe('poison: sns-raw message names no customer (customer-identifier or customer-aws-account-id)');

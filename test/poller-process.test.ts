@@ -71,8 +71,8 @@ async function startPoller(temporalAddress = testServers.temporal().address, nam
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  child.stdout!.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+  child.stdout.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => output.push(chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   await waitFor('the poller metrics endpoint', () => portOpen(metricsPort), 30_000, () => child.exitCode === null);
   return { child, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`, output, exited };
@@ -108,8 +108,8 @@ async function notificationBatch(customers: number) {
     const success = snsEnvelopeBody(customer, 'subscribe-success', { ...signer, version: '2' });
     const created = eventBridgeBody(customer, 'Purchase Agreement Created - Manufacturer');
     return [
-      { customer, id: JSON.parse(fail).MessageId as string, body: fail },
-      { customer, id: JSON.parse(success).MessageId as string, body: success },
+      { customer, id: (JSON.parse(fail) as { MessageId: string }).MessageId, body: fail },
+      { customer, id: (JSON.parse(success) as { MessageId: string }).MessageId, body: success },
       { customer, id: created.id, body: created.body },
     ];
   });

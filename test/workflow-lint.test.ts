@@ -7,10 +7,12 @@ const root = join(__dirname, '..');
 const asWorkflow = join(root, 'workflows', 'diagnostics.ts');
 
 // The ESLint CLI in a child process: Jest's module sandbox cannot load the ESM config file.
-function eslint(args: string[], stdin?: string): Array<{ messages: Array<{ ruleId: string | null; message: string }> }> {
+type LintResults = Array<{ messages: Array<{ ruleId: string | null; message: string }> }>;
+
+function eslint(args: string[], stdin?: string): LintResults {
   const run = spawnSync(join(root, 'node_modules', '.bin', 'eslint'), ['--format', 'json', ...args], { cwd: root, input: stdin, encoding: 'utf8' });
   if (!run.stdout) throw new Error(`eslint failed: ${run.stderr}`);
-  return JSON.parse(run.stdout);
+  return JSON.parse(run.stdout) as LintResults;
 }
 
 async function ruleIds(code: string): Promise<string[]> {

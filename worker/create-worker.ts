@@ -1,4 +1,4 @@
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { NativeConnection, Worker, type WorkerOptions as SdkWorkerOptions } from '@temporalio/worker';
 import type { TemporalConfig } from '../lib/config';
 import { connectionOptions } from '../lib/temporal';
 
@@ -8,6 +8,8 @@ export interface WorkerOptions {
   /** Tests may point at their own workflows; production bundles `workflows/`. */
   workflowsPath?: string;
   taskQueue?: string;
+  /** The tracing's interceptors and span sink, when it is on (lib/telemetry/tracing.ts). */
+  tracing?: Pick<SdkWorkerOptions, 'interceptors' | 'sinks'>;
 }
 
 export async function createWorker(options: WorkerOptions): Promise<{ worker: Worker; connection: NativeConnection }> {
@@ -18,6 +20,7 @@ export async function createWorker(options: WorkerOptions): Promise<{ worker: Wo
     taskQueue: options.taskQueue ?? options.temporal.taskQueue,
     workflowsPath: options.workflowsPath ?? require.resolve('../workflows'),
     activities: options.activities,
+    ...options.tracing,
   });
   return { worker, connection };
 }

@@ -4,32 +4,43 @@ import { createActivities } from '../activities';
 import { httpDeploymentControl } from '../activities/deployment-control';
 import { createMeteringClient, createUsageMeteringClient } from '../lib/aws';
 import { loadServiceConfig } from '../lib/config';
+import { createLogger, exitWithError } from '../lib/logger';
 import { connectMongo } from '../lib/mongo';
 import { enforceProductionGuard } from '../lib/production-guard';
 import { ensureIndexes } from '../lib/store/indexes';
 import { ensureRetentionIndexes, retentionRules } from '../lib/store/retention';
+import { startTracing } from '../lib/telemetry/tracing';
 import { connectClient } from '../lib/temporal';
 import { createWorker } from './create-worker';
+import { runtimeLogging } from './logging';
 import { ensureMeteringSchedule } from './metering-schedule';
 import { ensureRetentionSchedule } from './retention-schedule';
+import { registerWorkflowCounters } from './workflow-metrics';
 import { migrateLegacyWorkflows } from '../infra/migrate-legacy-workflows';
 
 async function main(): Promise<void> {
   const config = loadServiceConfig();
-  enforceProductionGuard(process.env, 'worker');
+  const log = createLogger('worker', config.logLevel);
+  enforceProductionGuard(process.env, 'worker', (line) => log.warn(line));
   // SDK metrics (workflow task failures, schedule-to-start latency, …) and the workflows' own counters, for alerts.
   const { host, port } = config.workerMetrics;
-  if (port) Runtime.install({ telemetryOptions: { metrics: { prometheus: { bindAddress: `${host}:${port}` } } } });
+  const { logger, logging } = runtimeLogging(log, config.logLevel);
+  Runtime.install({ logger, telemetryOptions: { logging, ...(port ? { metrics: { prometheus: { bindAddress: `${host}:${port}` } } } : {}) } });
+  if (port) registerWorkflowCounters(Runtime.instance().metricMeter, config.temporal);
+  const tracing = await startTracing(config.tracing, 'marketplace-worker');
   const mongo = await connectMongo(config.mongo.uri, config.mongo.database, 'marketplace-worker');
   await ensureIndexes(mongo.db);
-  const client = await connectClient(config.temporal);
+  const client = await connectClient(config.temporal, tracing?.temporalClient);
   if (config.metering.schedule.enabled) {
     const outcome = await ensureMeteringSchedule(client, config.temporal.taskQueue, config.metering.schedule.offsetMinutes);
-    console.log(`hourly metering schedule ${outcome}`);
+    log.info({ outcome }, `hourly metering schedule ${outcome}`);
   }
   const enforcement = await ensureRetentionIndexes(mongo.db, retentionRules(config.retention));
-  console.log(`retention enforced by ${enforcement === 'ttl-indexes' ? "the store's TTL indexes and the schedule" : 'the schedule (the store has no TTL indexes)'}`);
-  if (config.retention.schedule) console.log(`store retention schedule ${await ensureRetentionSchedule(client, config.temporal.taskQueue)}`);
+  log.info({ enforcement }, `retention enforced by ${enforcement === 'ttl-indexes' ? "the store's TTL indexes and the schedule" : 'the schedule (the store has no TTL indexes)'}`);
+  if (config.retention.schedule) {
+    const outcome = await ensureRetentionSchedule(client, config.temporal.taskQueue);
+    log.info({ outcome }, `store retention schedule ${outcome}`);
+  }
   // Runs of the replaced workflows are moved now, and every minute while an old poller may still start them.
   const migrate = async () => {
     const moved = await migrateLegacyWorkflows({
@@ -38,10 +49,10 @@ async function main(): Promise<void> {
       taskQueue: config.temporal.taskQueue,
       settings: { syncTimeoutMs: config.linking.syncTimeoutMs, gracePeriodMs: config.cancellation.gracePeriodMs },
     });
-    for (const line of moved) console.log(`legacy workflow ${line}`);
+    for (const line of moved) log.info(`legacy workflow ${line}`);
   };
   await migrate();
-  const migration = setInterval(() => void migrate().catch((error: unknown) => console.error(`moving legacy workflows failed: ${(error as Error).message}`)), 60_000);
+  const migration = setInterval(() => void migrate().catch((error: unknown) => log.error({ err: error }, 'moving legacy workflows failed')), 60_000);
   const metering = createMeteringClient(config.aws);
   const usageMetering = createUsageMeteringClient(config.aws);
   const { worker, connection } = await createWorker({
@@ -54,8 +65,9 @@ async function main(): Promise<void> {
       retention: config.retention,
       ...(config.deploymentsApi.url ? { deployments: httpDeploymentControl(config.deploymentsApi.url, config.deploymentsApi.token) } : {}),
     }),
+    tracing: tracing?.temporalWorker(),
   });
-  console.log(`worker polling task queue "${config.temporal.taskQueue}" in namespace "${config.temporal.namespace}"`);
+  log.info({ taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace }, 'worker polling');
   try {
     await worker.run();
   } finally {
@@ -65,10 +77,8 @@ async function main(): Promise<void> {
     usageMetering.destroy();
     await connection.close();
     await mongo.close();
+    await tracing?.shutdown();
   }
 }
 
-main().catch((error: unknown) => {
-  console.error(error instanceof Error ? error.message : error);
-  process.exit(1);
-});
+main().catch(exitWithError('worker'));

@@ -25,6 +25,7 @@ import type { Activities } from '../activities';
 import type { DeleteOutcome, StopOutcome } from '../activities/deployment-control';
 import { BillingStatus, PlatformAccountId } from '../lib/search-attributes';
 import type { AwsCustomer } from './link-model';
+import { inputField } from './update-input';
 
 export type CancellationAction = 'unsubscribe-pending' | 'unsubscribe-success' | 'subscribe-success';
 
@@ -117,9 +118,10 @@ export async function cancelSubscription(input: CancelSubscriptionInput): Promis
       return state;
     },
     {
-      validator: (extension) => {
+      validator: (extension: unknown) => {
         inGracePeriod();
-        if (!Number.isFinite(extension?.hours) || extension.hours <= 0 || extension.hours > 24 * 30) {
+        const hours = inputField(extension, 'hours');
+        if (typeof hours !== 'number' || !Number.isFinite(hours) || hours <= 0 || hours > 24 * 30) {
           throw new Error('hours must be a number above 0 and at most 720');
         }
       },

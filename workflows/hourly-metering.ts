@@ -19,6 +19,7 @@ import {
 import type { Activities } from '../activities';
 import type { PageTotals } from '../activities/metering';
 import { MeteringHour } from '../lib/search-attributes';
+import { count, WORKFLOW_COUNTERS } from './metrics';
 
 export interface MeteringProgress {
   /** The hour being metered now. */
@@ -88,6 +89,7 @@ export async function hourlyMetering(input: HourlyMeteringInput = {}): Promise<M
     const plan = await planMetering(new Date(Date.now()).toISOString());
     progress.hoursDue = plan.due;
     progress.missed = plan.missed;
+    if (plan.missed.length > 0) count(WORKFLOW_COUNTERS.meteringHoursMissed, plan.missed.length);
     if (plan.missed.length > 0) log.error('Hours fell out of the 6-hour window without being metered; they can no longer be billed', { missed: plan.missed });
   }
 
@@ -113,10 +115,12 @@ export async function hourlyMetering(input: HourlyMeteringInput = {}): Promise<M
       }
       await completeHour({ hour, totals: progress.current });
       progress.hoursDone.push(hour);
+      count(WORKFLOW_COUNTERS.meteringHoursCompleted);
     } catch (error) {
       if (!(error instanceof ActivityFailure)) throw error;
       const reason = error.cause?.message ?? error.message;
       progress.failed.push({ hour, reason });
+      count(WORKFLOW_COUNTERS.meteringHoursFailed);
       log.error('An hour could not be metered completely; the next run retries it while it is inside the window', { hour, reason });
     }
     progress.hoursDue.shift();

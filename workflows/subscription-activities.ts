@@ -3,7 +3,7 @@
  * process. Only activity *types* are imported; timeouts and retries live here
  * so the workflow reads as the business process.
  */
-import { ActivityFailure, log, metricMeter, proxyActivities, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, log, proxyActivities, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import {
   AwsAccountId,
@@ -14,6 +14,7 @@ import {
   PlatformAccountId,
 } from '../lib/search-attributes';
 import type { LinkRefusal } from './link-model';
+import { count, WORKFLOW_COUNTERS, type AttentionReason } from './metrics';
 import type { SubscriptionRef } from './subscription-identity';
 import type { CancellationRecord } from './subscription-model';
 import type { SubscriptionState } from './subscription-state';
@@ -97,12 +98,8 @@ function failedFor(action: string, deploymentId: string) {
 }
 
 /** Counted on the worker's metrics endpoint, so an alert fires however many subscriptions there are. */
-export function countAttention(reason: 'sync-timed-out' | 'awaiting-unsubscribe-success' | 'step-failed' | 'final-metering-failed'): void {
-  // Created in workflow context only (the client imports this module for its types and definitions).
-  metricMeter
-    .createCounter('subscription_attention_needed', 'subscriptions', 'A subscription needs an operator: a wait past its bound, or a step that failed beyond its retries')
-    .withTags({ reason })
-    .add(1);
+export function countAttention(reason: AttentionReason): void {
+  count(WORKFLOW_COUNTERS.attentionNeeded, 1, reason);
 }
 
 /**

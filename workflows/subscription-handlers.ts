@@ -21,6 +21,7 @@ import {
 } from './subscription-messages';
 import { SUBSCRIPTION_PHASES, type SubscriptionPhase } from './subscription-model';
 import type { SubscriptionState } from './subscription-state';
+import { inputField } from './update-input';
 
 const HOUR_MS = 3_600_000;
 
@@ -62,7 +63,7 @@ export function registerHandlers(sub: SubscriptionState, ops: OperatorRequests):
       await sub.published();
       return pending.answer!;
     },
-    { validator: (request) => assertAccountId(request?.accountId) },
+    { validator: (request: unknown) => assertAccountId(inputField(request, 'accountId')) },
   );
   const operatorUpdate = <R>(flag: keyof OperatorRequests, phases: SubscriptionPhase[], done: () => boolean, result: () => R) => ({
     handler: async () => {
@@ -97,10 +98,11 @@ export function registerHandlers(sub: SubscriptionState, ops: OperatorRequests):
       return restore.handler();
     },
     {
-      validator: (input) => {
+      validator: (input: unknown) => {
         restore.validator();
         if (!sub.owner) refuse('restoreSubscription needs a linked platform account; this subscription has none', 'InvalidPhase');
-        if (typeof input?.reason !== 'string' || input.reason.trim().length < 3) refuse('give the reason (for the audit trail)', 'InvalidRequest');
+        const reason = inputField(input, 'reason');
+        if (typeof reason !== 'string' || reason.trim().length < 3) refuse('give the reason (for the audit trail)', 'InvalidRequest');
       },
     },
   );
@@ -122,10 +124,11 @@ export function registerHandlers(sub: SubscriptionState, ops: OperatorRequests):
       return sub.cancellation!;
     },
     {
-      validator: (extension) => {
+      validator: (extension: unknown) => {
         assertPhase(sub.phase, ['grace-period'], 'extendGracePeriod');
         if (!sub.cancellation?.deletionDueAt) refuse('extendGracePeriod: the deletion is no longer scheduled', 'InvalidPhase');
-        if (!Number.isFinite(extension?.hours) || extension.hours <= 0 || extension.hours > 24 * 30) {
+        const hours = inputField(extension, 'hours');
+        if (typeof hours !== 'number' || !Number.isFinite(hours) || hours <= 0 || hours > 24 * 30) {
           refuse('hours must be a number above 0 and at most 720', 'InvalidRequest');
         }
       },

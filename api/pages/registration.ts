@@ -1,5 +1,4 @@
-import { escapeHtml, page } from '../../lib/html';
-
+/** What the buyer sees when registration cannot go on (templates/registration-problem.hbs). */
 export type RegistrationFailure = 'invalid' | 'expired' | 'replayed' | 'unavailable' | 'busy' | 'rate-limited' | 'not-post';
 
 const explanations: Record<RegistrationFailure, { title: string; text: string }> = {
@@ -33,14 +32,13 @@ const explanations: Record<RegistrationFailure, { title: string; text: string }>
   },
 };
 
-/** What the buyer sees when registration cannot go on; the way forward is always the same. */
-export function registrationProblemPage(failure: RegistrationFailure): string {
-  const { title, text } = explanations[failure];
-  return page(
-    title,
-    `<h1 id="registration-problem" data-problem="${escapeHtml(failure)}">${escapeHtml(title)}</h1>
-<p>${escapeHtml(text)}</p>
-<p class="note">Go back to <strong>AWS Marketplace</strong>, open your subscription to this product, and click
-<strong>Set Up Your Account</strong> again.</p>`,
-  );
+export interface RegistrationProblemPage {
+  title: string;
+  problem: RegistrationFailure;
+  text: string;
+}
+
+/** The way forward is always the same: back to AWS Marketplace. */
+export function registrationProblemPage(failure: RegistrationFailure): RegistrationProblemPage {
+  return { ...explanations[failure], problem: failure };
 }

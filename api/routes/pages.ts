@@ -10,6 +10,7 @@ import { linkOfferFor } from '../link-codes';
 import { billingPage } from '../pages/billing-page';
 import { indexPage } from '../pages/index-page';
 import { signInPage } from '../pages/sign-in';
+import { sendPage } from '../pages/views';
 import { BINDING_COOKIE, endSession, safeLocalPath, sameOriginOnly, startSession, type SessionSettings } from '../session';
 import { billingView, latestCancellation } from './billing';
 
@@ -24,8 +25,6 @@ export interface PageDeps {
 
 // Verifying against this when the email is unknown keeps both answers equally slow.
 const unknownAccountHash = hashPassword(randomSecret());
-
-const html = (reply: FastifyReply, body: string, status = 200) => reply.code(status).type('text/html; charset=utf-8').send(body);
 
 function toSignIn(request: FastifyRequest, reply: FastifyReply, signInUrl: string) {
   return reply.redirect(`${signInUrl}?next=${encodeURIComponent(request.url)}`, 303);
@@ -42,13 +41,13 @@ export function registerPages(root: FastifyInstance, deps: PageDeps): void {
     // A code from the registration webhook is only offered for confirmation here; the buyer's click links.
     const linkCode = (request.query as { link?: unknown }).link;
     const link = linkCode === undefined ? undefined : await linkOfferFor(deps.db, typeof linkCode === 'string' ? linkCode : '', request.cookies[BINDING_COOKIE], account._id);
-    return html(reply, indexPage(account, deployments, link));
+    return sendPage(reply, 'index', indexPage(account, deployments, link));
   });
 
   app.get('/billing', { schema: hidden }, async (request, reply) => {
     const account = request.accountId ? await accountsOf(deps.db).findOne({ _id: request.accountId }) : null;
     if (!account) return toSignIn(request, reply, deps.signInUrl);
-    return html(reply, billingPage(billingView(account, await latestCancellation(deps.db, account._id))));
+    return sendPage(reply, 'billing', billingPage(billingView(account, await latestCancellation(deps.db, account._id))));
   });
 
   const sameOrigin = sameOriginOnly(deps.publicBaseUrl);
@@ -65,7 +64,7 @@ export function registerPages(root: FastifyInstance, deps: PageDeps): void {
     async (request, reply) => {
       const next = safeLocalPath(request.query.next);
       if (request.accountId) return reply.redirect(next, 303);
-      return html(reply, signInPage(next, undefined, deps.demoAccounts));
+      return sendPage(reply, 'sign-in', signInPage(next, undefined, deps.demoAccounts));
     },
   );
 
@@ -79,7 +78,7 @@ export function registerPages(root: FastifyInstance, deps: PageDeps): void {
       errorHandler: (error, _request, reply) => {
         if (error.statusCode !== 429) throw error;
         const wait = `Too many sign-in attempts from your address. Wait ${String(reply.getHeader('retry-after'))} seconds and try again.`;
-        return html(reply, signInPage('/', wait, deps.demoAccounts), 429);
+        return sendPage(reply, 'sign-in', signInPage('/', wait, deps.demoAccounts), 429);
       },
       schema: {
         ...hidden,
@@ -92,11 +91,11 @@ export function registerPages(root: FastifyInstance, deps: PageDeps): void {
     },
     async (request, reply) => {
       const next = safeLocalPath((request.body as { next?: string } | undefined)?.next);
-      if (request.validationError) return html(reply, signInPage(next, 'Enter your email and password.', deps.demoAccounts), 400);
+      if (request.validationError) return sendPage(reply, 'sign-in', signInPage(next, 'Enter your email and password.', deps.demoAccounts), 400);
       const account = await accountsOf(deps.db).findOne({ email: request.body.email.trim().toLowerCase() });
       const valid = await verifyPassword(request.body.password, account?.passwordHash ?? (await unknownAccountHash));
       if (!account || !valid) {
-        return html(reply, signInPage(next, 'That email and password do not match an account.', deps.demoAccounts), 401);
+        return sendPage(reply, 'sign-in', signInPage(next, 'That email and password do not match an account.', deps.demoAccounts), 401);
       }
       await startSession(reply, account, deps.session);
       return reply.redirect(next, 303);

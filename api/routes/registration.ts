@@ -12,6 +12,7 @@ import { randomSecret, sha256 } from '../../lib/secrets';
 import { saveResolvedCustomer, type AwsCustomerRef } from '../../lib/store/marketplace';
 import { insertOnce, linkCodesOf, redeemedTokensOf } from '../../lib/store/registrations';
 import { registrationProblemPage, type RegistrationFailure } from '../pages/registration';
+import { sendPage } from '../pages/views';
 import { refOfCustomer } from '../../lib/store/subscription-lookup';
 import { clientKeyOf, type PerClientCeiling } from '../../lib/rate-limiter';
 import { BINDING_COOKIE, setBindingCookie, type SessionSettings } from '../session';
@@ -20,7 +21,7 @@ export const REGISTRATION_PATH = '/marketplace/register';
 
 export interface RegistrationDeps {
   db: Db;
-  resolveCustomer(token: string): Promise<ResolvedRegistration>;
+  resolveCustomer: (token: string) => Promise<ResolvedRegistration>;
   /**
    * Paces ResolveCustomer across all clients (RESOLVE_CUSTOMER_MAX_PER_SECOND), so that no flood, however
    * spread over addresses, takes the seller past AWS's quota and real buyers' calls into throttling.
@@ -67,7 +68,7 @@ const failureStatus: Record<RegistrationFailure, number> = {
 function problem(reply: FastifyReply, failure: RegistrationFailure, status = failureStatus[failure]) {
   if (failure === 'unavailable') reply.header('retry-after', '60');
   if (failure === 'not-post') reply.header('allow', 'POST');
-  return reply.code(status).type('text/html; charset=utf-8').send(registrationProblemPage(failure));
+  return sendPage(reply, 'registration-problem', registrationProblemPage(failure), status);
 }
 
 const problemPage = (description: string) => ({ description, content: { 'text/html': { schema: Type.String() } } });

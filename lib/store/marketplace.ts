@@ -139,7 +139,10 @@ export async function saveResolvedCustomer(db: Db, customer: ResolvedCustomer, n
   const upsert = () =>
     customers.findOneAndUpdate({ _id }, { $set: fields, $setOnInsert: { firstResolvedAt: now } }, { upsert: true, returnDocument: 'after' });
   // Two concurrent first registrations can both try the insert; the loser simply updates.
-  const saved = await upsert().catch((error: unknown) => (isDuplicateKeyError(error) ? upsert() : Promise.reject(error)));
+  const saved = await upsert().catch((error: unknown) => {
+    if (isDuplicateKeyError(error)) return upsert();
+    throw error;
+  });
   if (!saved) throw new Error(`customer ${_id} was not saved`);
   return saved;
 }

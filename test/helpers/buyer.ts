@@ -15,7 +15,8 @@ export interface LinkedBuyer {
   notify(action: string): Promise<unknown>;
 }
 
-export async function linkNewBuyer(stack: LinkingStack): Promise<LinkedBuyer> {
+/** Needs only the store, the sandbox and where the API listens: the API may be the built process. */
+export async function linkNewBuyer(stack: Pick<LinkingStack, 'mongo' | 'sandbox'> & { api: { url: string } }): Promise<LinkedBuyer> {
   const accountId = uniqueName('acct');
   const email = `${accountId}@example.com`;
   await accountsOf(stack.mongo.db).insertOne({ _id: accountId, email, name: accountId, paymentMethod: 'none', passwordHash: await hashPassword(DEMO_PASSWORD), createdAt: new Date() });

@@ -6,20 +6,22 @@
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { escapeHtml } from '../../lib/html';
+import Handlebars from 'handlebars';
 
 export interface AttackerSite {
   url: string;
   close(): Promise<void>;
 }
 
+const attackerPage = Handlebars.compile<{ target: string; fields: Array<{ name: string; value: string }> }>(
+  `<!doctype html><html><body><p>Win a prize!</p>
+<form id="f" method="post" action="{{target}}">{{#each fields}}<input type="hidden" name="{{name}}" value="{{value}}">{{/each}}</form>
+<script>document.getElementById('f').submit()</script></body></html>`,
+  { strict: true },
+);
+
 export async function startAttackerSite(target: string, fields: Record<string, string>): Promise<AttackerSite> {
-  const inputs = Object.entries(fields)
-    .map(([name, value]) => `<input type="hidden" name="${escapeHtml(name)}" value="${escapeHtml(value)}">`)
-    .join('');
-  const body = `<!doctype html><html><body><p>Win a prize!</p>
-<form id="f" method="post" action="${escapeHtml(target)}">${inputs}</form>
-<script>document.getElementById('f').submit()</script></body></html>`;
+  const body = attackerPage({ target, fields: Object.entries(fields).map(([name, value]) => ({ name, value })) });
   const server = createServer((_request, response) => {
     response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(body);
   });

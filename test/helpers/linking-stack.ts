@@ -35,7 +35,7 @@ export interface LinkingStack {
   taskQueue: string;
   pollerMetrics: PollerMetrics;
   /** The ResolveCustomer activity the API uses, for tests that build a second API. */
-  resolveCustomer(token: string): Promise<ResolvedRegistration>;
+  resolveCustomer: (token: string) => Promise<ResolvedRegistration>;
   stop(): Promise<void>;
 }
 

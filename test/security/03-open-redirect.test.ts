@@ -44,6 +44,9 @@ const HOSTILE = [
   '\\\\evil.example',
   'evil.example',
   '',
+  // Not a URL at all (a scheme-relative reference with no host): once answered 500.
+  '//',
+  '///@',
 ];
 
 /** Local pages keep working, their dot segments resolved. */

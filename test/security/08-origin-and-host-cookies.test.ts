@@ -37,6 +37,9 @@ interface RawAnswer {
   body: string;
 }
 
+/** The `error` of a JSON error answer. */
+const errorOf = (body: string) => (JSON.parse(body) as { error?: string }).error;
+
 /** A POST with headers a browser controls and fetch() does not let us set (Host), as a load balancer forwards it. */
 function rawPost(url: string, path: string, headers: Record<string, string>, body: string): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
@@ -106,7 +109,7 @@ describe('issue 12 point 8: strict Origin check and __Host- cookies', () => {
     const before = await sessionVersion('acct-alice');
     const answers = await postAll({ origin, host: 'billing.example' });
     for (const [route, answer] of Object.entries(answers)) {
-      expect([route, answer.status, JSON.parse(answer.body).error]).toEqual([route, 403, 'CrossSiteRequest']);
+      expect([route, answer.status, errorOf(answer.body)]).toEqual([route, 403, 'CrossSiteRequest']);
       expect(answer.headers['set-cookie']).toBeUndefined();
     }
     expect(await sessionVersion('acct-alice')).toBe(before);
@@ -124,7 +127,7 @@ describe('issue 12 point 8: strict Origin check and __Host- cookies', () => {
     expect(answers.signOut.status).toBe(303);
     expect(answers.signIn.status).toBe(303);
     // Past the Origin check: the (unknown) link code itself is what is refused.
-    expect([answers.link.status, JSON.parse(answers.link.body).error]).toEqual([404, 'UnknownLinkCode']);
+    expect([answers.link.status, errorOf(answers.link.body)]).toEqual([404, 'UnknownLinkCode']);
   });
 
   it('falls back to Sec-Fetch-Site without Origin: same-origin only', async () => {
@@ -132,7 +135,7 @@ describe('issue 12 point 8: strict Origin check and __Host- cookies', () => {
       const before = await sessionVersion('acct-alice');
       const answers = await postAll({ 'sec-fetch-site': site });
       for (const [route, answer] of Object.entries(answers)) {
-        expect([site, route, answer.status, JSON.parse(answer.body).error]).toEqual([site, route, 403, 'CrossSiteRequest']);
+        expect([site, route, answer.status, errorOf(answer.body)]).toEqual([site, route, 403, 'CrossSiteRequest']);
       }
       expect(await sessionVersion('acct-alice')).toBe(before);
     }
@@ -148,7 +151,7 @@ describe('issue 12 point 8: strict Origin check and __Host- cookies', () => {
 
     // A header no cross-site form or fetch can send without a CORS preflight, which this API never grants.
     const bearer = await rawPost(api.url, '/api/links', { ...json, authorization: `Bearer ${sessionFor('acct-alice', await sessionVersion('acct-alice'))}` }, linkBody);
-    expect([bearer.status, JSON.parse(bearer.body).error]).toEqual([404, 'UnknownLinkCode']);
+    expect([bearer.status, errorOf(bearer.body)]).toEqual([404, 'UnknownLinkCode']);
     // The same from another site is refused all the same.
     const crossSite = await rawPost(api.url, '/api/links', { ...json, origin: 'https://evil.example', authorization: `Bearer ${sessionFor('acct-alice', await sessionVersion('acct-alice'))}` }, linkBody);
     expect(crossSite.status).toBe(403);

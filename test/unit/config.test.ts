@@ -1,13 +1,14 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadSandboxConfig, loadServiceConfig, requireQueues, requireApiConfig } from '../lib/config';
+import { ConfigError, loadSandboxConfig, loadServiceConfig, requireQueues, requireApiConfig } from '../../lib/config';
 
 describe('configuration', () => {
   it('has working defaults: real AWS endpoints, local Temporal and MongoDB', () => {
     const config = loadServiceConfig({});
     expect(config.api).toEqual({ host: '127.0.0.1', port: 3000, publicBaseUrl: 'http://localhost:3000' });
-    expect(config.temporal).toMatchObject({ address: 'localhost:7233', namespace: 'default', taskQueue: 'marketplace-billing', tls: undefined });
+    // Plaintext, no API key: a local dev server.
+    expect(config.temporal).toEqual({ address: 'localhost:7233', namespace: 'default', taskQueue: 'marketplace-billing' });
     expect(config.aws.endpoints).toEqual({ sqs: undefined, sns: undefined, metering: undefined });
     expect(config.mongo.uri).toBe('mongodb://127.0.0.1:27017/');
   });
@@ -50,16 +51,91 @@ describe('configuration', () => {
     expect(config.temporal.tls).toBeDefined();
   });
 
-  it('requires the mTLS certificate and key together, and readable', () => {
-    expect(() => loadServiceConfig({ TEMPORAL_TLS_CERT_PATH: '/x.pem' })).toThrow(/TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH/);
-    expect(() => loadServiceConfig({ TEMPORAL_TLS_CERT_PATH: '/nonexistent/c.pem', TEMPORAL_TLS_KEY_PATH: '/nonexistent/k.pem' })).toThrow(
-      /TEMPORAL_TLS_CERT_PATH: cannot read/,
+  it('reads the standard mTLS variables: certificate and key together, every file readable', () => {
+    expect(() => loadServiceConfig({ TEMPORAL_TLS_CLIENT_CERT_PATH: '/x.pem' })).toThrow(/TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH/);
+    expect(() => loadServiceConfig({ TEMPORAL_TLS_CLIENT_CERT_PATH: '/nonexistent/c.pem', TEMPORAL_TLS_CLIENT_KEY_PATH: '/nonexistent/k.pem' })).toThrow(
+      /TEMPORAL_TLS_CLIENT_CERT_PATH: cannot read "\/nonexistent\/c.pem" \(ENOENT\)/,
     );
     const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
     writeFileSync(join(dir, 'c.pem'), 'cert');
     writeFileSync(join(dir, 'k.pem'), 'key');
-    const config = loadServiceConfig({ TEMPORAL_TLS_CERT_PATH: join(dir, 'c.pem'), TEMPORAL_TLS_KEY_PATH: join(dir, 'k.pem') });
-    expect(config.temporal.tls?.clientCertPem?.toString()).toBe('cert');
+    writeFileSync(join(dir, 'ca.pem'), 'ca');
+    expect(() =>
+      loadServiceConfig({ TEMPORAL_TLS_CLIENT_CERT_PATH: join(dir, 'c.pem'), TEMPORAL_TLS_CLIENT_KEY_PATH: join(dir, 'k.pem'), TEMPORAL_TLS_SERVER_CA_CERT_PATH: join(dir, 'none.pem') }),
+    ).toThrow(/TEMPORAL_TLS_SERVER_CA_CERT_PATH: cannot read/);
+    const config = loadServiceConfig({
+      TEMPORAL_TLS_CLIENT_CERT_PATH: join(dir, 'c.pem'),
+      TEMPORAL_TLS_CLIENT_KEY_PATH: join(dir, 'k.pem'),
+      TEMPORAL_TLS_SERVER_CA_CERT_PATH: join(dir, 'ca.pem'),
+      TEMPORAL_TLS_SERVER_NAME: 'temporal.internal',
+    });
+    expect(config.temporal.tls).toEqual({
+      serverNameOverride: 'temporal.internal',
+      serverRootCACertificate: Buffer.from('ca'),
+      clientCertPair: { crt: Buffer.from('cert'), key: Buffer.from('key') },
+    });
+    const inline = loadServiceConfig({ TEMPORAL_TLS_CLIENT_CERT_DATA: 'cert', TEMPORAL_TLS_CLIENT_KEY_DATA: 'key' });
+    expect(inline.temporal.tls).toMatchObject({ clientCertPair: { crt: Buffer.from('cert'), key: Buffer.from('key') } });
+  });
+
+  it('names the variables it read before the standard ones, rather than ignoring them', () => {
+    for (const [old, standard] of [
+      ['TEMPORAL_TLS_CERT_PATH', 'TEMPORAL_TLS_CLIENT_CERT_PATH'],
+      ['TEMPORAL_TLS_KEY_PATH', 'TEMPORAL_TLS_CLIENT_KEY_PATH'],
+      ['TEMPORAL_TLS_CA_PATH', 'TEMPORAL_TLS_SERVER_CA_CERT_PATH'],
+    ]) {
+      expect(() => loadServiceConfig({ [old!]: '/etc/temporal/x.pem' })).toThrow(new RegExp(`${old}: no longer read; set ${standard}`));
+    }
+    expect(() => loadServiceConfig({ TEMPORAL_TLS_DISABLE_HOST_VERIFICATION: 'true' })).toThrow(/TEMPORAL_TLS_DISABLE_HOST_VERIFICATION: .*TEMPORAL_TLS_SERVER_NAME/);
+  });
+
+  describe('a profile file (TEMPORAL_CONFIG_FILE, TEMPORAL_PROFILE)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    const file = join(dir, 'temporal.toml');
+    writeFileSync(
+      file,
+      `[profile.default]
+address = "temporal.internal:7233"
+namespace = "billing"
+
+[profile.cloud]
+address = "billing.acct.tmprl.cloud:7233"
+namespace = "billing.acct"
+api_key = "key-from-file"
+
+[profile.cloud.grpc_meta]
+x-team = "billing"
+`,
+    );
+
+    it('reads the default profile, or the one TEMPORAL_PROFILE names, under the variables', () => {
+      expect(loadServiceConfig({ TEMPORAL_CONFIG_FILE: file }).temporal).toEqual({ address: 'temporal.internal:7233', namespace: 'billing', taskQueue: 'marketplace-billing' });
+      expect(loadServiceConfig({ TEMPORAL_CONFIG_FILE: file, TEMPORAL_PROFILE: 'cloud' }).temporal).toEqual({
+        address: 'billing.acct.tmprl.cloud:7233',
+        namespace: 'billing.acct',
+        taskQueue: 'marketplace-billing',
+        apiKey: 'key-from-file',
+        tls: true,
+        metadata: { 'x-team': 'billing' },
+      });
+      const overridden = loadServiceConfig({ TEMPORAL_CONFIG_FILE: file, TEMPORAL_PROFILE: 'cloud', TEMPORAL_NAMESPACE: 'other.acct', TEMPORAL_GRPC_META_X_TEAM: 'ops' });
+      expect(overridden.temporal).toMatchObject({ namespace: 'other.acct', apiKey: 'key-from-file', metadata: { 'x-team': 'ops' } });
+      // Empty is unset, as for every other variable.
+      expect(loadServiceConfig({ TEMPORAL_CONFIG_FILE: file, TEMPORAL_ADDRESS: ' ' }).temporal.address).toBe('temporal.internal:7233');
+    });
+
+    it('fails naming the variable: no such file, a profile it lacks, a file that is not valid', () => {
+      expect(() => loadServiceConfig({ TEMPORAL_CONFIG_FILE: join(dir, 'missing.toml') })).toThrow(/TEMPORAL_CONFIG_FILE: no such file/);
+      expect(() => loadServiceConfig({ TEMPORAL_CONFIG_FILE: file, TEMPORAL_PROFILE: 'staging' })).toThrow(/TEMPORAL_PROFILE: Profile 'staging' not found/);
+      const broken = join(dir, 'broken.toml');
+      writeFileSync(broken, '[profile.default]\napi_key = "secret-api-key\n');
+      expect(() => loadServiceConfig({ TEMPORAL_CONFIG_FILE: broken })).toThrow(/TEMPORAL_CONFIG_FILE: Invalid TOML document: .* \(line 2\)$/);
+      // The parser quotes the faulty line; a key on it must not reach the logs.
+      expect(() => loadServiceConfig({ TEMPORAL_CONFIG_FILE: broken })).not.toThrow(/secret-api-key/);
+      const misspelt = join(dir, 'misspelt.toml');
+      writeFileSync(misspelt, '[profile.default]\nadress = "temporal.internal:7233"\n');
+      expect(() => loadServiceConfig({ TEMPORAL_CONFIG_FILE: misspelt })).toThrow(/TEMPORAL_CONFIG_FILE: .*unrecognized.*adress/);
+    });
   });
 
   it('reports every bad variable at once', () => {

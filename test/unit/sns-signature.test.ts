@@ -7,12 +7,12 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SnsSignatureVerifier } from '../poller/sns-signature';
-import { signedEnvelope, type SignatureVersion, type SnsSigningKey } from '../sandbox/sns-signing';
-import { testServers } from './helpers/test-env';
+import { SnsSignatureVerifier } from '../../poller/sns-signature';
+import { signedEnvelope, type SignatureVersion, type SnsSigningKey } from '../../sandbox/sns-signing';
+import { snsSigningKey } from './helpers/sns-signing-key';
 
 const AWS_CERT_URL = 'https://sns.us-east-1.amazonaws.com/SimpleNotificationService-6209c161c6221fdf56ec1eb5c821d112.pem';
-const key = () => testServers.snsSigningKey();
+const key = () => snsSigningKey();
 
 function otherKey(days: number) {
   const dir = mkdtempSync(join(tmpdir(), 'sns-other-'));

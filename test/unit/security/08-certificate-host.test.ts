@@ -4,21 +4,21 @@
  * `sns.<anything>.amazonaws.com`, also matches S3 virtual-host buckets such as
  * `sns.s3-external-1.amazonaws.com`, where anyone can publish a certificate.
  */
-import { SnsSignatureVerifier } from '../../poller/sns-signature';
-import { signedEnvelope } from '../../sandbox/sns-signing';
-import { testServers } from '../helpers/test-env';
+import { SnsSignatureVerifier } from '../../../poller/sns-signature';
+import { signedEnvelope } from '../../../sandbox/sns-signing';
+import { snsSigningKey } from '../helpers/sns-signing-key';
 
 const TOPIC = 'arn:aws:sns:us-east-1:123456789012:aws-mp-subscription-notification-product';
 const PEM = 'SimpleNotificationService-6209c161c6221fdf56ec1eb5c821d112.pem';
 
 function verifierCountingFetches() {
   const fetched: string[] = [];
-  const fetchImpl = (async (url: string) => (fetched.push(url), new Response(testServers.snsSigningKey().certificatePem))) as unknown as typeof fetch;
+  const fetchImpl = (async (url: string) => (fetched.push(url), new Response(snsSigningKey().certificatePem))) as unknown as typeof fetch;
   return { fetched, verifier: new SnsSignatureVerifier({ fetchImpl }) };
 }
 
 const envelopeWith = (certUrl: string, topicArn = TOPIC) =>
-  signedEnvelope({ topicArn, message: '{"action":"unsubscribe-success"}', certUrl, version: '2' }, testServers.snsSigningKey());
+  signedEnvelope({ topicArn, message: '{"action":"unsubscribe-success"}', certUrl, version: '2' }, snsSigningKey());
 
 describe('issue 12 point 8: the signing certificate comes only from an SNS regional endpoint', () => {
   it.each([
