@@ -8,6 +8,8 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY api ./api
 COPY activities ./activities
 COPY workflows ./workflows
+COPY domain ./domain
+COPY clients ./clients
 COPY worker ./worker
 COPY poller ./poller
 COPY lib ./lib

@@ -26,15 +26,18 @@ export default tseslint.config(
   {
     // Workflow code is replayed and must stay deterministic: no Node built-ins,
     // no I/O clients, and activities only as types.
-    files: ['workflows/**/*.ts', 'test/fixtures/workflows.ts'],
+    // The kernel in domain/ runs inside workflows too, so it obeys their determinism rules.
+    files: ['workflows/**/*.ts', 'domain/**/*.ts', 'test/fixtures/workflows.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
         {
-          paths: builtinModules.flatMap((name) => [name, `node:${name}`]).map((name) => ({
-            name,
-            message: 'Workflows are deterministic sandboxes: do I/O in an activity.',
-          })),
+          paths: builtinModules
+            .flatMap((name) => [name, `node:${name}`])
+            .map((name) => ({
+              name,
+              message: 'Workflows are deterministic sandboxes: do I/O in an activity.',
+            })),
           patterns: [
             {
               group: ['**/activities', '**/activities/*'],
@@ -42,13 +45,29 @@ export default tseslint.config(
               message: 'Workflows may import activity types only (import type …).',
             },
             {
-              group: ['@temporalio/worker', '@temporalio/client', '@temporalio/activity', 'mongodb', '@aws-sdk/*', 'fastify', '**/lib/mongo', '**/lib/aws', '**/lib/temporal', '**/lib/config'],
+              group: [
+                '@temporalio/worker',
+                '@temporalio/client',
+                '@temporalio/activity',
+                'mongodb',
+                '@aws-sdk/*',
+                'fastify',
+                '**/lib/mongo',
+                '**/lib/aws',
+                '**/lib/temporal',
+                '**/lib/config',
+              ],
               message: 'Not available in workflow code: call an activity instead.',
             },
           ],
         },
       ],
-      'no-restricted-globals': ['error', { name: 'setTimeout', message: 'Use sleep() from @temporalio/workflow.' }, { name: 'setInterval', message: 'Use sleep() in a loop.' }, { name: 'process', message: 'No process access in workflows.' }],
+      'no-restricted-globals': [
+        'error',
+        { name: 'setTimeout', message: 'Use sleep() from @temporalio/workflow.' },
+        { name: 'setInterval', message: 'Use sleep() in a loop.' },
+        { name: 'process', message: 'No process access in workflows.' },
+      ],
     },
   },
 );

@@ -8,7 +8,10 @@ const transformed = {
     '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2023' } }],
     // ESM-only packages (jose; the `cookie` that @fastify/cookie imports; parse5 and its entities, with which tests
     // read pages) are compiled to CommonJS for Jest's module system; in production Node loads them natively.
-    '/node_modules/(jose|cookie|@fastify/cookie|parse5|entities)/.+\\.js$': ['@swc/jest', { jsc: { target: 'es2023' } }],
+    '/node_modules/(jose|cookie|@fastify/cookie|parse5|entities)/.+\\.js$': [
+      '@swc/jest',
+      { jsc: { target: 'es2023' } },
+    ],
   },
   transformIgnorePatterns: ['/node_modules/(?!(jose|cookie|@fastify/cookie|parse5|entities)/)'],
 };

@@ -5,16 +5,16 @@
  */
 import type { MarketplaceMeteringClient } from '@aws-sdk/client-marketplace-metering';
 import type { Db } from 'mongodb';
-import { serviceEnvSchema, type MeteringConfig, type RetentionConfig } from '../lib/config';
+import { retentionEnv, type MeteringConfig, type RetentionConfig } from '../lib/config';
 import { retentionRules } from '../lib/store/retention';
-import { createCancellationActivities } from './cancellation';
-import { mongoDeploymentControl, type DeploymentControl } from './deployment-control';
+import { createCancellationActivities } from './subscription/cancellation';
+import { mongoDeploymentControl, type DeploymentControl } from './subscription/deployment-control';
 import { createDiagnosticsActivities } from './diagnostics';
-import { createLinkingActivities } from './linking';
+import { createLinkingActivities } from './subscription/linking';
 import { createMarketplaceActivities } from './marketplace';
-import { createMeteringActivities } from './metering';
-import { createRetentionActivities } from './retention';
-import { createSubscriptionActivities } from './subscription';
+import { createMeteringActivities } from './metering/metering';
+import { createRetentionActivities } from './retention/retention';
+import { createSubscriptionActivities } from './subscription/subscription';
 
 export interface ActivityDeps {
   db: Db;
@@ -29,7 +29,7 @@ export interface ActivityDeps {
   retention?: Pick<RetentionConfig, 'meteringLedgerDays'>;
 }
 
-const DEFAULT_LEDGER_DAYS = serviceEnvSchema.properties.METERING_LEDGER_RETENTION_DAYS.default as number;
+const DEFAULT_LEDGER_DAYS = retentionEnv.METERING_LEDGER_RETENTION_DAYS.default as number;
 
 export function createActivities(deps: ActivityDeps) {
   return {
@@ -39,7 +39,10 @@ export function createActivities(deps: ActivityDeps) {
     ...createSubscriptionActivities({ db: deps.db, linking: createLinkingActivities(deps) }),
     ...createMarketplaceActivities(deps),
     ...createMeteringActivities({ db: deps.db, metering: deps.usageMetering, settings: deps.meteringConfig }),
-    ...createRetentionActivities({ db: deps.db, rules: retentionRules({ meteringLedgerDays: deps.retention?.meteringLedgerDays ?? DEFAULT_LEDGER_DAYS }) }),
+    ...createRetentionActivities({
+      db: deps.db,
+      rules: retentionRules({ meteringLedgerDays: deps.retention?.meteringLedgerDays ?? DEFAULT_LEDGER_DAYS }),
+    }),
   };
 }
 

@@ -1,6 +1,6 @@
 /** AWS Marketplace Metering calls, wrapped once for the worker and the registration webhook. */
 import { ResolveCustomerCommand, type MarketplaceMeteringClient } from '@aws-sdk/client-marketplace-metering';
-import { normalizeLicenseArn } from '../workflows/subscription-identity';
+import { normalizeLicenseArn } from '../domain/subscription-identity';
 
 export type RegistrationProblem = 'invalid-token' | 'expired-token' | 'api-disabled' | 'aws-unavailable';
 
@@ -42,7 +42,8 @@ export function createMarketplaceActivities({ metering }: MarketplaceDeps) {
     resolveCustomer: async (registrationToken: string): Promise<ResolvedRegistration> => {
       try {
         const result = await metering.send(new ResolveCustomerCommand({ RegistrationToken: registrationToken }));
-        if (!result.CustomerAWSAccountId || !result.ProductCode) throw new RegistrationError('aws-unavailable', 'IncompleteResponse');
+        if (!result.CustomerAWSAccountId || !result.ProductCode)
+          throw new RegistrationError('aws-unavailable', 'IncompleteResponse');
         return {
           awsAccountId: result.CustomerAWSAccountId,
           productCode: result.ProductCode,

@@ -4,7 +4,7 @@ import formbody from '@fastify/formbody';
 import type { Client } from '@temporalio/client';
 import type { Db } from 'mongodb';
 import type { ResolvedRegistration } from '../activities/marketplace';
-import type { ServiceConfig } from '../lib/config';
+import type { ApiConfig } from './config';
 import { installErrorHandler } from '../lib/error-handler';
 import { timeoutOptions, type HttpTimeouts } from './http-timeouts';
 import { answerOtherMethodsWith405 } from './method-not-allowed';
@@ -12,24 +12,24 @@ import { registerOpenApi } from './openapi';
 import { registerAssets } from './routes/assets';
 import { registerBillingRoutes } from './routes/billing';
 import { registerHealthRoutes } from './routes/health';
-import { registerLinkRoutes } from './routes/links';
+import { registerLinkRoutes } from './routes/linking/links';
 import { registerRateLimits, type RateLimitSettings } from './rate-limits';
 import { registerPages } from './routes/pages';
 import { registerPageViews } from './pages/views';
-import { CEILING_MAX_WAIT_MS, registerRegistrationRoute } from './routes/registration';
-import { ErrorResponse } from './schemas';
+import { CEILING_MAX_WAIT_MS, registerRegistrationRoute } from './routes/linking/registration';
+import { ErrorResponse } from './common/schemas';
 import { frameworkErrorsWithHeaders, registerSecurityHeaders } from './security-headers';
-import { registerSessions, type SessionSettings } from './session';
+import { registerSessions, type SessionSettings } from './common/session';
 import { PerClientCeiling, RateLimiter } from '../lib/rate-limiter';
-import { THREE_DAYS_MS } from '../workflows/cancel-subscription';
+import { THREE_DAYS_MS } from '../workflows/legacy/cancel-subscription';
 
 export interface ApiSettings {
   taskQueue: string;
   publicBaseUrl: string;
   session: Omit<SessionSettings, 'secureCookies'>;
-  linking: ServiceConfig['linking'];
+  linking: ApiConfig['linking'];
   /** Passed to a subscription workflow this API starts. */
-  cancellation?: ServiceConfig['cancellation'];
+  cancellation?: ApiConfig['cancellation'];
   demoAccounts: boolean;
   signInUrl: string;
   rateLimits: RateLimitSettings;
@@ -47,7 +47,7 @@ export interface AppDeps {
   logLevel?: string;
 }
 
-export function apiSettings(config: ServiceConfig, signingKeys: string[]): ApiSettings {
+export function apiSettings(config: ApiConfig, signingKeys: string[]): ApiSettings {
   return {
     taskQueue: config.temporal.taskQueue,
     publicBaseUrl: config.api.publicBaseUrl,
@@ -70,7 +70,9 @@ function loggableUrl(url: string): string {
 /** A hop count trusts that many proxies nearest to us (Fastify's own reading of a number, which its types omit). */
 function trustProxyOption(trustProxy: ApiSettings['trustProxy']) {
   if (trustProxy === undefined) return {};
-  return { trustProxy: typeof trustProxy === 'number' ? (_address: string, hop: number) => hop < trustProxy : trustProxy };
+  return {
+    trustProxy: typeof trustProxy === 'number' ? (_address: string, hop: number) => hop < trustProxy : trustProxy,
+  };
 }
 
 /** Builds the API without listening, so tests drive it on a real port. */
@@ -110,7 +112,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerRegistrationRoute(app, {
     db: deps.db,
     resolveCustomer: deps.resolveCustomer,
-    resolveCustomerCeiling: new PerClientCeiling(new RateLimiter(settings.rateLimits.resolveCustomerPerSecond), CEILING_MAX_WAIT_MS),
+    resolveCustomerCeiling: new PerClientCeiling(
+      new RateLimiter(settings.rateLimits.resolveCustomerPerSecond),
+      CEILING_MAX_WAIT_MS,
+    ),
     linkCodeTtlSeconds: settings.linking.codeTtlSeconds,
     session,
     signInUrl: settings.signInUrl,
@@ -120,12 +125,21 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     subscriptions: {
       temporal: deps.temporal,
       taskQueue: settings.taskQueue,
-      settings: { syncTimeoutMs: settings.linking.syncTimeoutMs, gracePeriodMs: settings.cancellation?.gracePeriodMs ?? THREE_DAYS_MS },
+      settings: {
+        syncTimeoutMs: settings.linking.syncTimeoutMs,
+        gracePeriodMs: settings.cancellation?.gracePeriodMs ?? THREE_DAYS_MS,
+      },
     },
     publicBaseUrl: settings.publicBaseUrl,
   });
   registerBillingRoutes(app, { db: deps.db });
   registerAssets(app);
-  registerPages(app, { db: deps.db, session, demoAccounts: settings.demoAccounts, signInUrl: settings.signInUrl, publicBaseUrl: settings.publicBaseUrl });
+  registerPages(app, {
+    db: deps.db,
+    session,
+    demoAccounts: settings.demoAccounts,
+    signInUrl: settings.signInUrl,
+    publicBaseUrl: settings.publicBaseUrl,
+  });
   return app;
 }

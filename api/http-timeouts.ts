@@ -16,7 +16,10 @@ export interface HttpTimeouts {
   keepAliveMs: number;
 }
 
-export function timeoutOptions(timeouts: HttpTimeouts): Pick<FastifyServerOptions, 'requestTimeout' | 'connectionTimeout' | 'keepAliveTimeout'> & {
+export function timeoutOptions(timeouts: HttpTimeouts): Pick<
+  FastifyServerOptions,
+  'requestTimeout' | 'connectionTimeout' | 'keepAliveTimeout'
+> & {
   http: { headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number };
 } {
   return {

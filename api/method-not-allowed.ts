@@ -40,6 +40,9 @@ export function answerOtherMethodsWith405(app: FastifyInstance): void {
     return reply
       .code(405)
       .header('allow', allow)
-      .send({ error: 'MethodNotAllowed', message: `${request.method} is not allowed here; this path accepts ${allow}.` });
+      .send({
+        error: 'MethodNotAllowed',
+        message: `${request.method} is not allowed here; this path accepts ${allow}.`,
+      });
   });
 }

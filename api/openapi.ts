@@ -1,9 +1,9 @@
 import type { FastifyInstance, RouteOptions } from 'fastify';
 import swagger from '@fastify/swagger';
 import { Type } from '../lib/schema';
-import { guardDocsOf, type GuardDoc } from './documented-guards';
-import { ErrorResponse } from './schemas';
-import { cookieName, SESSION_COOKIE } from './session';
+import { guardDocsOf, type GuardDoc } from './common/documented-guards';
+import { ErrorResponse } from './common/schemas';
+import { cookieName, SESSION_COOKIE } from './common/session';
 
 /** Fastify reads a body for these methods only (its own list), so only they can fail on parsing, size or media type. */
 const BODY_METHODS = new Set(['DELETE', 'OPTIONS', 'PATCH', 'PUT', 'POST', 'QUERY']);
@@ -13,7 +13,11 @@ const GUARD_HOOKS = ['onRequest', 'preParsing', 'preValidation', 'preHandler'] a
 /** Either way of presenting a session, as lib/session-token.ts issues it. */
 export const SESSION_SECURITY: Array<Record<string, string[]>> = [{ session: [] }, { bearer: [] }];
 
-type RouteSchema = NonNullable<RouteOptions['schema']> & { hide?: boolean; security?: unknown; response?: Record<string, unknown> };
+type RouteSchema = NonNullable<RouteOptions['schema']> & {
+  hide?: boolean;
+  security?: unknown;
+  response?: Record<string, unknown>;
+};
 
 const errorResponse = (description: string) => Type.Ref(ErrorResponse, { description });
 
@@ -35,10 +39,13 @@ function implicitResponses(route: RouteOptions, schema: RouteSchema, guards: Gua
   }
   // api/rate-limits.ts puts a limit in the route's config; @fastify/rate-limit answers 429 past it.
   if (typeof route.config?.rateLimit === 'object') {
-    answers[429] = errorResponse('Too many requests from this client: retry after the number of seconds in Retry-After');
+    answers[429] = errorResponse(
+      'Too many requests from this client: retry after the number of seconds in Retry-After',
+    );
   }
   for (const guard of guards) {
-    for (const [status, description] of Object.entries(guard.responses)) answers[Number(status)] = errorResponse(description);
+    for (const [status, description] of Object.entries(guard.responses))
+      answers[Number(status)] = errorResponse(description);
   }
   return answers;
 }
@@ -57,7 +64,11 @@ function documentImplicitContract(route: RouteOptions): void {
     if (!declares(responses, Number(status))) responses[status] = answer;
   }
   const needsSession = guards.some((guard) => guard.needsSession);
-  route.schema = { ...schema, response: responses, ...(needsSession && !schema.security ? { security: SESSION_SECURITY } : {}) };
+  route.schema = {
+    ...schema,
+    response: responses,
+    ...(needsSession && !schema.security ? { security: SESSION_SECURITY } : {}),
+  };
 }
 
 /** Generates the OpenAPI document from the route schemas; must be registered before the routes. */
@@ -69,18 +80,25 @@ export async function registerOpenApi(app: FastifyInstance, publicBaseUrl: strin
       info: {
         title: 'AWS Marketplace billing',
         version: '1',
-        description: 'Registration webhook and account-linking API. JSON routes need a session (cookie or Bearer token).',
+        description:
+          'Registration webhook and account-linking API. JSON routes need a session (cookie or Bearer token).',
       },
       servers: [{ url: publicBaseUrl }],
       components: {
         securitySchemes: {
           // The name a browser sends it by: `__Host-` over https (api/session.ts).
-          session: { type: 'apiKey', in: 'cookie', name: cookieName(SESSION_COOKIE, publicBaseUrl.startsWith('https:')) },
+          session: {
+            type: 'apiKey',
+            in: 'cookie',
+            name: cookieName(SESSION_COOKIE, publicBaseUrl.startsWith('https:')),
+          },
           bearer: { type: 'http', scheme: 'bearer' },
         },
       },
     },
-    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+    refResolver: {
+      buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`),
+    },
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 }

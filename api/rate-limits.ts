@@ -33,7 +33,10 @@ export async function registerRateLimits(app: FastifyInstance, settings: RateLim
   };
   // Runs before the plugin's own onRoute hook, which applies `config.rateLimit`.
   app.addHook('onRoute', (route) => {
-    const max = [route.method].flat().map((method) => perMinute[`${method} ${route.url}`]).find((limit) => limit !== undefined);
+    const max = [route.method]
+      .flat()
+      .map((method) => perMinute[`${method} ${route.url}`])
+      .find((limit) => limit !== undefined);
     if (max !== undefined) route.config = { ...route.config, rateLimit: { max, timeWindow: WINDOW_MS } };
   });
   await app.register(rateLimit, {
@@ -41,6 +44,8 @@ export async function registerRateLimits(app: FastifyInstance, settings: RateLim
     // A client that keeps going while limited stays limited: each refused request restarts its window.
     continueExceeding: true,
     errorResponseBuilder: (_request, context) =>
-      Object.assign(new Error(`Too many requests from your address; retry in ${context.after}.`), { statusCode: context.statusCode }),
+      Object.assign(new Error(`Too many requests from your address; retry in ${context.after}.`), {
+        statusCode: context.statusCode,
+      }),
   });
 }

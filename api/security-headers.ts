@@ -72,12 +72,20 @@ export async function registerSecurityHeaders(app: FastifyInstance, settings: Se
  * (Fastify's `frameworkErrors` option) gets the same headers and our usual
  * `{error, message}` body.
  */
-export function frameworkErrorsWithHeaders(settings: SecurityHeaderSettings): NonNullable<FastifyServerOptions['frameworkErrors']> {
+export function frameworkErrorsWithHeaders(
+  settings: SecurityHeaderSettings,
+): NonNullable<FastifyServerOptions['frameworkErrors']> {
   const setHeaders = helmet(helmetOptions(settings));
   return (error, request, generic) => {
     const reply = generic as FastifyReply;
     setHeaders(request.raw, reply.raw, () => undefined);
     const status = error.statusCode && error.statusCode >= 400 ? error.statusCode : 500;
-    return reply.code(status).send(status < 500 ? { error: 'BadRequest', message: error.message } : { error: 'InternalError', message: 'Something went wrong on our side; please retry.' });
+    return reply
+      .code(status)
+      .send(
+        status < 500
+          ? { error: 'BadRequest', message: error.message }
+          : { error: 'InternalError', message: 'Something went wrong on our side; please retry.' },
+      );
   };
 }

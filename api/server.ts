@@ -1,7 +1,6 @@
 /** API entry point: configuration, connections, listen, graceful shutdown. Nothing else. */
 import { createMarketplaceActivities } from '../activities/marketplace';
 import { createMeteringClient } from '../lib/aws';
-import { loadServiceConfig, requireApiConfig } from '../lib/config';
 import { createLogger, exitWithError } from '../lib/logger';
 import { connectMongo } from '../lib/mongo';
 import { enforceProductionGuard } from '../lib/production-guard';
@@ -12,9 +11,10 @@ import { ensureIndexes } from '../lib/store/indexes';
 import { startTracing } from '../lib/telemetry/tracing';
 import { connectClient } from '../lib/temporal';
 import { apiSettings, buildApp } from './app';
+import { loadApiConfig, requireApiConfig } from './config';
 
 async function main(): Promise<void> {
-  const config = loadServiceConfig();
+  const config = loadApiConfig();
   const tracing = await startTracing(config.tracing, 'marketplace-api', { http: true });
   // Until Fastify's logger exists; both write the same JSON lines.
   const log = createLogger('api', config.logLevel);
@@ -27,12 +27,22 @@ async function main(): Promise<void> {
     await seedDemoAccounts(mongo.db);
     // The demo platform "records" usage: the last 6 hours now, and each new hour as it starts.
     await seedUsage(mongo.db, 6);
-    usageTimer = setInterval(() => void seedUsage(mongo.db, 1).catch((error: unknown) => log.error({ err: error }, 'recording demo usage failed')), 10 * 60_000);
+    usageTimer = setInterval(
+      () =>
+        void seedUsage(mongo.db, 1).catch((error: unknown) => log.error({ err: error }, 'recording demo usage failed')),
+      10 * 60_000,
+    );
   }
   const temporal = await connectClient(config.temporal, tracing?.temporalClient);
   const metering = createMeteringClient(config.aws);
   const { resolveCustomer } = createMarketplaceActivities({ metering });
-  const app = await buildApp({ db: mongo.db, temporal, resolveCustomer, settings: apiSettings(config, signingKeys), logLevel: config.logLevel });
+  const app = await buildApp({
+    db: mongo.db,
+    temporal,
+    resolveCustomer,
+    settings: apiSettings(config, signingKeys),
+    logLevel: config.logLevel,
+  });
   app.addHook('onClose', async () => {
     clearInterval(usageTimer);
     metering.destroy();

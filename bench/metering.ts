@@ -24,13 +24,15 @@ import { usageFor } from '../lib/store/usage-generator';
 import { connectClient } from '../lib/temporal';
 import { buildSandbox } from '../sandbox/app';
 import type { SandboxCustomer } from '../sandbox/store';
-import { hourlyMetering } from '../workflows/hourly-metering';
+import { hourlyMetering } from '../workflows/metering/hourly-metering';
 
 const QUOTA_RPS = 10;
 const PER_CALL = 25;
 
 function peakRssMb(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmHWM:'));
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('VmHWM:'));
   return Number(line?.replace(/\D+/g, '') ?? 0) / 1024;
 }
 
@@ -40,14 +42,26 @@ async function main(): Promise<void> {
   const [mongoPort, temporalPort] = await Promise.all([freePort(), freePort()]);
   const servers = await Promise.all([
     startFerretDb({ port: mongoPort, dataDir: join(runDir, 'ferretdb'), logDir: runDir }),
-    startTemporalDevServer({ port: temporalPort, dbFile: join(runDir, 'temporal.sqlite'), namespace: 'bench', logDir: runDir }),
+    startTemporalDevServer({
+      port: temporalPort,
+      dbFile: join(runDir, 'temporal.sqlite'),
+      namespace: 'bench',
+      logDir: runDir,
+    }),
   ]);
   const mongoUri = `mongodb://127.0.0.1:${mongoPort}/`;
   const service = await connectMongo(mongoUri, 'bench_service');
   const sandboxDb = await connectMongo(mongoUri, 'bench_sandbox');
   await ensureIndexes(service.db);
   const productCode = 'bench-product';
-  const sandbox = await buildSandbox({ db: sandboxDb.db, productCode, registrationUrl: 'http://127.0.0.1:9/', quotaRps: QUOTA_RPS, tokenTtlSeconds: 60, region: 'us-east-1' });
+  const sandbox = await buildSandbox({
+    db: sandboxDb.db,
+    productCode,
+    registrationUrl: 'http://127.0.0.1:9/',
+    quotaRps: QUOTA_RPS,
+    tokenTtlSeconds: 60,
+    region: 'us-east-1',
+  });
   const sandboxUrl = await sandbox.app.listen({ host: '127.0.0.1', port: 0 });
 
   const hour = hourStart(Date.now() - HOUR_MS);
@@ -64,7 +78,10 @@ async function main(): Promise<void> {
     status: 'subscribed',
     createdAt: new Date(),
   }));
-  await bulkWriteInChunks(sandbox.store.customers, docs.map((doc) => ({ insertOne: { document: doc } })));
+  await bulkWriteInChunks(
+    sandbox.store.customers,
+    docs.map((doc) => ({ insertOne: { document: doc } })),
+  );
   await bulkWriteInChunks(
     marketplaceLinksOf(service.db),
     docs.map((c) => ({
@@ -83,10 +100,32 @@ async function main(): Promise<void> {
     })),
   );
   // Nine in ten customers used the platform that hour; the others get a record of 0.
-  const usage = docs.flatMap((c, i) => (i % 10 === 9 ? [] : [usageFor({ _id: `dep-${c._id}`, accountId: `acct-${c._id}`, plan: 'standard', state: 'running' }, hour)!]));
-  await bulkWriteInChunks(usageOf(service.db), usage.map((doc) => ({ insertOne: { document: doc } })));
+  const usage = docs.flatMap((c, i) =>
+    i % 10 === 9
+      ? []
+      : [usageFor({ _id: `dep-${c._id}`, accountId: `acct-${c._id}`, plan: 'standard', state: 'running' }, hour)!],
+  );
+  await bulkWriteInChunks(
+    usageOf(service.db),
+    usage.map((doc) => ({ insertOne: { document: doc } })),
+  );
   const others = Array.from({ length: 30 }, (_, i) => new Date(hour.getTime() - (i + 1) * HOUR_MS).toISOString());
-  await bulkWriteInChunks(meteringHoursOf(service.db), others.map((h) => ({ insertOne: { document: { _id: h, state: 'complete' as const, customers: 0, records: 0, conflicts: 0, notSubscribed: 0, at: new Date() } } })));
+  await bulkWriteInChunks(
+    meteringHoursOf(service.db),
+    others.map((h) => ({
+      insertOne: {
+        document: {
+          _id: h,
+          state: 'complete' as const,
+          customers: 0,
+          records: 0,
+          conflicts: 0,
+          notSubscribed: 0,
+          at: new Date(),
+        },
+      },
+    })),
+  );
   console.log(`seeded in ${((Date.now() - seeded) / 1000).toFixed(1)} s`);
 
   const taskQueue = 'bench-metering';
@@ -108,10 +147,14 @@ async function main(): Promise<void> {
   const temporal = await connectClient({ address: `127.0.0.1:${temporalPort}`, namespace: 'bench', taskQueue });
   try {
     const started = Date.now();
-    const progress = await temporal.workflow.execute(hourlyMetering, { taskQueue, workflowId: `bench-${started}`, args: [{}] });
+    const progress = await temporal.workflow.execute(hourlyMetering, {
+      taskQueue,
+      workflowId: `bench-${started}`,
+      args: [{}],
+    });
     const wallSeconds = (Date.now() - started) / 1000;
     const rssMb = peakRssMb(worker.pid!);
-    const calls = (await sandbox.store.calls.find({ operation: 'BatchMeterUsage' }).toArray());
+    const calls = await sandbox.store.calls.find({ operation: 'BatchMeterUsage' }).toArray();
     const accepted = await sandbox.store.usage.countDocuments();
     const records = customers * 2;
     const minimumCalls = Math.ceil(records / PER_CALL);

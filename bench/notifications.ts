@@ -34,19 +34,32 @@ import type { Client } from '@temporalio/client';
 import type { Db } from 'mongodb';
 import { freePort, portOpen, waitFor } from '../infra/processes';
 import { repoRoot } from '../infra/paths';
-import { ensureLocalAwsResources, queueDepth, startFerretDb, startMoto, startTemporalDevServer } from '../infra/servers';
+import {
+  ensureLocalAwsResources,
+  queueDepth,
+  startFerretDb,
+  startMoto,
+  startTemporalDevServer,
+} from '../infra/servers';
 import { createSqsClient } from '../lib/aws';
 import { connectMongo } from '../lib/mongo';
 import { ensureIndexes } from '../lib/store/indexes';
 import { customerKey, marketplaceCustomersOf, notificationsOf } from '../lib/store/marketplace';
-import { signalAwsEvent } from '../lib/subscription-client';
+import { signalAwsEvent } from '../clients/subscription-client';
 import { connectClient } from '../lib/temporal';
-import { enqueueBodies, eventBridgeBody, rawMessageBody, snsEnvelopeBody, syntheticCustomer, type SnsSigner } from '../sandbox/notification-bodies';
+import {
+  enqueueBodies,
+  eventBridgeBody,
+  rawMessageBody,
+  snsEnvelopeBody,
+  syntheticCustomer,
+  type SnsSigner,
+} from '../sandbox/notification-bodies';
 import { sumOfSeries } from '../poller/metrics';
 import { ensureSigningKey } from '../sandbox/sns-signing';
 import type { SandboxCustomer } from '../sandbox/store';
-import { normalizeLicenseArn, subscriptionWorkflowId, type SubscriptionRef } from '../workflows/subscription-identity';
-import type { SubscriptionEvent } from '../workflows/subscription-model';
+import { normalizeLicenseArn, subscriptionWorkflowId, type SubscriptionRef } from '../domain/subscription-identity';
+import type { SubscriptionEvent } from '../domain/subscription-model';
 
 const RECEIVERS = Number(process.env.BENCH_RECEIVERS ?? 2);
 const MAX_IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 50);
@@ -89,14 +102,25 @@ function uniqueNotifications(unique: number, customers: SandboxCustomer[], signe
       return { id: event.id, body: event.body, customer: c, action: 'subscribe-success' };
     },
     // Raw delivery is keyed by the SQS MessageId, known only once sent: its id is filled in then.
-    (c: SandboxCustomer): Notification => ({ id: '', body: rawMessageBody(c, 'subscribe-success'), customer: c, action: 'subscribe-success' }),
+    (c: SandboxCustomer): Notification => ({
+      id: '',
+      body: rawMessageBody(c, 'subscribe-success'),
+      customer: c,
+      action: 'subscribe-success',
+    }),
   ];
-  return Array.from({ length: unique }, (_, i) => kinds[Math.floor(i / customers.length) % kinds.length]!(customers[i % customers.length]!));
+  return Array.from({ length: unique }, (_, i) =>
+    kinds[Math.floor(i / customers.length) % kinds.length]!(customers[i % customers.length]!),
+  );
 }
 
 /** A synthetic customer's subscription, keyed by its license as registration keys it. */
 function refOf(customer: SandboxCustomer): SubscriptionRef {
-  return { awsAccountId: customer.customerAwsAccountId, productCode: customer.productCode, licenseArn: normalizeLicenseArn(customer.licenseArn) };
+  return {
+    awsAccountId: customer.customerAwsAccountId,
+    productCode: customer.productCode,
+    licenseArn: normalizeLicenseArn(customer.licenseArn),
+  };
 }
 
 /** What ResolveCustomer would have stored for each customer, in bulk. */
@@ -104,7 +128,13 @@ async function registerCustomers(db: Db, customers: SandboxCustomer[]): Promise<
   const now = new Date();
   for (let start = 0; start < customers.length; start += 1000) {
     await marketplaceCustomersOf(db).insertMany(
-      customers.slice(start, start + 1000).map((c) => ({ _id: customerKey(refOf(c)), ...refOf(c), offerType: 'standard' as const, firstResolvedAt: now, lastResolvedAt: now })),
+      customers.slice(start, start + 1000).map((c) => ({
+        _id: customerKey(refOf(c)),
+        ...refOf(c),
+        offerType: 'standard' as const,
+        firstResolvedAt: now,
+        lastResolvedAt: now,
+      })),
     );
   }
 }
@@ -116,7 +146,6 @@ function shuffle<T>(items: T[]): T[] {
   }
   return items;
 }
-
 
 /** Enqueues as fast as SQS takes the messages, pausing while MAX_BACKLOG are waiting; returns the SQS MessageIds in order. */
 async function produce(sqs: SQSClient, queueUrl: string, bodies: string[]): Promise<string[]> {
@@ -136,9 +165,16 @@ async function rawSqsFloor(sqs: SQSClient, queueUrl: string, bodies: string[]): 
   const produced = produce(sqs, queueUrl, bodies);
   const loop = async () => {
     while (done < total) {
-      const { Messages = [] } = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
+      const { Messages = [] } = await sqs.send(
+        new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }),
+      );
       if (Messages.length === 0) continue;
-      await sqs.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: Messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }));
+      await sqs.send(
+        new DeleteMessageBatchCommand({
+          QueueUrl: queueUrl,
+          Entries: Messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })),
+        }),
+      );
       done += Messages.length;
     }
   };
@@ -148,13 +184,21 @@ async function rawSqsFloor(sqs: SQSClient, queueUrl: string, bodies: string[]): 
 
 /** The hand-off's Temporal calls for each notification, MAX_IN_FLIGHT at a time: what Temporal alone allows. */
 async function rawTemporalFloor(temporal: Client, notifications: Notification[]): Promise<number> {
-  const subscriptions = { temporal, taskQueue: TASK_QUEUE, settings: { syncTimeoutMs: 3_600_000, gracePeriodMs: 3 * 86_400_000 } };
+  const subscriptions = {
+    temporal,
+    taskQueue: TASK_QUEUE,
+    settings: { syncTimeoutMs: 3_600_000, gracePeriodMs: 3 * 86_400_000 },
+  };
   let next = 0;
   const started = performance.now();
   const loop = async () => {
     while (next < notifications.length) {
       const n = notifications[next++]!;
-      await signalAwsEvent(subscriptions, refOf(n.customer), { id: n.id, action: n.action, sentAt: new Date().toISOString() });
+      await signalAwsEvent(subscriptions, refOf(n.customer), {
+        id: n.id,
+        action: n.action,
+        sentAt: new Date().toISOString(),
+      });
     }
   };
   await Promise.all(Array.from({ length: MAX_IN_FLIGHT }, loop));
@@ -173,7 +217,9 @@ function cpuSeconds(pid: number | undefined): number {
 
 function peakRssMb(pid: number): number {
   try {
-    const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmHWM:'));
+    const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('VmHWM:'));
     return Number(line?.replace(/\D+/g, '') ?? 0) / 1024;
   } catch {
     return 0;
@@ -185,10 +231,20 @@ async function main(): Promise<void> {
   const customerCount = Number(process.argv[3] ?? 5_000);
   const unique = Math.round(total * 0.9);
   const runDir = mkdtempSync(join(tmpdir(), 'bench-notifications-'));
-  const [mongoPort, temporalPort, motoPort, metricsPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+  const [mongoPort, temporalPort, motoPort, metricsPort] = await Promise.all([
+    freePort(),
+    freePort(),
+    freePort(),
+    freePort(),
+  ]);
   const servers = await Promise.all([
     startFerretDb({ port: mongoPort, dataDir: join(runDir, 'ferretdb'), logDir: runDir }),
-    startTemporalDevServer({ port: temporalPort, dbFile: join(runDir, 'temporal.sqlite'), namespace: 'bench', logDir: runDir }),
+    startTemporalDevServer({
+      port: temporalPort,
+      dbFile: join(runDir, 'temporal.sqlite'),
+      namespace: 'bench',
+      logDir: runDir,
+    }),
     startMoto({ port: motoPort, logDir: runDir }),
   ]);
   const endpoint = `http://127.0.0.1:${motoPort}`;
@@ -197,34 +253,68 @@ async function main(): Promise<void> {
   const mongoUri = `mongodb://127.0.0.1:${mongoPort}/`;
   const mongo = await connectMongo(mongoUri, 'bench_notifications');
   await ensureIndexes(mongo.db);
-  const temporal = await connectClient({ address: `127.0.0.1:${temporalPort}`, namespace: 'bench', taskQueue: TASK_QUEUE });
+  const temporal = await connectClient({
+    address: `127.0.0.1:${temporalPort}`,
+    namespace: 'bench',
+    taskQueue: TASK_QUEUE,
+  });
   const key = ensureSigningKey(join(runDir, 'sns'));
   const certServer = createServer((_request, response) => response.end(key.certificatePem));
   await new Promise<void>((resolve) => certServer.listen(0, '127.0.0.1', resolve));
   const certUrl = `http://127.0.0.1:${(certServer.address() as AddressInfo).port}/sns/signing-certificate.pem`;
   let poller: ReturnType<typeof spawn> | undefined;
   try {
-    const pipelineQueue = await ensureLocalAwsResources({ endpoint, region: 'us-east-1', queueName: 'bench-pipeline', productCode: 'bench-product' });
-    const rawQueue = await ensureLocalAwsResources({ endpoint, region: 'us-east-1', queueName: 'bench-raw', productCode: 'bench-raw' });
+    const pipelineQueue = await ensureLocalAwsResources({
+      endpoint,
+      region: 'us-east-1',
+      queueName: 'bench-pipeline',
+      productCode: 'bench-product',
+    });
+    const rawQueue = await ensureLocalAwsResources({
+      endpoint,
+      region: 'us-east-1',
+      queueName: 'bench-raw',
+      productCode: 'bench-raw',
+    });
     const signer: SnsSigner = { key, certUrl, topicArn: pipelineQueue.topicArn };
 
     // Pipeline and Temporal floor get customers (and licenses, which key the workflows) of their own, so each starts its workflows fresh.
     const pipelineCustomers = Array.from({ length: customerCount }, (_, i) => syntheticCustomer(i, 'bench-product'));
-    const floorCustomers = Array.from({ length: customerCount }, (_, i) => syntheticCustomer(customerCount + i, 'bench-floor'));
+    const floorCustomers = Array.from({ length: customerCount }, (_, i) =>
+      syntheticCustomer(customerCount + i, 'bench-floor'),
+    );
     await registerCustomers(mongo.db, pipelineCustomers);
     const notifications = uniqueNotifications(unique, pipelineCustomers, signer);
     const duplicates = Array.from({ length: total - unique }, () => notifications[Math.floor(Math.random() * unique)]!);
     const messages = shuffle([...notifications, ...duplicates]);
-    console.log(`${total} notifications (${unique} unique, ${total - unique} duplicates) for ${customerCount} customers`);
+    console.log(
+      `${total} notifications (${unique} unique, ${total - unique} duplicates) for ${customerCount} customers`,
+    );
 
     // 1. Raw SQS floor.
-    const sqsFloor = await rawSqsFloor(sqs, rawQueue.queueUrl, messages.map((m) => m.body));
+    const sqsFloor = await rawSqsFloor(
+      sqs,
+      rawQueue.queueUrl,
+      messages.map((m) => m.body),
+    );
     console.log(`raw SQS receive+delete: ${sqsFloor.toFixed(0)} messages/s`);
 
     // 2. Raw Temporal floor, on the same unique notifications for other customers.
-    const floorNotifications = uniqueNotifications(unique, floorCustomers, signer).map((n, i) => ({ ...n, id: n.id || `raw-${i}` }));
-    const cpu = () => ({ ferretdb: cpuSeconds(servers[0].child.pid), temporal: cpuSeconds(servers[1].child.pid), moto: cpuSeconds(servers[2].child.pid), bench: process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6, poller: cpuSeconds(poller?.pid) });
-    const cpuSpent = (before: ReturnType<typeof cpu>) => Object.fromEntries(Object.entries(cpu()).map(([k, v]) => [k, Number((v - before[k as keyof typeof before]).toFixed(1))]));
+    const floorNotifications = uniqueNotifications(unique, floorCustomers, signer).map((n, i) => ({
+      ...n,
+      id: n.id || `raw-${i}`,
+    }));
+    const cpu = () => ({
+      ferretdb: cpuSeconds(servers[0].child.pid),
+      temporal: cpuSeconds(servers[1].child.pid),
+      moto: cpuSeconds(servers[2].child.pid),
+      bench: process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6,
+      poller: cpuSeconds(poller?.pid),
+    });
+    const cpuSpent = (before: ReturnType<typeof cpu>) =>
+      Object.fromEntries(
+        Object.entries(cpu()).map(([k, v]) => [k, Number((v - before[k as keyof typeof before]).toFixed(1))]),
+      );
     const floorCpu = cpu();
     const temporalFloor = await rawTemporalFloor(temporal, floorNotifications);
     const temporalFloorCpu = cpuSpent(floorCpu);
@@ -253,10 +343,19 @@ async function main(): Promise<void> {
       stdio: ['ignore', 'ignore', 'inherit'],
     });
     const child = poller;
-    await waitFor('the poller', () => portOpen(metricsPort), 60_000, () => child.exitCode === null);
+    await waitFor(
+      'the poller',
+      () => portOpen(metricsPort),
+      60_000,
+      () => child.exitCode === null,
+    );
     const pipelineCpu = { ...cpu(), poller: 0 };
     const started = performance.now();
-    const sqsIds = await produce(sqs, pipelineQueue.queueUrl, messages.map((m) => m.body));
+    const sqsIds = await produce(
+      sqs,
+      pipelineQueue.queueUrl,
+      messages.map((m) => m.body),
+    );
     await waitFor('the queue to drain', async () => (await queueDepth(sqs, pipelineQueue.queueUrl)) === 0, 3_600_000);
     const pipelineSeconds = (performance.now() - started) / 1000;
     const pipelineRate = total / pipelineSeconds;
@@ -316,8 +415,14 @@ async function main(): Promise<void> {
       cpuSecondsPipeline: pipelineCpuSpent,
     };
     console.log(JSON.stringify(report, null, 2));
-    const ok = report.ratioToSmallerFloor >= 0.7 && duplicateEffects === 0 && handedOff === expectedIds.size && report.deadLettered === 0;
-    console.log(ok ? 'PASS: ratio ≥ 0.7, every notification handed off once, 0 duplicate effects' : 'FAIL: see the figures above');
+    const ok =
+      report.ratioToSmallerFloor >= 0.7 &&
+      duplicateEffects === 0 &&
+      handedOff === expectedIds.size &&
+      report.deadLettered === 0;
+    console.log(
+      ok ? 'PASS: ratio ≥ 0.7, every notification handed off once, 0 duplicate effects' : 'FAIL: see the figures above',
+    );
     process.exitCode = ok ? 0 : 1;
   } finally {
     poller?.kill('SIGTERM');

@@ -7,7 +7,11 @@ export function historyIsQuiet(events: temporal.api.history.v1.IHistoryEvent[]):
   const count = (...types: number[]) => events.filter((e) => types.includes(e.eventType as number)).length;
   const openTasks =
     count(EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED) -
-    count(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED, EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT);
+    count(
+      EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+      EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+      EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
+    );
   const openActivities =
     count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) -
     count(

@@ -26,7 +26,10 @@ export function folderOf(file: string, depth: number): string {
 }
 
 /** The file graph collapsed to folders, with the file imports behind each folder edge (`<from> <to>`). */
-export function folderGraph(files: Record<string, string[]>, depth: number): { graph: Graph; imports: Map<string, string[]> } {
+export function folderGraph(
+  files: Record<string, string[]>,
+  depth: number,
+): { graph: Graph; imports: Map<string, string[]> } {
   const graph: Graph = new Map();
   const imports = new Map<string, string[]>();
   for (const [file, imported] of Object.entries(files)) {
@@ -65,11 +68,17 @@ async function main(): Promise<void> {
   const betweenFolders = args.includes('--folders');
   const depthArg = args.indexOf('--depth');
   const depth = depthArg >= 0 ? Number(args[depthArg + 1]) : 1;
-  if (!Number.isInteger(depth) || depth < 1) throw new Error('--depth takes a whole number of folder levels, 1 or more');
+  if (!Number.isInteger(depth) || depth < 1)
+    throw new Error('--depth takes a whole number of folder levels, 1 or more');
 
   const result = await madge(
     SOURCE_FOLDERS.map((folder) => join(repoRoot, folder)),
-    { baseDir: repoRoot, fileExtensions: ['ts'], tsConfig: join(repoRoot, 'tsconfig.json'), excludeRegExp: [/\.d\.ts$/] },
+    {
+      baseDir: repoRoot,
+      fileExtensions: ['ts'],
+      tsConfig: join(repoRoot, 'tsconfig.json'),
+      excludeRegExp: [/\.d\.ts$/],
+    },
   );
   if (!betweenFolders) {
     const cycles = result.circular();
@@ -85,7 +94,9 @@ async function main(): Promise<void> {
     cycle.forEach((from, i) => {
       const to = cycle[(i + 1) % cycle.length]!;
       const behind = imports.get(`${from} ${to}`) ?? [];
-      console.log(`  ${from} → ${to}: ${behind.length} import${behind.length === 1 ? '' : 's'}, e.g. ${behind.slice(0, 3).join('; ')}`);
+      console.log(
+        `  ${from} → ${to}: ${behind.length} import${behind.length === 1 ? '' : 's'}, e.g. ${behind.slice(0, 3).join('; ')}`,
+      );
     });
   }
   console.log(`import cycles between folders (depth ${depth}): ${cycles.length}`);

@@ -17,14 +17,19 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Db } from 'mongodb';
 import { findSubscriptionOf } from '../lib/store/subscription-lookup';
-import { subscriptionStartOptions } from '../lib/subscription-client';
-import { subscription } from '../workflows/subscription';
-import { subscriptionWorkflowId } from '../workflows/subscription-identity';
-import type { SubscriptionSettings } from '../workflows/subscription-model';
+import { subscriptionStartOptions } from '../clients/subscription-client';
+import { subscription } from '../workflows/subscription/subscription';
+import { subscriptionWorkflowId } from '../domain/subscription-identity';
+import type { SubscriptionSettings } from '../domain/subscription-model';
 
 const LEGACY = /^(?:link|cancel):(\d{12}):(.+)$/;
 
-export async function migrateLegacyWorkflows(deps: { temporal: Client; db: Db; taskQueue: string; settings: SubscriptionSettings }): Promise<string[]> {
+export async function migrateLegacyWorkflows(deps: {
+  temporal: Client;
+  db: Db;
+  taskQueue: string;
+  settings: SubscriptionSettings;
+}): Promise<string[]> {
   const moved: string[] = [];
   const running = deps.temporal.workflow.list({
     query: `ExecutionStatus = 'Running' AND (WorkflowType = 'linkAccount' OR WorkflowType = 'cancelSubscription')`,

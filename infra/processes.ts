@@ -18,7 +18,9 @@ export async function freePort(): Promise<number> {
     server.on('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -70,14 +72,18 @@ export async function startProcess(options: StartOptions): Promise<ManagedProces
   });
   for (const stream of [child.stdout, child.stderr]) {
     stream?.pipe(log, { end: false });
-    if (options.echo) stream?.on('data', (chunk: Buffer) => process.stdout.write(`[${options.name}] ${chunk.toString()}`));
+    if (options.echo)
+      stream?.on('data', (chunk: Buffer) => process.stdout.write(`[${options.name}] ${chunk.toString()}`));
   }
   let exited = false;
   const exitPromise = new Promise<void>((resolveExit) => child.once('exit', () => ((exited = true), resolveExit())));
   const stop = async () => {
     if (exited) return;
     child.kill('SIGTERM');
-    const killed = await Promise.race([exitPromise.then(() => true), new Promise((r) => setTimeout(() => r(false), 10_000))]);
+    const killed = await Promise.race([
+      exitPromise.then(() => true),
+      new Promise((r) => setTimeout(() => r(false), 10_000)),
+    ]);
     if (!killed) child.kill('SIGKILL');
     await exitPromise;
     log.end();

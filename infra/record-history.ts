@@ -25,20 +25,20 @@ import { temporal } from '@temporalio/proto';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { createUsageMeteringClient } from '../lib/aws';
-import { loadServiceConfig } from '../lib/config';
+import { loadMeteringConfig, loadTemporalConfig } from '../lib/config';
 import { connectMongo } from '../lib/mongo';
 import { accountsOf, deploymentsOf } from '../lib/store/accounts';
 import { ensureIndexes } from '../lib/store/indexes';
 import { customerKey, saveResolvedCustomer } from '../lib/store/marketplace';
 import { subscriptionsOf } from '../lib/store/subscriptions';
-import { requestLink, signalAwsEvent, type SubscriptionTarget } from '../lib/subscription-client';
+import { requestLink, signalAwsEvent, type SubscriptionTarget } from '../clients/subscription-client';
 import { connectClient } from '../lib/temporal';
 import { buildSandbox } from '../sandbox/app';
-import type { AwsAction } from '../workflows/aws-ordering';
-import type { subscription } from '../workflows/subscription';
-import { subscriptionWorkflowId, type SubscriptionRef } from '../workflows/subscription-identity';
-import { abortDeletionUpdate, extendGracePeriodUpdate, subscriptionStateQuery } from '../workflows/subscription-messages';
-import type { SubscriptionPhase, SubscriptionSettings } from '../workflows/subscription-model';
+import type { AwsAction } from '../domain/aws-ordering';
+import type { subscription } from '../workflows/subscription/subscription';
+import { subscriptionWorkflowId, type SubscriptionRef } from '../domain/subscription-identity';
+import { abortDeletionUpdate, extendGracePeriodUpdate, subscriptionStateQuery } from '../domain/subscription-messages';
+import type { SubscriptionPhase, SubscriptionSettings } from '../domain/subscription-model';
 import { repoRoot } from './paths';
 import { freePort, type ManagedProcess } from './processes';
 import { startFerretDb, startTemporalDevServer } from './servers';
@@ -61,11 +61,13 @@ function writeHistory(history: History, name: string): void {
     .replace(/"stackTrace": "(?:[^"\\]|\\.)*"/g, '"stackTrace": ""');
   const file = join(historiesDir, `${name}.json`);
   writeFileSync(file, `${text}\n`);
-  console.log(`wrote ${file} (${(json.events as unknown[] | undefined)?.length ?? 0} events, ${Math.round(text.length / 1024)} KB)`);
+  console.log(
+    `wrote ${file} (${(json.events as unknown[] | undefined)?.length ?? 0} events, ${Math.round(text.length / 1024)} KB)`,
+  );
 }
 
 async function recordOne(workflowId: string, name: string): Promise<void> {
-  const client = await connectClient(loadServiceConfig().temporal);
+  const client = await connectClient(loadTemporalConfig());
   try {
     writeHistory(await client.workflow.getHandle(workflowId).fetchHistory(), name);
   } finally {
@@ -114,7 +116,11 @@ async function inGracePeriod(d: Drive): Promise<void> {
 const SCENARIOS: Scenario[] = [
   // AWS spoke first; nobody asked to link yet.
   { state: 'registered', phase: 'registered', drive: (d) => d.send('subscribe-success', 0) },
-  { state: 'awaiting-aws', phase: 'awaiting-aws', drive: (d) => requestLink(d.target, d.ref, d.alice).then(() => undefined) },
+  {
+    state: 'awaiting-aws',
+    phase: 'awaiting-aws',
+    drive: (d) => requestLink(d.target, d.ref, d.alice).then(() => undefined),
+  },
   {
     state: 'sync-timed-out',
     phase: 'sync-timed-out',
@@ -185,7 +191,8 @@ const SCENARIOS: Scenario[] = [
 async function recordSubscriptionStates(only: string[]): Promise<void> {
   const scenarios = only.length > 0 ? SCENARIOS.filter((s) => only.includes(s.state)) : SCENARIOS;
   const unknown = only.filter((name) => !SCENARIOS.some((s) => s.state === name));
-  if (unknown.length > 0) throw new Error(`unknown states ${unknown.join(', ')}; known: ${SCENARIOS.map((s) => s.state).join(', ')}`);
+  if (unknown.length > 0)
+    throw new Error(`unknown states ${unknown.join(', ')}; known: ${SCENARIOS.map((s) => s.state).join(', ')}`);
 
   const runDir = mkdtempSync(join(tmpdir(), 'record-histories-'));
   const logDir = join(runDir, 'logs');
@@ -196,7 +203,12 @@ async function recordSubscriptionStates(only: string[]): Promise<void> {
     processes.push(
       ...(await Promise.all([
         startFerretDb({ port: mongoPort, dataDir: join(runDir, 'ferretdb'), logDir }),
-        startTemporalDevServer({ port: temporalPort, dbFile: join(runDir, 'temporal.sqlite'), namespace: 'record', logDir }),
+        startTemporalDevServer({
+          port: temporalPort,
+          dbFile: join(runDir, 'temporal.sqlite'),
+          namespace: 'record',
+          logDir,
+        }),
       ])),
     );
     const mongoUri = `mongodb://127.0.0.1:${mongoPort}/`;
@@ -231,21 +243,44 @@ async function recordSubscriptionStates(only: string[]): Promise<void> {
       namespace: config.namespace,
       taskQueue: config.taskQueue,
       workflowsPath: require.resolve('../workflows'),
-      activities: createActivities({ db: mongo.db, metering, usageMetering: metering, meteringConfig: loadServiceConfig({}).metering }),
+      activities: createActivities({
+        db: mongo.db,
+        metering,
+        usageMetering: metering,
+        meteringConfig: loadMeteringConfig({}),
+      }),
     });
 
     await worker.runUntil(async () => {
       for (const [index, scenario] of scenarios.entries()) {
         const customer = await sandbox.store.createCustomer({ productCode, model: 'account', freeTrial: false });
         await sandbox.store.setStatus(customer._id, 'subscribed');
-        const ref: SubscriptionRef = { awsAccountId: customer.customerAwsAccountId, productCode, licenseArn: customer.licenseArn };
+        const ref: SubscriptionRef = {
+          awsAccountId: customer.customerAwsAccountId,
+          productCode,
+          licenseArn: customer.licenseArn,
+        };
         await saveResolvedCustomer(mongo.db, { ...ref, offerType: 'standard' });
         const [alice, bob] = [`acct-recorded-${index}-a`, `acct-recorded-${index}-b`];
         const now = new Date();
         for (const accountId of [alice, bob]) {
-          await accountsOf(mongo.db).insertOne({ _id: accountId, email: `${accountId}@example.com`, name: accountId, paymentMethod: 'none', createdAt: now });
+          await accountsOf(mongo.db).insertOne({
+            _id: accountId,
+            email: `${accountId}@example.com`,
+            name: accountId,
+            paymentMethod: 'none',
+            createdAt: now,
+          });
           await deploymentsOf(mongo.db).insertMany([
-            { _id: `${accountId}-trial`, accountId, name: 'trial', plan: 'trial', state: 'running', trialEndsAt: new Date(now.getTime() + 7 * 24 * HOUR_MS), createdAt: now },
+            {
+              _id: `${accountId}-trial`,
+              accountId,
+              name: 'trial',
+              plan: 'trial',
+              state: 'running',
+              trialEndsAt: new Date(now.getTime() + 7 * 24 * HOUR_MS),
+              createdAt: now,
+            },
             { _id: `${accountId}-prod`, accountId, name: 'prod', plan: 'standard', state: 'running', createdAt: now },
           ]);
         }
@@ -265,15 +300,28 @@ async function recordSubscriptionStates(only: string[]): Promise<void> {
           handle,
           send: async (action, minute) => {
             sent += 1;
-            await signalAwsEvent(target, ref, { id: `recorded-${index}-${sent}-${action}`, action, sentAt: new Date(epoch + minute * 60_000).toISOString() });
+            await signalAwsEvent(target, ref, {
+              id: `recorded-${index}-${sent}-${action}`,
+              action,
+              sentAt: new Date(epoch + minute * 60_000).toISOString(),
+            });
           },
-          waitsIn: (phase) => waitsIn(handle, () => subscriptionsOf(mongo.db).findOne({ _id: customerKey(ref) }).then((d) => d?.phase), phase),
+          waitsIn: (phase) =>
+            waitsIn(
+              handle,
+              () =>
+                subscriptionsOf(mongo.db)
+                  .findOne({ _id: customerKey(ref) })
+                  .then((d) => d?.phase),
+              phase,
+            ),
         };
         await scenario.drive(drive);
         await drive.waitsIn(scenario.phase);
         const history = await handle.fetchHistory();
         const continued = history.events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId;
-        if (scenario.state === 'continued-as-new' && !continued) throw new Error('the recorded run was not started by continue-as-new');
+        if (scenario.state === 'continued-as-new' && !continued)
+          throw new Error('the recorded run was not started by continue-as-new');
         writeHistory(history, `subscription-${scenario.state}`);
       }
     });
@@ -285,10 +333,18 @@ async function recordSubscriptionStates(only: string[]): Promise<void> {
 }
 
 /** Until the latest run waits in `phase`: no workflow task or activity open, the query and the store agree. */
-async function waitsIn(handle: WorkflowHandle<typeof subscription>, saved: () => Promise<string | undefined>, phase: SubscriptionPhase): Promise<void> {
+async function waitsIn(
+  handle: WorkflowHandle<typeof subscription>,
+  saved: () => Promise<string | undefined>,
+  phase: SubscriptionPhase,
+): Promise<void> {
   let last = '';
   for (let attempt = 0; attempt < 600; attempt += 1) {
-    const [view, { events }, savedPhase] = await Promise.all([handle.query(subscriptionStateQuery), handle.fetchHistory(), saved()]);
+    const [view, { events }, savedPhase] = await Promise.all([
+      handle.query(subscriptionStateQuery),
+      handle.fetchHistory(),
+      saved(),
+    ]);
     const quiet = historyIsQuiet(events!);
     if (quiet && view.phase === phase && savedPhase === phase && view.pendingRequests === 0) return;
     last = `phase ${view.phase}, saved ${savedPhase}, ${quiet ? 'nothing' : 'something'} in flight, ${view.pendingRequests} pending requests`;
@@ -301,7 +357,8 @@ async function main(): Promise<void> {
   const [first, ...rest] = process.argv.slice(2);
   if (first === '--subscription-states') return recordSubscriptionStates(rest);
   const [workflowId, name] = [first, rest[0]];
-  if (!workflowId || !name) throw new Error('usage: record-history <workflowId> <name> | record-history --subscription-states [state…]');
+  if (!workflowId || !name)
+    throw new Error('usage: record-history <workflowId> <name> | record-history --subscription-states [state…]');
   await recordOne(workflowId, name);
 }
 

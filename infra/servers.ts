@@ -4,7 +4,7 @@ import { CreateTopicCommand, SubscribeCommand } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { Connection } from '@temporalio/client';
 import { createSnsClient, createSqsClient } from '../lib/aws';
-import { devServerSearchAttributeFlags } from '../lib/search-attributes';
+import { devServerSearchAttributeFlags } from '../domain/search-attributes';
 import { binaries } from './paths';
 import { portOpen, startProcess, type ManagedProcess } from './processes';
 
@@ -104,14 +104,19 @@ export async function ensureLocalAwsResources(options: {
   const sqs = createSqsClient(aws);
   const sns = createSnsClient(aws);
   const queueWithDeadLetters = async (name: string) => {
-    const dlq = await sqs.send(new CreateQueueCommand({ QueueName: `${name}-dlq`, Attributes: { MessageRetentionPeriod: '1209600' } }));
+    const dlq = await sqs.send(
+      new CreateQueueCommand({ QueueName: `${name}-dlq`, Attributes: { MessageRetentionPeriod: '1209600' } }),
+    );
     const queue = await sqs.send(
       new CreateQueueCommand({
         QueueName: name,
         Attributes: {
           VisibilityTimeout: String(options.visibilityTimeoutSeconds ?? 60),
           ReceiveMessageWaitTimeSeconds: '20',
-          RedrivePolicy: JSON.stringify({ deadLetterTargetArn: await queueArn(sqs, dlq.QueueUrl!), maxReceiveCount: options.maxReceiveCount ?? 5 }),
+          RedrivePolicy: JSON.stringify({
+            deadLetterTargetArn: await queueArn(sqs, dlq.QueueUrl!),
+            maxReceiveCount: options.maxReceiveCount ?? 5,
+          }),
         },
       }),
     );
@@ -120,11 +125,22 @@ export async function ensureLocalAwsResources(options: {
   try {
     const queue = await queueWithDeadLetters(options.queueName);
     const events = await queueWithDeadLetters(`${options.queueName}-events`);
-    const topic = await sns.send(new CreateTopicCommand({ Name: `aws-mp-subscription-notification-${options.productCode}` }));
-    await sns.send(
-      new SubscribeCommand({ TopicArn: topic.TopicArn!, Protocol: 'sqs', Endpoint: await queueArn(sqs, queue.queueUrl) }),
+    const topic = await sns.send(
+      new CreateTopicCommand({ Name: `aws-mp-subscription-notification-${options.productCode}` }),
     );
-    return { ...queue, topicArn: topic.TopicArn!, eventBridgeQueueUrl: events.queueUrl, eventBridgeDeadLetterQueueUrl: events.deadLetterQueueUrl };
+    await sns.send(
+      new SubscribeCommand({
+        TopicArn: topic.TopicArn!,
+        Protocol: 'sqs',
+        Endpoint: await queueArn(sqs, queue.queueUrl),
+      }),
+    );
+    return {
+      ...queue,
+      topicArn: topic.TopicArn!,
+      eventBridgeQueueUrl: events.queueUrl,
+      eventBridgeDeadLetterQueueUrl: events.deadLetterQueueUrl,
+    };
   } finally {
     sqs.destroy();
     sns.destroy();
@@ -132,14 +148,19 @@ export async function ensureLocalAwsResources(options: {
 }
 
 async function queueArn(sqs: ReturnType<typeof createSqsClient>, queueUrl: string): Promise<string> {
-  const attributes = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }));
+  const attributes = await sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }),
+  );
   return attributes.Attributes!.QueueArn!;
 }
 
 /** Messages in the queue, visible or held by a consumer. */
 export async function queueDepth(sqs: SQSClient, queueUrl: string): Promise<number> {
   const { Attributes = {} } = await sqs.send(
-    new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
+    new GetQueueAttributesCommand({
+      QueueUrl: queueUrl,
+      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+    }),
   );
   return Number(Attributes.ApproximateNumberOfMessages) + Number(Attributes.ApproximateNumberOfMessagesNotVisible);
 }

@@ -36,7 +36,13 @@ export interface StackEnvInput {
   sessionKey: () => string;
 }
 
-export function stackServiceEnv({ localEnv, environment, resources, dataDir, sessionKey }: StackEnvInput): Record<string, string> {
+export function stackServiceEnv({
+  localEnv,
+  environment,
+  resources,
+  dataDir,
+  sessionKey,
+}: StackEnvInput): Record<string, string> {
   const computed: Record<string, () => string> = {
     SQS_QUEUE_URL: () => resources.queueUrl,
     SQS_EVENTBRIDGE_QUEUE_URL: () => resources.eventBridgeQueueUrl,
@@ -47,6 +53,9 @@ export function stackServiceEnv({ localEnv, environment, resources, dataDir, ses
     SNS_TRUSTED_CERT_URLS: () => `http://localhost:${localEnv.SANDBOX_PORT}${SIGNING_CERT_PATH}`,
     SESSION_SIGNING_KEY: sessionKey,
   };
-  const chosen = Object.entries(computed).map(([name, compute]): [string, string] => [name, setIn(environment, name) ?? compute()]);
+  const chosen = Object.entries(computed).map(([name, compute]): [string, string] => [
+    name,
+    setIn(environment, name) ?? compute(),
+  ]);
   return { ...localEnv, ...Object.fromEntries(chosen) };
 }

@@ -78,16 +78,34 @@ async function main(): Promise<void> {
       queueName: env.SQS_QUEUE_NAME!,
       productCode: env.SANDBOX_PRODUCT_CODE!,
     });
-    const serviceEnv = stackServiceEnv({ localEnv: env, environment: process.env, resources: aws, dataDir, sessionKey: () => localSessionKey(dataDir) });
+    const serviceEnv = stackServiceEnv({
+      localEnv: env,
+      environment: process.env,
+      resources: aws,
+      dataDir,
+      sessionKey: () => localSessionKey(dataDir),
+    });
     const node = join(repoRoot, 'node_modules', '.bin', 'node');
     const program = (name: string, script: string, ready: () => Promise<boolean>) =>
-      startProcess({ name, command: node, args: [join(repoRoot, 'dist', script)], env: serviceEnv, logFile: join(logDir, `${name}.log`), echo: true, ready });
+      startProcess({
+        name,
+        command: node,
+        args: [join(repoRoot, 'dist', script)],
+        env: serviceEnv,
+        logFile: join(logDir, `${name}.log`),
+        echo: true,
+        ready,
+      });
     running.push(await program('sandbox', 'sandbox/server.js', () => portOpen(Number(env.SANDBOX_PORT))));
     // The worker serves its metrics once its runtime is up, after it moved any legacy workflows.
     running.push(await program('worker', 'worker/main.js', () => portOpen(Number(env.WORKER_METRICS_PORT))));
     running.push(await program('poller', 'poller/main.js', () => portOpen(Number(env.POLLER_METRICS_PORT))));
     running.push(await program('api', 'api/server.js', () => portOpen(Number(env.API_PORT))));
-    for (const p of running) p.child.once('exit', (code) => !stopping && (console.error(`${p.name} exited (${code}); see ${p.logFile}`), void stopAll(1)));
+    for (const p of running)
+      p.child.once(
+        'exit',
+        (code) => !stopping && (console.error(`${p.name} exited (${code}); see ${p.logFile}`), void stopAll(1)),
+      );
 
     console.log(`
 The stack is up (logs in ${logDir}, data in ${dataDir}):

@@ -39,7 +39,11 @@ export function createMeteringClient(aws: AwsConfig): MarketplaceMeteringClient 
  * every call AWS sees is one we counted.
  */
 export function createUsageMeteringClient(aws: AwsConfig): MarketplaceMeteringClient {
-  return new MarketplaceMeteringClient({ ...clientOptions(aws, aws.endpoints.metering), retryMode: 'standard', maxAttempts: 1 });
+  return new MarketplaceMeteringClient({
+    ...clientOptions(aws, aws.endpoints.metering),
+    retryMode: 'standard',
+    maxAttempts: 1,
+  });
 }
 
 /** A queue's URL from its ARN (`arn:aws:sqs:<region>:<account>:<name>`), as redrive policies and SNS subscriptions name it. */

@@ -3,7 +3,6 @@
  * and fails fast naming the offending variable. Defaults target real AWS and a
  * local Temporal/MongoDB; `infra/local.env` holds the local stack's overrides.
  */
-import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseWith, StringEnum, Type, type Static, type TSchema } from './schema';
@@ -16,12 +15,14 @@ export class ConfigError extends Error {
   }
 }
 
-const Port = (fallback: number) => Type.Integer({ minimum: 1, maximum: 65535, default: fallback });
-const Url = Type.String({ format: 'uri' });
-const Bool = (fallback: boolean) => Type.Boolean({ default: fallback });
-const NonEmpty = (fallback?: string) =>
+export const Port = (fallback: number) => Type.Integer({ minimum: 1, maximum: 65535, default: fallback });
+export const Url = Type.String({ format: 'uri' });
+export const Bool = (fallback: boolean) => Type.Boolean({ default: fallback });
+export const NonEmpty = (fallback?: string) =>
   fallback === undefined ? Type.String({ minLength: 1 }) : Type.String({ minLength: 1, default: fallback });
-const LogLevel = StringEnum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, { default: 'info' });
+const LogLevel = StringEnum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, {
+  default: 'info',
+});
 
 const MongoUri = Type.String({ pattern: '^mongodb(\\+srv)?://', default: 'mongodb://127.0.0.1:27017/' });
 
@@ -37,44 +38,66 @@ export type QueueFormat = (typeof QUEUE_FORMATS)[number];
 export const TRACES_EXPORTERS = ['none', 'otlp', 'console'] as const;
 const OTLP_PROTOCOLS = ['http/protobuf', 'http/json'] as const;
 
-/** Variables both programs read: logging, the store and where AWS is. */
-const sharedEnv = {
-  LOG_LEVEL: LogLevel,
-  MONGODB_URI: MongoUri,
-  AWS_REGION: NonEmpty('us-east-1'),
-  AWS_ENDPOINT_URL_SQS: Type.Optional(Url),
-  AWS_ENDPOINT_URL_SNS: Type.Optional(Url),
-  SQS_QUEUE_URL: Type.Optional(Url),
-  SQS_EVENTBRIDGE_QUEUE_URL: Type.Optional(Url),
+/*
+ * Each process validates only the variables it reads (api/config.ts,
+ * worker/config.ts, poller/config.ts, and the sandbox's below), so a bad value
+ * meant for one process never stops another. These are the pieces they share.
+ */
+
+/** OpenTelemetry's standard variables (lib/telemetry/tracing.ts); the exporter itself reads OTEL_EXPORTER_OTLP_HEADERS and the rest. */
+const tracingEnv = {
+  OTEL_TRACES_EXPORTER: StringEnum(TRACES_EXPORTERS, { default: 'none' }),
+  OTEL_EXPORTER_OTLP_PROTOCOL: StringEnum(OTLP_PROTOCOLS, { default: 'http/protobuf' }),
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: Type.Optional(StringEnum(OTLP_PROTOCOLS)),
+  OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(Url),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: Type.Optional(Url),
+  OTEL_SERVICE_NAME: Type.Optional(NonEmpty()),
 };
 
-/** Every variable the service reads, with its default. The README documents each one. */
-export const serviceEnvSchema = Type.Object({
-  ...sharedEnv,
-  API_HOST: NonEmpty('127.0.0.1'),
+/** What the api, the worker and the poller all read: logging, the store, the AWS region, Temporal and tracing. */
+export const commonEnv = {
+  LOG_LEVEL: LogLevel,
+  MONGODB_URI: MongoUri,
+  MONGODB_DATABASE: NonEmpty('marketplace_billing'),
+  AWS_REGION: NonEmpty('us-east-1'),
+  ...temporalEnv,
+  ...tracingEnv,
+};
+type CommonEnv = Static<ReturnType<typeof Type.Object<typeof commonEnv>>>;
+
+/** The subscription workflow's settings: the api and the poller (whichever starts it first) and the worker (moving legacy runs) pass the same. */
+export const subscriptionEnv = {
+  LINK_SYNC_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, default: 3600 }),
+  CANCELLATION_GRACE_SECONDS: Type.Integer({ minimum: 1, default: 3 * 24 * 3600 }),
+};
+
+/** ResolveCustomer (the api) and BatchMeterUsage (the worker); unset: real AWS. */
+export const meteringEndpointEnv = { AWS_ENDPOINT_URL_MARKETPLACE_METERING: Type.Optional(Url) };
+
+/** The buyer-facing site (the api's); the production guard reads these in every process, see lib/production-guard.ts. */
+export const siteEnv = {
   API_PORT: Port(3000),
   PUBLIC_BASE_URL: Type.Optional(Url),
-  ...temporalEnv,
-  MONGODB_DATABASE: NonEmpty('marketplace_billing'),
-  AWS_ENDPOINT_URL_MARKETPLACE_METERING: Type.Optional(Url),
   SESSION_SIGNING_KEY: Type.Optional(Type.String({ minLength: 32 })),
   SESSION_SIGNING_KEY_PREVIOUS: Type.Optional(Type.String({ minLength: 32 })),
-  SESSION_TTL_SECONDS: Type.Integer({ minimum: 60, default: 12 * 3600 }),
-  TRUST_PROXY: Type.Optional(Type.String({ pattern: '^[0-9A-Za-z.:/]+(,[0-9A-Za-z.:/]+)*$' })),
-  RATE_LIMIT_REGISTRATION_PER_MINUTE: Type.Integer({ minimum: 1, default: 10 }),
-  RATE_LIMIT_SIGN_IN_PER_MINUTE: Type.Integer({ minimum: 1, default: 10 }),
-  RATE_LIMIT_LINKS_PER_MINUTE: Type.Integer({ minimum: 1, default: 30 }),
-  RESOLVE_CUSTOMER_MAX_PER_SECOND: Type.Number({ exclusiveMinimum: 0, maximum: 100, default: 5 }),
-  API_HEADERS_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, maximum: 600, default: 10 }),
-  API_REQUEST_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, maximum: 600, default: 30 }),
-  API_CONNECTION_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 60 }),
-  API_KEEP_ALIVE_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 72 }),
-  LINK_CODE_TTL_SECONDS: Type.Integer({ minimum: 60, maximum: 86_400, default: 1800 }),
-  LINK_SYNC_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, default: 3600 }),
   DEMO_ACCOUNTS: Bool(false),
+  SIGN_IN_URL: NonEmpty('/signin'),
   /** lib/production-guard.ts: an https staging site on the sandbox may keep unsafe settings; never against real AWS. */
   ALLOW_UNSAFE_STAGING_SETTINGS: Bool(false),
-  SIGN_IN_URL: NonEmpty('/signin'),
+};
+
+/** What the poller trusts on its queues; the production guard reads these in every process too. */
+export const notificationTrustEnv = {
+  SQS_QUEUE_FORMATS: Type.String({
+    pattern: `^(${QUEUE_FORMATS.join('|')})(,(${QUEUE_FORMATS.join('|')}))*$`,
+    default: 'sns',
+  }),
+  SNS_VERIFY_SIGNATURES: Bool(true),
+  SNS_TRUSTED_CERT_URLS: Type.Optional(Type.String({ pattern: '^https?://[^,\\s]+(,https?://[^,\\s]+)*$' })),
+};
+
+/** The hourly metering run (the worker's schedule and activities). */
+export const meteringEnv = {
   METERING_DIMENSIONS: Type.String({
     pattern: '^[A-Za-z0-9_.-]+=[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+=[A-Za-z0-9_.-]+)*$',
     default: 'session_hours=session_hours,traffic_gb=traffic_gb',
@@ -84,40 +107,23 @@ export const serviceEnvSchema = Type.Object({
   METERING_PAGE_SIZE: Type.Integer({ minimum: 1, maximum: 10_000, default: 1000 }),
   METERING_SCHEDULE: Bool(true),
   METERING_SCHEDULE_OFFSET_MINUTES: Type.Integer({ minimum: 0, maximum: 59, default: 5 }),
+};
+
+/** lib/store/retention.ts: the worker's schedule, and how long the metering ledger is kept. */
+export const retentionEnv = {
   RETENTION_SCHEDULE: Bool(true),
   // Never shorter than a month: no record is re-sent after AWS's window, even with a month-end grace.
   METERING_LEDGER_RETENTION_DAYS: Type.Integer({ minimum: 32, default: 400 }),
-  DEPLOYMENTS_API_URL: Type.Optional(Url),
-  DEPLOYMENTS_API_TOKEN: Type.Optional(NonEmpty()),
-  CANCELLATION_GRACE_SECONDS: Type.Integer({ minimum: 1, default: 3 * 24 * 3600 }),
-  SQS_WAIT_TIME_SECONDS: Type.Integer({ minimum: 0, maximum: 20, default: 20 }),
-  SQS_MAX_MESSAGES: Type.Integer({ minimum: 1, maximum: 10, default: 10 }),
-  SQS_DEAD_LETTER_QUEUE_URL: Type.Optional(Url),
-  SQS_QUEUE_FORMATS: Type.String({ pattern: `^(${QUEUE_FORMATS.join('|')})(,(${QUEUE_FORMATS.join('|')}))*$`, default: 'sns' }),
-  SQS_EVENTBRIDGE_DEAD_LETTER_QUEUE_URL: Type.Optional(Url),
-  POLLER_RECEIVERS: Type.Integer({ minimum: 1, maximum: 20, default: 2 }),
-  POLLER_MAX_IN_FLIGHT: Type.Integer({ minimum: 10, maximum: 1000, default: 50 }),
-  POLLER_SHUTDOWN_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 25 }),
-  POLLER_METRICS_HOST: NonEmpty('127.0.0.1'),
-  POLLER_METRICS_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 9464 }),
-  WORKER_METRICS_HOST: NonEmpty('127.0.0.1'),
-  WORKER_METRICS_PORT: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
-  SNS_TOPIC_ARN: Type.Optional(Type.String({ pattern: '^arn:[^,\\s]+(,arn:[^,\\s]+)*$' })),
-  SNS_VERIFY_SIGNATURES: Bool(true),
-  SNS_TRUSTED_CERT_URLS: Type.Optional(Type.String({ pattern: '^https?://[^,\\s]+(,https?://[^,\\s]+)*$' })),
-  // OpenTelemetry's standard variables (lib/telemetry/tracing.ts); the exporter itself reads OTEL_EXPORTER_OTLP_HEADERS and the rest.
-  OTEL_TRACES_EXPORTER: StringEnum(TRACES_EXPORTERS, { default: 'none' }),
-  OTEL_EXPORTER_OTLP_PROTOCOL: StringEnum(OTLP_PROTOCOLS, { default: 'http/protobuf' }),
-  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: Type.Optional(StringEnum(OTLP_PROTOCOLS)),
-  OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(Url),
-  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: Type.Optional(Url),
-  OTEL_SERVICE_NAME: Type.Optional(NonEmpty()),
-});
-export type ServiceEnv = Static<typeof serviceEnvSchema>;
+};
 
 /** The sandbox is a separate program with its own variables; it shares the store and AWS settings. */
 export const sandboxEnvSchema = Type.Object({
-  ...sharedEnv,
+  LOG_LEVEL: LogLevel,
+  MONGODB_URI: MongoUri,
+  AWS_REGION: NonEmpty('us-east-1'),
+  AWS_ENDPOINT_URL_SQS: Type.Optional(Url),
+  AWS_ENDPOINT_URL_SNS: Type.Optional(Url),
+  SQS_EVENTBRIDGE_QUEUE_URL: Type.Optional(Url),
   SANDBOX_HOST: NonEmpty('127.0.0.1'),
   SANDBOX_PORT: Port(4580),
   SANDBOX_PUBLIC_URL: Type.Optional(Url),
@@ -134,7 +140,7 @@ export const sandboxEnvSchema = Type.Object({
 });
 export type SandboxEnv = Static<typeof sandboxEnvSchema>;
 
-type Env = Record<string, string | undefined>;
+export type Env = Record<string, string | undefined>;
 
 /** Reads exactly the schema's variables, treating empty strings as unset, and reports every bad one by name. */
 export function parseEnv<T extends TSchema>(schema: T, env: Env): Static<T> {
@@ -165,34 +171,13 @@ export interface AwsConfig {
   endpoints: { sqs?: string; sns?: string; metering?: string };
 }
 
-export interface ServiceConfig {
-  logLevel: ServiceEnv['LOG_LEVEL'];
-  api: { host: string; port: number; publicBaseUrl: string };
+/** What every service process is given: see `commonEnv`. */
+export interface CommonConfig {
+  logLevel: CommonEnv['LOG_LEVEL'];
   temporal: TemporalConfig;
   mongo: { uri: string; database: string };
-  aws: AwsConfig;
-  sqs: { queueUrl?: string; waitTimeSeconds: number; maxMessages: number };
-  poller: PollerConfig;
-  /** Only the API signs and verifies sessions; the first key signs, every key verifies. */
-  session: { signingKeys: string[]; ttlSeconds: number };
-  linking: { codeTtlSeconds: number; syncTimeoutMs: number };
-  /** api/rate-limits.ts: per client (a minute's requests) and, for ResolveCustomer, across all clients. */
-  rateLimits: { registrationPerMinute: number; signInPerMinute: number; linksPerMinute: number; resolveCustomerPerSecond: number };
-  /** api/http-timeouts.ts, and whose X-Forwarded-For names the client (a hop count or addresses; unset: nobody's). */
-  httpServer: { timeouts: { headersMs: number; requestMs: number; connectionMs: number; keepAliveMs: number }; trustProxy?: number | string };
-  demoAccounts: boolean;
-  /** Where buyers sign in: the local demo page, or the platform's own sign-in URL. */
-  signInUrl: string;
-  metering: MeteringConfig;
-  /** Unset URL: the deployments in MongoDB. */
-  deploymentsApi: { url?: string; token?: string };
-  cancellation: { gracePeriodMs: number };
-  /** The worker's Prometheus endpoint (Temporal SDK metrics and the subscription workflow's counters); no port: none. */
-  workerMetrics: { host: string; port?: number };
   /** lib/telemetry/tracing.ts: OpenTelemetry traces, off unless an exporter is named. */
   tracing: TracingConfig;
-  /** lib/store/retention.ts: the worker's schedule, and how long the metering ledger is kept. */
-  retention: RetentionConfig;
 }
 
 export interface TracingConfig {
@@ -205,32 +190,6 @@ export interface RetentionConfig {
   meteringLedgerDays: number;
 }
 
-/** One queue the poller reads, and what it may carry there. */
-export interface QueueConfig {
-  url: string;
-  formats: QueueFormat[];
-  /** Unset: the target of the queue's redrive policy. */
-  deadLetterQueueUrl?: string;
-}
-
-export interface PollerConfig {
-  /** Unset: the target of the queue's redrive policy. */
-  deadLetterQueueUrl?: string;
-  /** The formats SQS_QUEUE_URL may carry (default: signed SNS envelopes only). */
-  formats: QueueFormat[];
-  /** A second queue that carries only EventBridge events, with its own dead-letter queue. */
-  eventBridgeQueue?: { url: string; deadLetterQueueUrl?: string };
-  receivers: number;
-  maxInFlight: number;
-  shutdownTimeoutMs: number;
-  metrics: { host: string; port: number };
-  /** The SNS topics whose envelopes are accepted. */
-  topicArns: string[];
-  verifySignatures: boolean;
-  /** Certificate URLs trusted besides AWS's own (the local sandbox's). */
-  trustedCertUrls: string[];
-}
-
 export interface MeteringConfig {
   /** Platform metric → AWS dimension. */
   dimensions: Record<string, string>;
@@ -240,7 +199,37 @@ export interface MeteringConfig {
   schedule: { enabled: boolean; offsetMinutes: number };
 }
 
-const listOf = (value: string | undefined) => (value ? value.split(',') : []);
+/** The subscription workflow's settings (`subscriptionEnv`). */
+export interface SubscriptionSettings {
+  linking: { syncTimeoutMs: number };
+  cancellation: { gracePeriodMs: number };
+}
+
+export const listOf = (value: string | undefined) => (value ? value.split(',') : []);
+
+/** The shared part of a process's configuration, from a schema that spreads `commonEnv`. */
+export function commonConfigFrom(env: Env, parsed: CommonEnv): CommonConfig {
+  const temporal = temporalFrom(env, parsed);
+  if ('problems' in temporal) throw new ConfigError(temporal.problems);
+  return {
+    logLevel: parsed.LOG_LEVEL,
+    temporal: temporal.temporal,
+    mongo: { uri: parsed.MONGODB_URI, database: parsed.MONGODB_DATABASE },
+    tracing: {
+      exporter: parsed.OTEL_TRACES_EXPORTER,
+      protocol: parsed.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? parsed.OTEL_EXPORTER_OTLP_PROTOCOL,
+    },
+  };
+}
+
+export function subscriptionSettingsFrom(
+  parsed: Static<ReturnType<typeof Type.Object<typeof subscriptionEnv>>>,
+): SubscriptionSettings {
+  return {
+    linking: { syncTimeoutMs: parsed.LINK_SYNC_TIMEOUT_SECONDS * 1000 },
+    cancellation: { gracePeriodMs: parsed.CANCELLATION_GRACE_SECONDS * 1000 },
+  };
+}
 
 function dimensionsFrom(spec: string): Record<string, string> {
   const pairs = spec.split(',').map((pair) => pair.split('=') as [string, string]);
@@ -252,128 +241,32 @@ function dimensionsFrom(spec: string): Record<string, string> {
   return Object.fromEntries(pairs);
 }
 
-/** What only the API needs: a session key (the worker and the poller never do) and somewhere to sign in. */
-export function requireApiConfig(config: ServiceConfig): string[] {
-  if (config.session.signingKeys.length === 0) {
-    throw new ConfigError(['SESSION_SIGNING_KEY: required by the API (at least 32 characters, e.g. `openssl rand -base64 48`)']);
-  }
-  if (!config.demoAccounts && config.signInUrl === '/signin') {
-    throw new ConfigError(["SIGN_IN_URL: set it to the platform's sign-in page; the local /signin page exists only with DEMO_ACCOUNTS=true"]);
-  }
-  return config.session.signingKeys;
+export function meteringFrom(parsed: Static<ReturnType<typeof Type.Object<typeof meteringEnv>>>): MeteringConfig {
+  return {
+    dimensions: dimensionsFrom(parsed.METERING_DIMENSIONS),
+    ratePerSecond: parsed.METERING_RATE_PER_SECOND,
+    concurrency: parsed.METERING_CONCURRENCY,
+    pageSize: parsed.METERING_PAGE_SIZE,
+    schedule: { enabled: parsed.METERING_SCHEDULE, offsetMinutes: parsed.METERING_SCHEDULE_OFFSET_MINUTES },
+  };
 }
 
-/** The queues the poller reads, each with the formats it may carry; it cannot run without one. */
-export function requireQueues(config: ServiceConfig): QueueConfig[] {
-  const { poller } = config;
-  const queues: QueueConfig[] = [
-    ...(config.sqs.queueUrl ? [{ url: config.sqs.queueUrl, formats: poller.formats, deadLetterQueueUrl: poller.deadLetterQueueUrl }] : []),
-    ...(poller.eventBridgeQueue ? [{ url: poller.eventBridgeQueue.url, formats: ['eventbridge' as const], deadLetterQueueUrl: poller.eventBridgeQueue.deadLetterQueueUrl }] : []),
-  ];
-  if (queues.length === 0) throw new ConfigError(['SQS_QUEUE_URL: required by the notification poller (or SQS_EVENTBRIDGE_QUEUE_URL)']);
-  if (queues.length === 2 && queues[0]!.url === queues[1]!.url) {
-    throw new ConfigError(['SQS_EVENTBRIDGE_QUEUE_URL: must be another queue than SQS_QUEUE_URL (add eventbridge to SQS_QUEUE_FORMATS instead)']);
-  }
-  return queues;
+/** The metering settings as the worker would read them from `env`: for tests and tools that run the activities in-process. */
+export function loadMeteringConfig(env: Env = process.env): MeteringConfig {
+  return meteringFrom(parseEnv(Type.Object(meteringEnv), env));
 }
 
-/**
- * TRUST_PROXY: a number of proxy hops (1 behind one load balancer), or the
- * proxies' addresses and CIDR ranges (or proxy-addr's names loopback,
- * linklocal, uniquelocal). Never "true": that would believe an address the
- * client wrote into X-Forwarded-For itself.
- */
-function trustProxyFrom(value: string | undefined): number | string | undefined {
-  if (value === undefined) return undefined;
-  if (/^[0-9]+$/.test(value)) return Number(value);
-  const named = new Set(['loopback', 'linklocal', 'uniquelocal']);
-  const bad = value.split(',').filter((entry) => {
-    const [address, bits, ...rest] = entry.split('/');
-    const version = isIP(address!);
-    const maxBits = version === 4 ? 32 : 128;
-    if (named.has(entry)) return false;
-    return version === 0 || rest.length > 0 || (bits !== undefined && !(/^[0-9]+$/.test(bits) && Number(bits) <= maxBits));
-  });
-  if (bad.length > 0) {
-    throw new ConfigError([`TRUST_PROXY: a hop count, or addresses and CIDR ranges of the load balancers, comma-separated (not: ${bad.join(', ')})`]);
-  }
-  return value;
+/** The subscription workflow's settings as every process reads them from `env`. */
+export function loadSubscriptionSettings(env: Env = process.env): SubscriptionSettings {
+  return subscriptionSettingsFrom(parseEnv(Type.Object(subscriptionEnv), env));
 }
 
-export function loadServiceConfig(env: Env = process.env): ServiceConfig {
-  const parsed = parseEnv(serviceEnvSchema, env);
+/** Temporal's connection as every process reads it from `env`: for tools that only talk to Temporal. */
+export function loadTemporalConfig(env: Env = process.env): TemporalConfig {
+  const parsed = parseEnv(Type.Object(temporalEnv), env);
   const temporal = temporalFrom(env, parsed);
   if ('problems' in temporal) throw new ConfigError(temporal.problems);
-  if (parsed.API_HEADERS_TIMEOUT_SECONDS > parsed.API_REQUEST_TIMEOUT_SECONDS) {
-    throw new ConfigError(['API_HEADERS_TIMEOUT_SECONDS: must not exceed API_REQUEST_TIMEOUT_SECONDS (the headers are part of the request)']);
-  }
-  return {
-    logLevel: parsed.LOG_LEVEL,
-    api: {
-      host: parsed.API_HOST,
-      port: parsed.API_PORT,
-      publicBaseUrl: parsed.PUBLIC_BASE_URL ?? `http://localhost:${parsed.API_PORT}`,
-    },
-    temporal: temporal.temporal,
-    mongo: { uri: parsed.MONGODB_URI, database: parsed.MONGODB_DATABASE },
-    aws: {
-      region: parsed.AWS_REGION,
-      endpoints: {
-        sqs: parsed.AWS_ENDPOINT_URL_SQS,
-        sns: parsed.AWS_ENDPOINT_URL_SNS,
-        metering: parsed.AWS_ENDPOINT_URL_MARKETPLACE_METERING,
-      },
-    },
-    sqs: { queueUrl: parsed.SQS_QUEUE_URL, waitTimeSeconds: parsed.SQS_WAIT_TIME_SECONDS, maxMessages: parsed.SQS_MAX_MESSAGES },
-    poller: {
-      deadLetterQueueUrl: parsed.SQS_DEAD_LETTER_QUEUE_URL,
-      formats: [...new Set(listOf(parsed.SQS_QUEUE_FORMATS))] as QueueFormat[],
-      eventBridgeQueue: parsed.SQS_EVENTBRIDGE_QUEUE_URL
-        ? { url: parsed.SQS_EVENTBRIDGE_QUEUE_URL, deadLetterQueueUrl: parsed.SQS_EVENTBRIDGE_DEAD_LETTER_QUEUE_URL }
-        : undefined,
-      receivers: parsed.POLLER_RECEIVERS,
-      maxInFlight: parsed.POLLER_MAX_IN_FLIGHT,
-      shutdownTimeoutMs: parsed.POLLER_SHUTDOWN_TIMEOUT_SECONDS * 1000,
-      metrics: { host: parsed.POLLER_METRICS_HOST, port: parsed.POLLER_METRICS_PORT },
-      topicArns: listOf(parsed.SNS_TOPIC_ARN),
-      verifySignatures: parsed.SNS_VERIFY_SIGNATURES,
-      trustedCertUrls: listOf(parsed.SNS_TRUSTED_CERT_URLS),
-    },
-    session: {
-      signingKeys: [parsed.SESSION_SIGNING_KEY, parsed.SESSION_SIGNING_KEY_PREVIOUS].filter((key): key is string => Boolean(key)),
-      ttlSeconds: parsed.SESSION_TTL_SECONDS,
-    },
-    linking: { codeTtlSeconds: parsed.LINK_CODE_TTL_SECONDS, syncTimeoutMs: parsed.LINK_SYNC_TIMEOUT_SECONDS * 1000 },
-    rateLimits: {
-      registrationPerMinute: parsed.RATE_LIMIT_REGISTRATION_PER_MINUTE,
-      signInPerMinute: parsed.RATE_LIMIT_SIGN_IN_PER_MINUTE,
-      linksPerMinute: parsed.RATE_LIMIT_LINKS_PER_MINUTE,
-      resolveCustomerPerSecond: parsed.RESOLVE_CUSTOMER_MAX_PER_SECOND,
-    },
-    httpServer: {
-      timeouts: {
-        headersMs: parsed.API_HEADERS_TIMEOUT_SECONDS * 1000,
-        requestMs: parsed.API_REQUEST_TIMEOUT_SECONDS * 1000,
-        connectionMs: parsed.API_CONNECTION_TIMEOUT_SECONDS * 1000,
-        keepAliveMs: parsed.API_KEEP_ALIVE_TIMEOUT_SECONDS * 1000,
-      },
-      trustProxy: trustProxyFrom(parsed.TRUST_PROXY),
-    },
-    demoAccounts: parsed.DEMO_ACCOUNTS,
-    signInUrl: parsed.SIGN_IN_URL,
-    metering: {
-      dimensions: dimensionsFrom(parsed.METERING_DIMENSIONS),
-      ratePerSecond: parsed.METERING_RATE_PER_SECOND,
-      concurrency: parsed.METERING_CONCURRENCY,
-      pageSize: parsed.METERING_PAGE_SIZE,
-      schedule: { enabled: parsed.METERING_SCHEDULE, offsetMinutes: parsed.METERING_SCHEDULE_OFFSET_MINUTES },
-    },
-    deploymentsApi: { url: parsed.DEPLOYMENTS_API_URL, token: parsed.DEPLOYMENTS_API_TOKEN },
-    cancellation: { gracePeriodMs: parsed.CANCELLATION_GRACE_SECONDS * 1000 },
-    workerMetrics: { host: parsed.WORKER_METRICS_HOST, port: parsed.WORKER_METRICS_PORT },
-    retention: { schedule: parsed.RETENTION_SCHEDULE, meteringLedgerDays: parsed.METERING_LEDGER_RETENTION_DAYS },
-    tracing: { exporter: parsed.OTEL_TRACES_EXPORTER, protocol: parsed.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? parsed.OTEL_EXPORTER_OTLP_PROTOCOL },
-  };
+  return temporal.temporal;
 }
 
 export interface SandboxConfig {
@@ -422,4 +315,9 @@ export function loadSandboxConfig(env: Env = process.env): SandboxConfig {
 }
 
 /** Read by the AWS SDK's default credential chain, not by us; documented in the README. */
-export const AWS_SDK_ENV_VARS = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE'] as const;
+export const AWS_SDK_ENV_VARS = [
+  'AWS_ACCESS_KEY_ID',
+  'AWS_SECRET_ACCESS_KEY',
+  'AWS_SESSION_TOKEN',
+  'AWS_PROFILE',
+] as const;

@@ -6,7 +6,9 @@ export function installErrorHandler(app: FastifyInstance): void {
     const status = error.statusCode && error.statusCode >= 400 ? error.statusCode : 500;
     if (status >= 500) {
       request.log.error({ err: error }, 'request failed');
-      return reply.code(status).send({ error: 'InternalError', message: 'Something went wrong on our side; please retry.' });
+      return reply
+        .code(status)
+        .send({ error: 'InternalError', message: 'Something went wrong on our side; please retry.' });
     }
     const name = error.validation
       ? 'ValidationError'

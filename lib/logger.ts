@@ -11,7 +11,11 @@ export type { Logger };
 const SECRET_NAMES = ['token', 'apiKey', 'password', 'secret', 'authorization', 'cookie', 'linkCode', 'signingKey'];
 export const REDACTED_PATHS = SECRET_NAMES.flatMap((name) => [name, `*.${name}`, `*.headers.${name}`]);
 
-export function createLogger(name: string, level: LevelWithSilent = 'info', destination?: pino.DestinationStream): Logger {
+export function createLogger(
+  name: string,
+  level: LevelWithSilent = 'info',
+  destination?: pino.DestinationStream,
+): Logger {
   return pino({ name, level, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } }, destination);
 }
 

@@ -11,7 +11,11 @@ export interface MongoHandle {
  * streams, and its conditional updates are not atomic under concurrency, so
  * unique indexes carry consistency and Temporal carries the multi-step kind.
  */
-export async function connectMongo(uri: string, database: string, appName = 'marketplace-billing'): Promise<MongoHandle> {
+export async function connectMongo(
+  uri: string,
+  database: string,
+  appName = 'marketplace-billing',
+): Promise<MongoHandle> {
   // A timeout given in the URI wins over our default.
   const timeout = /serverSelectionTimeoutMS=/i.test(uri) ? {} : { serverSelectionTimeoutMS: 10_000 };
   const client = new MongoClient(uri, { appName, ...timeout });
@@ -36,8 +40,12 @@ export function isDuplicateKeyError(error: unknown): boolean {
  */
 export const BULK_CHUNK = 50;
 
-export async function bulkWriteInChunks<T extends Document>(collection: Collection<T>, ops: AnyBulkWriteOperation<T>[]): Promise<void> {
-  for (let i = 0; i < ops.length; i += BULK_CHUNK) await collection.bulkWrite(ops.slice(i, i + BULK_CHUNK), { ordered: false });
+export async function bulkWriteInChunks<T extends Document>(
+  collection: Collection<T>,
+  ops: AnyBulkWriteOperation<T>[],
+): Promise<void> {
+  for (let i = 0; i < ops.length; i += BULK_CHUNK)
+    await collection.bulkWrite(ops.slice(i, i + BULK_CHUNK), { ordered: false });
 }
 
 /**
@@ -52,7 +60,9 @@ export async function insertNew<T extends { _id: string }>(collection: Collectio
     try {
       await collection.insertMany(chunk as never[], { ordered: false });
     } catch (error) {
-      const writeErrors = (error as { writeErrors?: Array<{ code?: number; index: number }> | { code?: number; index: number } }).writeErrors;
+      const writeErrors = (
+        error as { writeErrors?: Array<{ code?: number; index: number }> | { code?: number; index: number } }
+      ).writeErrors;
       const list = Array.isArray(writeErrors) ? writeErrors : writeErrors ? [writeErrors] : [];
       if (list.length === 0 || list.some((e) => e.code !== 11000)) throw error;
       for (const e of list) existing.add(chunk[e.index]!._id);

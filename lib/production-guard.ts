@@ -10,7 +10,8 @@
  * ignored against real AWS: there, a known demo password, unsigned
  * notifications or a forgeable certificate would act on real bills.
  */
-import { ConfigError, parseEnv, serviceEnvSchema, type ServiceEnv } from './config';
+import { ConfigError, meteringEndpointEnv, notificationTrustEnv, parseEnv, siteEnv, Url } from './config';
+import { Type, type Static } from './schema';
 
 export type ServiceRole = 'api' | 'worker' | 'poller';
 
@@ -25,8 +26,25 @@ export interface GuardVerdict {
 
 type Env = Record<string, string | undefined>;
 
+/**
+ * Only the variables the guard inspects, so it stops no process on a value that
+ * process ignores. The unsafe settings are read in every role: one environment
+ * file often feeds all three, and a process must not start beside an unsafe one.
+ */
+const { API_PORT, ...unsafeSiteEnv } = siteEnv;
+const guardedEnv = { ...unsafeSiteEnv, ...notificationTrustEnv };
+const GUARD_SCHEMAS = {
+  api: Type.Object({ ...guardedEnv, ...meteringEndpointEnv, API_PORT }),
+  worker: Type.Object({ ...guardedEnv, ...meteringEndpointEnv }),
+  poller: Type.Object({ ...guardedEnv, AWS_ENDPOINT_URL_SQS: Type.Optional(Url) }),
+};
+type GuardEnv = Static<typeof GUARD_SCHEMAS.worker> & { API_PORT?: number; AWS_ENDPOINT_URL_SQS?: string };
+
 /** Which AWS endpoint each process calls: ResolveCustomer and BatchMeterUsage, or SQS. */
-const AWS_ENDPOINT_OF: Record<ServiceRole, { variable: 'AWS_ENDPOINT_URL_MARKETPLACE_METERING' | 'AWS_ENDPOINT_URL_SQS'; service: string }> = {
+const AWS_ENDPOINT_OF: Record<
+  ServiceRole,
+  { variable: 'AWS_ENDPOINT_URL_MARKETPLACE_METERING' | 'AWS_ENDPOINT_URL_SQS'; service: string }
+> = {
   api: { variable: 'AWS_ENDPOINT_URL_MARKETPLACE_METERING', service: 'AWS Marketplace Metering' },
   worker: { variable: 'AWS_ENDPOINT_URL_MARKETPLACE_METERING', service: 'AWS Marketplace Metering' },
   poller: { variable: 'AWS_ENDPOINT_URL_SQS', service: 'Amazon SQS' },
@@ -34,12 +52,14 @@ const AWS_ENDPOINT_OF: Record<ServiceRole, { variable: 'AWS_ENDPOINT_URL_MARKETP
 
 /** A VPC or regional endpoint is still AWS. */
 /** AWS's own domains, as the SDK's endpoint rules name them (dual-stack `api.aws` too), with or without the root's trailing dot. */
-const isAwsHost = (url: string) => /(^|\.)(amazonaws\.com(\.cn)?|amazonaws\.eu|api\.aws)\.?$/i.test(new URL(url).hostname);
+const isAwsHost = (url: string) =>
+  /(^|\.)(amazonaws\.com(\.cn)?|amazonaws\.eu|api\.aws)\.?$/i.test(new URL(url).hostname);
 
 const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\]|0\.0\.0\.0|\[::\])$/i;
 
 /** Words of the values people paste instead of a generated key. */
-const PLACEHOLDERS = /change.?me|secret|passw(or)?d|example|default|placeholder|session|signing|dummy|sample|insecure|qwerty|123456/i;
+const PLACEHOLDERS =
+  /change.?me|secret|passw(or)?d|example|default|placeholder|session|signing|dummy|sample|insecure|qwerty|123456/i;
 
 /** Random 32-character hex keys (128 bits) measure about 90 bits here; a word repeated or a keyboard walk far less. */
 const MIN_ESTIMATED_BITS = 80;
@@ -70,7 +90,8 @@ function weakKey(key: string): string | undefined {
 }
 
 function publicUrlProblem(url: string | undefined, port: number): string | undefined {
-  if (!url) return `unset (the default http://localhost:${port}): set it to the site's https:// URL; without https the session cookie loses its Secure flag`;
+  if (!url)
+    return `unset (the default http://localhost:${port}): set it to the site's https:// URL; without https the session cookie loses its Secure flag`;
   const parsed = new URL(url);
   const reasons = [
     ...(parsed.protocol !== 'https:' ? ['is not https, so the session cookie loses its Secure flag'] : []),
@@ -80,44 +101,62 @@ function publicUrlProblem(url: string | undefined, port: number): string | undef
 }
 
 /** Why the process counts as production: the AWS it calls, and the site it serves. */
-function productionReasons(env: ServiceEnv, role: ServiceRole): { realAws: string[]; site: string[] } {
+function productionReasons(env: GuardEnv, role: ServiceRole): { realAws: string[]; site: string[] } {
   const { variable, service } = AWS_ENDPOINT_OF[role];
   const endpoint = env[variable];
   return {
-    realAws: !endpoint ? [`${variable} is unset: real ${service}`] : isAwsHost(endpoint) ? [`${variable} is an AWS host: real ${service}`] : [],
+    realAws: !endpoint
+      ? [`${variable} is unset: real ${service}`]
+      : isAwsHost(endpoint)
+        ? [`${variable} is an AWS host: real ${service}`]
+        : [],
     site: env.PUBLIC_BASE_URL?.startsWith('https://') ? [`PUBLIC_BASE_URL is https (${env.PUBLIC_BASE_URL})`] : [],
   };
 }
 
-function unsafeSettings(env: ServiceEnv, role: ServiceRole): string[] {
+function unsafeSettings(env: GuardEnv, role: ServiceRole): string[] {
   const unsafe: string[] = [];
-  if (env.DEMO_ACCOUNTS) unsafe.push('DEMO_ACCOUNTS=true: seeds accounts with a published password and bills generated usage; unset it');
-  if (!env.SNS_VERIFY_SIGNATURES) unsafe.push('SNS_VERIFY_SIGNATURES=false: anyone who can send to the queue could forge AWS notifications; unset it');
+  if (env.DEMO_ACCOUNTS)
+    unsafe.push('DEMO_ACCOUNTS=true: seeds accounts with a published password and bills generated usage; unset it');
+  if (!env.SNS_VERIFY_SIGNATURES)
+    unsafe.push(
+      'SNS_VERIFY_SIGNATURES=false: anyone who can send to the queue could forge AWS notifications; unset it',
+    );
   // EventBridge can't be signed and rests on its queue policy; SNS always can deliver the signed envelope instead.
   if (env.SQS_QUEUE_FORMATS.split(',').includes('sns-raw')) {
-    unsafe.push('SQS_QUEUE_FORMATS: sns-raw gives up the SNS signature, leaving only the queue policy between a forger and the subscriptions; keep `sns` (the signed envelope)');
+    unsafe.push(
+      'SQS_QUEUE_FORMATS: sns-raw gives up the SNS signature, leaving only the queue policy between a forger and the subscriptions; keep `sns` (the signed envelope)',
+    );
   }
-  const plainCerts = (env.SNS_TRUSTED_CERT_URLS ?? '').split(',').filter((url) => url.toLowerCase().startsWith('http://'));
+  const plainCerts = (env.SNS_TRUSTED_CERT_URLS ?? '')
+    .split(',')
+    .filter((url) => url.toLowerCase().startsWith('http://'));
   if (plainCerts.length > 0) {
-    unsafe.push(`SNS_TRUSTED_CERT_URLS: http:// URLs (${plainCerts.join(', ')}): a certificate fetched in the clear can be swapped; drop them (AWS's own are https and trusted already)`);
+    unsafe.push(
+      `SNS_TRUSTED_CERT_URLS: http:// URLs (${plainCerts.join(', ')}): a certificate fetched in the clear can be swapped; drop them (AWS's own are https and trusted already)`,
+    );
   }
   // Only the API serves buyers: the cookie, Origin and redirect rules hang on its public URL.
   if (role === 'api') {
-    const problem = publicUrlProblem(env.PUBLIC_BASE_URL, env.API_PORT);
+    const problem = publicUrlProblem(env.PUBLIC_BASE_URL, env.API_PORT ?? 3000);
     if (problem) unsafe.push(`PUBLIC_BASE_URL: ${problem}`);
   }
   for (const name of ['SESSION_SIGNING_KEY', 'SESSION_SIGNING_KEY_PREVIOUS'] as const) {
     const key = env[name];
     const weakness = key ? weakKey(key) : undefined;
-    if (weakness) unsafe.push(`${name}: ${weakness}; anyone who guesses it can sign sessions; generate one with \`openssl rand -base64 48\``);
+    if (weakness)
+      unsafe.push(
+        `${name}: ${weakness}; anyone who guesses it can sign sessions; generate one with \`openssl rand -base64 48\``,
+      );
   }
-  if (env.SIGN_IN_URL.toLowerCase().startsWith('http://')) unsafe.push(`SIGN_IN_URL: "${env.SIGN_IN_URL}" is not https; buyers would type their password in the clear`);
+  if (env.SIGN_IN_URL.toLowerCase().startsWith('http://'))
+    unsafe.push(`SIGN_IN_URL: "${env.SIGN_IN_URL}" is not https; buyers would type their password in the clear`);
   return unsafe;
 }
 
 /** Pure: what the environment means for a process of this role. */
 export function productionGuard(environment: Env, role: ServiceRole): GuardVerdict {
-  const env = parseEnv(serviceEnvSchema, environment);
+  const env = parseEnv(GUARD_SCHEMAS[role], environment) as GuardEnv;
   const { realAws, site } = productionReasons(env, role);
   const production = [...realAws, ...site];
   if (production.length === 0) return { production, unsafe: [], waived: false };
@@ -135,7 +174,7 @@ export function enforceProductionGuard(environment: Env, role: ServiceRole, warn
     for (const line of verdict.unsafe) warn(`WARNING:   ${line}`);
     return;
   }
-  const ignored = parseEnv(serviceEnvSchema, environment).ALLOW_UNSAFE_STAGING_SETTINGS
+  const ignored = parseEnv(GUARD_SCHEMAS[role], environment).ALLOW_UNSAFE_STAGING_SETTINGS
     ? ['ALLOW_UNSAFE_STAGING_SETTINGS is ignored against real AWS: fix each setting above']
     : [];
   const error = new ConfigError([...verdict.unsafe, ...ignored]);

@@ -49,7 +49,10 @@ export function parseWith<T extends TSchema>(
 }
 
 /** A union of string literals that keeps its precise static type. */
-export function StringEnum<const T extends readonly string[]>(values: T, options?: { default?: T[number]; description?: string }) {
+export function StringEnum<const T extends readonly string[]>(
+  values: T,
+  options?: { default?: T[number]; description?: string },
+) {
   return Type.Union(
     values.map((value) => Type.Literal(value)),
     options,

@@ -23,7 +23,13 @@ export interface SessionClaims {
 
 const encoder = new TextEncoder();
 
-export function signSession(accountId: string, sessionVersion: number, key: string, ttlSeconds: number, now = Date.now()): Promise<string> {
+export function signSession(
+  accountId: string,
+  sessionVersion: number,
+  key: string,
+  ttlSeconds: number,
+  now = Date.now(),
+): Promise<string> {
   const iat = Math.floor(now / 1000);
   return new SignJWT({ sv: sessionVersion })
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })

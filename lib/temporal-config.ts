@@ -64,7 +64,9 @@ export function temporalFrom(env: Env, parsed: TemporalEnv): { temporal: Tempora
     .filter(([old]) => env[old]?.trim())
     .map(([old, standard]) => `${old}: no longer read; set ${standard} (the standard name) instead`);
   if (parsed.TEMPORAL_TLS_DISABLE_HOST_VERIFICATION) {
-    problems.push('TEMPORAL_TLS_DISABLE_HOST_VERIFICATION: the TypeScript SDK cannot skip host verification; set TEMPORAL_TLS_SERVER_NAME to the name the certificate carries');
+    problems.push(
+      'TEMPORAL_TLS_DISABLE_HOST_VERIFICATION: the TypeScript SDK cannot skip host verification; set TEMPORAL_TLS_SERVER_NAME to the name the certificate carries',
+    );
   }
   const file = parsed.TEMPORAL_CONFIG_FILE;
   if (file && !existsSync(file)) problems.push(`TEMPORAL_CONFIG_FILE: no such file "${file}"`);
@@ -74,20 +76,27 @@ export function temporalFrom(env: Env, parsed: TemporalEnv): { temporal: Tempora
   try {
     // The library reads an empty variable as a value, and only "true" or "1" as true: it gets the values as we read them.
     const overrideEnvVars = Object.fromEntries(
-      Object.entries({ ...env, TEMPORAL_TLS: parsed.TEMPORAL_TLS === undefined ? undefined : String(parsed.TEMPORAL_TLS) }).filter(
-        (entry): entry is [string, string] => Boolean(entry[1]?.trim()),
-      ),
+      Object.entries({
+        ...env,
+        TEMPORAL_TLS: parsed.TEMPORAL_TLS === undefined ? undefined : String(parsed.TEMPORAL_TLS),
+      }).filter((entry): entry is [string, string] => Boolean(entry[1]?.trim())),
     );
     profile = loadClientConfigProfile({ overrideEnvVars, configFileStrict: true });
   } catch (error) {
     // A TOML error quotes the lines around the fault, and they may hold an API key: only its first line is kept.
     const { message, line } = error as Error & { line?: number };
     const reason = `${message.split('\n')[0]}${line ? ` (line ${line})` : ''}`;
-    return { problems: [/^Profile '.*' not found/.test(reason) ? `TEMPORAL_PROFILE: ${reason}` : `TEMPORAL_CONFIG_FILE: ${reason}`] };
+    return {
+      problems: [
+        /^Profile '.*' not found/.test(reason) ? `TEMPORAL_PROFILE: ${reason}` : `TEMPORAL_CONFIG_FILE: ${reason}`,
+      ],
+    };
   }
   const tls = profile.tls;
   if (tls && Boolean(tls.clientCert) !== Boolean(tls.clientKey)) {
-    problems.push("TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH (or their _DATA forms, or the profile's client_cert_*/client_key_*) must be set together (mTLS)");
+    problems.push(
+      "TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH (or their _DATA forms, or the profile's client_cert_*/client_key_*) must be set together (mTLS)",
+    );
   }
   for (const [name, source] of [
     ['TEMPORAL_TLS_CLIENT_CERT_PATH', tls?.clientCert],
@@ -98,7 +107,9 @@ export function temporalFrom(env: Env, parsed: TemporalEnv): { temporal: Tempora
     try {
       readFileSync(source.path);
     } catch (error) {
-      const where = env[name]?.trim() ? name : `${name} (from the profile's ${name.slice('TEMPORAL_TLS_'.length).toLowerCase()})`;
+      const where = env[name]?.trim()
+        ? name
+        : `${name} (from the profile's ${name.slice('TEMPORAL_TLS_'.length).toLowerCase()})`;
       problems.push(`${where}: cannot read "${source.path}" (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
     }
   }

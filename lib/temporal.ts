@@ -1,7 +1,7 @@
 import { Client, Connection, WorkflowExecutionAlreadyStartedError, type ClientInterceptors } from '@temporalio/client';
-import type { AwsCustomer } from '../workflows/link-model';
+import type { AwsCustomer } from '../domain/link-model';
 import type { TemporalConfig } from './temporal-config';
-import { AwsAccountId, AwsProductCode } from './search-attributes';
+import { AwsAccountId, AwsProductCode } from '../domain/search-attributes';
 
 /** Connection options shared by the client and the worker (plaintext, TLS, mTLS, or an API key), as lib/temporal-config.ts read them. */
 export function connectionOptions(config: TemporalConfig) {
@@ -32,7 +32,10 @@ const HAND_OFF_DEADLINE_MS = 5000;
  * this under concurrent signalWithStart). By then the workflow exists, so the
  * retry simply signals it.
  */
-export async function signalWithStartBounded(client: Client, start: () => Promise<{ workflowId: string }>): Promise<string> {
+export async function signalWithStartBounded(
+  client: Client,
+  start: () => Promise<{ workflowId: string }>,
+): Promise<string> {
   const attempt = () => client.withDeadline(Date.now() + HAND_OFF_DEADLINE_MS, start);
   try {
     return (await attempt()).workflowId;

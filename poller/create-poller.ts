@@ -3,7 +3,8 @@ import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { queueUrlOfArn } from '../lib/aws';
 import type { Client } from '@temporalio/client';
 import type { Db } from 'mongodb';
-import { ConfigError, type PollerConfig, type QueueFormat } from '../lib/config';
+import { ConfigError, type QueueFormat } from '../lib/config';
+import type { PollerConfig } from './config';
 import { createHandOff } from './hand-off';
 import { createPollerMetrics, type PollerMetrics } from './metrics';
 import { SnsSignatureVerifier } from './sns-signature';
@@ -19,12 +20,18 @@ export interface QueueSettings {
 const DEFAULT_MAX_RECEIVES = 5;
 
 /** The queue's own visibility timeout, and its dead-letter queue: configured, or the target of its redrive policy. */
-export async function discoverQueueSettings(sqs: SQSClient, queueUrl: string, deadLetterQueueUrl?: string): Promise<QueueSettings> {
+export async function discoverQueueSettings(
+  sqs: SQSClient,
+  queueUrl: string,
+  deadLetterQueueUrl?: string,
+): Promise<QueueSettings> {
   const { Attributes = {} } = await sqs.send(
     new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['VisibilityTimeout', 'RedrivePolicy'] }),
   );
   const visibilityTimeoutSeconds = Number(Attributes.VisibilityTimeout ?? 30);
-  const policy = Attributes.RedrivePolicy ? (JSON.parse(Attributes.RedrivePolicy) as { deadLetterTargetArn?: string; maxReceiveCount?: number | string }) : {};
+  const policy = Attributes.RedrivePolicy
+    ? (JSON.parse(Attributes.RedrivePolicy) as { deadLetterTargetArn?: string; maxReceiveCount?: number | string })
+    : {};
   const maxReceives = Number(policy.maxReceiveCount ?? DEFAULT_MAX_RECEIVES) || DEFAULT_MAX_RECEIVES;
   if (deadLetterQueueUrl) return { visibilityTimeoutSeconds, deadLetterQueueUrl, maxReceives };
   const target = policy.deadLetterTargetArn;
@@ -62,7 +69,9 @@ export async function createNotificationPoller(deps: NotificationPollerDeps) {
   const { sqs, db, temporal, poller } = deps;
   const queue = await discoverQueueSettings(sqs, deps.queueUrl, deps.deadLetterQueueUrl);
   const metrics = deps.metrics ?? createPollerMetrics();
-  const verifier = poller.verifySignatures ? new SnsSignatureVerifier({ trustedCertUrls: poller.trustedCertUrls }) : undefined;
+  const verifier = poller.verifySignatures
+    ? new SnsSignatureVerifier({ trustedCertUrls: poller.trustedCertUrls })
+    : undefined;
   const instance = new SqsNotificationPoller({
     sqs,
     db,
@@ -73,7 +82,11 @@ export async function createNotificationPoller(deps: NotificationPollerDeps) {
     trust: { formats: deps.formats ?? poller.formats, topicArns: poller.topicArns, verifier },
     handOff: createHandOff({
       db,
-      subscriptions: { temporal, taskQueue: deps.taskQueue, settings: { syncTimeoutMs: deps.syncTimeoutMs, gracePeriodMs: deps.gracePeriodMs } },
+      subscriptions: {
+        temporal,
+        taskQueue: deps.taskQueue,
+        settings: { syncTimeoutMs: deps.syncTimeoutMs, gracePeriodMs: deps.gracePeriodMs },
+      },
     }),
     metrics,
     log: deps.log,

@@ -12,12 +12,12 @@
  * second lookup sees the registration.
  */
 import type { Db } from 'mongodb';
-import { clampSentAt } from '../workflows/aws-ordering';
-import { licenseIdOf } from '../workflows/subscription-identity';
+import { clampSentAt } from '../domain/aws-ordering';
+import { licenseIdOf } from '../domain/subscription-identity';
 import { recordNotification } from '../lib/store/marketplace';
 import { createSubscriptionLookup } from '../lib/store/subscription-lookup';
-import { signalAwsEvent, type SubscriptionTarget } from '../lib/subscription-client';
-import type { SubscriptionEvent } from '../workflows/subscription-model';
+import { signalAwsEvent, type SubscriptionTarget } from '../clients/subscription-client';
+import type { SubscriptionEvent } from '../domain/subscription-model';
 import type { MarketplaceNotification } from './messages';
 
 /** signalled: the workflow has it; recorded: no registered subscription yet, the record waits for it; duplicate: already handed off. */
@@ -38,7 +38,8 @@ export function createHandOff({ db, subscriptions }: HandOffDeps): HandOff {
     const sentAt = new Date(clampSentAt(notification.sentAt, receivedAt));
     // The license id makes the record findable by equality whatever spelling of the ARN AWS used.
     const licenseId = notification.licenseArn ? { licenseId: licenseIdOf(notification.licenseArn) } : {};
-    const record = () => recordNotification(db, { _id: messageId, ...fields, ...licenseId, sentAt, receivedAt, handedOffAt: new Date() });
+    const record = () =>
+      recordNotification(db, { _id: messageId, ...fields, ...licenseId, sentAt, receivedAt, handedOffAt: new Date() });
     const event: SubscriptionEvent = {
       id: messageId,
       action: notification.action,

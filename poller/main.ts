@@ -4,19 +4,19 @@
  * flight (up to POLLER_SHUTDOWN_TIMEOUT_SECONDS) and exit.
  */
 import { createSqsClient } from '../lib/aws';
-import { loadServiceConfig, requireQueues } from '../lib/config';
 import { createLogger, exitWithError } from '../lib/logger';
 import { connectMongo } from '../lib/mongo';
 import { enforceProductionGuard } from '../lib/production-guard';
 import { ensureIndexes } from '../lib/store/indexes';
 import { startTracing } from '../lib/telemetry/tracing';
 import { connectClient } from '../lib/temporal';
+import { loadPollerConfig, requireQueues } from './config';
 import { createNotificationPoller } from './create-poller';
 import { createPollerMetrics } from './metrics';
 import { startMetricsServer } from './metrics-server';
 
 async function main(): Promise<void> {
-  const config = loadServiceConfig();
+  const config = loadPollerConfig();
   const log = createLogger('poller', config.logLevel);
   enforceProductionGuard(process.env, 'poller', (line) => log.warn(line));
   const queues = requireQueues(config);
@@ -59,9 +59,13 @@ async function main(): Promise<void> {
   if (config.poller.topicArns.length === 0 && queues.some((queue) => queue.formats.includes('sns'))) {
     log.warn({}, 'SNS_TOPIC_ARN is not set: every SNS envelope will be dead-lettered');
   }
-  if (!config.poller.verifySignatures) log.warn({}, 'SNS_VERIFY_SIGNATURES=false: SNS envelopes are trusted without checking their signature');
+  if (!config.poller.verifySignatures)
+    log.warn({}, 'SNS_VERIFY_SIGNATURES=false: SNS envelopes are trusted without checking their signature');
   for (const [i, { queue }] of pollers.entries()) {
-    log.info({ queueUrl: queues[i]!.url, formats: queues[i]!.formats, deadLetterQueueUrl: queue.deadLetterQueueUrl }, 'polling');
+    log.info(
+      { queueUrl: queues[i]!.url, formats: queues[i]!.formats, deadLetterQueueUrl: queue.deadLetterQueueUrl },
+      'polling',
+    );
   }
   log.info({ metrics: `${metricsServer.url}/metrics` }, 'poller started');
   try {

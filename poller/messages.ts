@@ -11,10 +11,21 @@
 import type { QueueFormat } from '../lib/config';
 import { classifyEventBridgeEvent, looksLikeEventBridgeEvent } from './formats/eventbridge';
 import { jsonOf, type Classified } from './formats/classified';
-import { classifyEnvelopeMessage, classifySubscriptionMessage, looksLikeSnsEnvelope, looksLikeSubscriptionMessage, parseSnsEnvelope } from './formats/sns';
+import {
+  classifyEnvelopeMessage,
+  classifySubscriptionMessage,
+  looksLikeSnsEnvelope,
+  looksLikeSubscriptionMessage,
+  parseSnsEnvelope,
+} from './formats/sns';
 import type { SnsSignatureVerifier } from './sns-signature';
 
-export type { Classified, MarketplaceNotification, IgnoredNotification, NotificationFormat } from './formats/classified';
+export type {
+  Classified,
+  MarketplaceNotification,
+  IgnoredNotification,
+  NotificationFormat,
+} from './formats/classified';
 
 export interface TrustPolicy {
   /** What this queue may carry; a body of any other format is untrusted. */
@@ -40,7 +51,12 @@ function claimedFormat(json: unknown): QueueFormat | undefined {
   return undefined;
 }
 
-const untrusted = (check: UntrustedCheck, reason: string, retryable = false): Received => ({ kind: 'untrusted', check, reason, retryable });
+const untrusted = (check: UntrustedCheck, reason: string, retryable = false): Received => ({
+  kind: 'untrusted',
+  check,
+  reason,
+  retryable,
+});
 
 /** No format AWS sends nests deeper than a few levels; schema checks of deeper bodies recurse without bound. */
 const MAX_DEPTH = 32;
@@ -64,7 +80,8 @@ function nestedDeeperThan(json: unknown, limit: number): boolean {
 export async function classifyMessage(body: string, sqsMessageId: string, trust: TrustPolicy): Promise<Received> {
   const json = jsonOf(body);
   // Nothing AWS sends is anything but a JSON object, so a body that is not one was not sent by AWS.
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) return untrusted('format', 'the body is not a JSON object');
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    return untrusted('format', 'the body is not a JSON object');
   if (nestedDeeperThan(json, MAX_DEPTH)) return untrusted('format', `the body nests deeper than ${MAX_DEPTH} levels`);
   try {
     return await classifyObject(json, sqsMessageId, trust);
@@ -76,7 +93,9 @@ export async function classifyMessage(body: string, sqsMessageId: string, trust:
 async function classifyObject(json: object, sqsMessageId: string, trust: TrustPolicy): Promise<Received> {
   const format = claimedFormat(json);
   if (!format || !trust.formats.includes(format)) {
-    const what = format ? `a ${format} body` : 'a body that is neither an SNS envelope, a raw subscription message nor an EventBridge event';
+    const what = format
+      ? `a ${format} body`
+      : 'a body that is neither an SNS envelope, a raw subscription message nor an EventBridge event';
     return untrusted('format', `${what} is not accepted on this queue, which carries only ${trust.formats.join(', ')}`);
   }
   switch (format) {
@@ -86,7 +105,10 @@ async function classifyObject(json: object, sqsMessageId: string, trust: TrustPo
       if (!parsed.ok) return untrusted('signature', parsed.reason);
       const { envelope } = parsed;
       if (!trust.topicArns.includes(envelope.TopicArn)) {
-        return untrusted('topic', `TopicArn ${envelope.TopicArn.slice(0, 200)} is not a configured topic (SNS_TOPIC_ARN)`);
+        return untrusted(
+          'topic',
+          `TopicArn ${envelope.TopicArn.slice(0, 200)} is not a configured topic (SNS_TOPIC_ARN)`,
+        );
       }
       if (trust.verifier) {
         const verdict = await trust.verifier.verify(envelope);

@@ -8,7 +8,10 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-export async function startMetricsServer(registry: Registry, options: { host: string; port: number }): Promise<MetricsServer> {
+export async function startMetricsServer(
+  registry: Registry,
+  options: { host: string; port: number },
+): Promise<MetricsServer> {
   const server: Server = createServer((request, response) => {
     if (request.method !== 'GET') {
       response.writeHead(405, { Allow: 'GET', 'Content-Type': 'text/plain' }).end('Only GET is supported\n');
@@ -19,12 +22,15 @@ export async function startMetricsServer(registry: Registry, options: { host: st
       return;
     }
     if (request.url !== '/metrics') {
-      response.writeHead(404, { 'Content-Type': 'text/plain' }).end('Not found: the poller serves /metrics and /health\n');
+      response
+        .writeHead(404, { 'Content-Type': 'text/plain' })
+        .end('Not found: the poller serves /metrics and /health\n');
       return;
     }
     registry.metrics().then(
       (text) => response.writeHead(200, { 'Content-Type': registry.contentType }).end(text),
-      (error: unknown) => response.writeHead(500, { 'Content-Type': 'text/plain' }).end(`metrics failed: ${(error as Error).message}\n`),
+      (error: unknown) =>
+        response.writeHead(500, { 'Content-Type': 'text/plain' }).end(`metrics failed: ${(error as Error).message}\n`),
     );
   });
   await new Promise<void>((resolve, reject) => {

@@ -5,7 +5,10 @@ import type { UntrustedCheck } from './messages';
 export const DEAD_LETTER_REASONS = ['poison', 'untrusted', 'hand-off-failed'] as const;
 export type DeadLetterReason = (typeof DEAD_LETTER_REASONS)[number];
 /** Every check, so that a new one cannot be left out of the series created at zero. */
-const UNTRUSTED_CHECKS = Object.keys({ format: true, topic: true, signature: true } satisfies Record<UntrustedCheck, true>) as UntrustedCheck[];
+const UNTRUSTED_CHECKS = Object.keys({ format: true, topic: true, signature: true } satisfies Record<
+  UntrustedCheck,
+  true
+>) as UntrustedCheck[];
 
 export function createPollerMetrics(options: { processMetrics?: boolean } = {}) {
   const registry = new Registry();
@@ -68,7 +71,11 @@ export function createPollerMetrics(options: { processMetrics?: boolean } = {}) 
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers,
     }),
-    inFlight: new Gauge({ name: 'marketplace_notifications_in_flight', help: 'Messages received and not yet settled', registers }),
+    inFlight: new Gauge({
+      name: 'marketplace_notifications_in_flight',
+      help: 'Messages received and not yet settled',
+      registers,
+    }),
   };
   // The alerts' series exist at zero from the start: a series born at 1 hides the first dead letter from increase().
   for (const reason of DEAD_LETTER_REASONS) metrics.deadLettered.inc({ reason }, 0);

@@ -89,9 +89,18 @@ class SqsBatcher<Entry> {
   }
 }
 
-const failuresOf = (failed: Array<{ Id?: string; Code?: string; Message?: string; SenderFault?: boolean }> | undefined, what: string) =>
+const failuresOf = (
+  failed: Array<{ Id?: string; Code?: string; Message?: string; SenderFault?: boolean }> | undefined,
+  what: string,
+) =>
   new Map(
-    (failed ?? []).map((failure) => [failure.Id ?? '', new SqsEntryFailed(`${what} failed: ${failure.Code ?? 'failed'}: ${failure.Message ?? ''}`, failure.SenderFault === true)]),
+    (failed ?? []).map((failure) => [
+      failure.Id ?? '',
+      new SqsEntryFailed(
+        `${what} failed: ${failure.Code ?? 'failed'}: ${failure.Message ?? ''}`,
+        failure.SenderFault === true,
+      ),
+    ]),
   );
 
 /** Deletes, ten per DeleteMessageBatch call. */
@@ -99,12 +108,19 @@ export class DeleteBatcher {
   private readonly batcher: SqsBatcher<string>;
 
   constructor(sqs: SQSClient, queueUrl: string, lingerMs?: number) {
-    this.batcher = new SqsBatcher(async (receiptHandles) => {
-      const result = await sqs.send(
-        new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: receiptHandles.map((ReceiptHandle, index) => ({ Id: String(index), ReceiptHandle })) }),
-      );
-      return failuresOf(result.Failed, 'delete');
-    }, undefined, lingerMs);
+    this.batcher = new SqsBatcher(
+      async (receiptHandles) => {
+        const result = await sqs.send(
+          new DeleteMessageBatchCommand({
+            QueueUrl: queueUrl,
+            Entries: receiptHandles.map((ReceiptHandle, index) => ({ Id: String(index), ReceiptHandle })),
+          }),
+        );
+        return failuresOf(result.Failed, 'delete');
+      },
+      undefined,
+      lingerMs,
+    );
   }
 
   delete(receiptHandle: string): Promise<void> {
@@ -121,15 +137,22 @@ export class DeadLetterBatcher {
   private readonly batcher: SqsBatcher<{ message: Message; reason: string; receives: number }>;
 
   constructor(sqs: SQSClient, deadLetterQueueUrl: string, lingerMs?: number) {
-    this.batcher = new SqsBatcher(async (entries) => {
-      const result = await sqs.send(
-        new SendMessageBatchCommand({
-          QueueUrl: deadLetterQueueUrl,
-          Entries: entries.map(({ message, reason, receives }, index) => ({ Id: String(index), ...deadLetterCopy(message, reason, receives) })),
-        }),
-      );
-      return failuresOf(result.Failed, 'dead-lettering');
-    }, ({ message }) => Math.min(Buffer.byteLength(message.Body ?? ''), COPY_BODY_BYTES) + COPY_ATTRIBUTE_BYTES, lingerMs);
+    this.batcher = new SqsBatcher(
+      async (entries) => {
+        const result = await sqs.send(
+          new SendMessageBatchCommand({
+            QueueUrl: deadLetterQueueUrl,
+            Entries: entries.map(({ message, reason, receives }, index) => ({
+              Id: String(index),
+              ...deadLetterCopy(message, reason, receives),
+            })),
+          }),
+        );
+        return failuresOf(result.Failed, 'dead-lettering');
+      },
+      ({ message }) => Math.min(Buffer.byteLength(message.Body ?? ''), COPY_BODY_BYTES) + COPY_ATTRIBUTE_BYTES,
+      lingerMs,
+    );
   }
 
   send(message: Message, reason: string, receives: number): Promise<void> {
@@ -153,18 +176,38 @@ export function keepInvisible(
   visibilityTimeoutSeconds: number,
   onError: (error: unknown) => void,
 ): () => void {
-  const timer = setInterval(() => {
-    sqs
-      .send(new ChangeMessageVisibilityCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle, VisibilityTimeout: visibilityTimeoutSeconds }))
-      .catch(onError);
-  }, (visibilityTimeoutSeconds * 1000) / 2);
+  const timer = setInterval(
+    () => {
+      sqs
+        .send(
+          new ChangeMessageVisibilityCommand({
+            QueueUrl: queueUrl,
+            ReceiptHandle: message.ReceiptHandle,
+            VisibilityTimeout: visibilityTimeoutSeconds,
+          }),
+        )
+        .catch(onError);
+    },
+    (visibilityTimeoutSeconds * 1000) / 2,
+  );
   timer.unref();
   return () => clearInterval(timer);
 }
 
 /** Lets another receiver take the message after `seconds` (0: at once). */
-export async function releaseMessage(sqs: SQSClient, queueUrl: string, message: Message, seconds: number): Promise<void> {
-  await sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: queueUrl, ReceiptHandle: message.ReceiptHandle, VisibilityTimeout: seconds }));
+export async function releaseMessage(
+  sqs: SQSClient,
+  queueUrl: string,
+  message: Message,
+  seconds: number,
+): Promise<void> {
+  await sqs.send(
+    new ChangeMessageVisibilityCommand({
+      QueueUrl: queueUrl,
+      ReceiptHandle: message.ReceiptHandle,
+      VisibilityTimeout: seconds,
+    }),
+  );
 }
 
 /**
@@ -182,12 +225,22 @@ function deadLetterCopy(message: Message, reason: string, receives: number) {
   const body = Buffer.from(message.Body ?? '');
   const truncated = body.length > COPY_BODY_BYTES;
   return {
-    MessageBody: truncated ? body.subarray(0, COPY_BODY_BYTES).toString('utf8').replace(/\uFFFD$/, '') : body.toString('utf8'),
+    MessageBody: truncated
+      ? body
+          .subarray(0, COPY_BODY_BYTES)
+          .toString('utf8')
+          .replace(/\uFFFD$/, '')
+      : body.toString('utf8'),
     MessageAttributes: {
       reason: text(reason.slice(0, 1000)),
       sourceMessageId: text(message.MessageId ?? ''),
       receiveCount: { DataType: 'Number', StringValue: String(receives) },
-      ...(truncated ? { bodyBytes: { DataType: 'Number', StringValue: String(body.length) }, bodySha256: text(createHash('sha256').update(body).digest('hex')) } : {}),
+      ...(truncated
+        ? {
+            bodyBytes: { DataType: 'Number', StringValue: String(body.length) },
+            bodySha256: text(createHash('sha256').update(body).digest('hex')),
+          }
+        : {}),
     },
   };
 }

@@ -13,7 +13,12 @@ import { notificationsOf } from '../lib/store/marketplace';
 export const DUPLICATE_WINDOW_MS = 15 * 60_000;
 
 /** `knownHere`: ids this poller handed off lately, which spare the store a read. */
-export async function rawDeliveryId(db: Db, body: string, sentAtMs: number, knownHere: (id: string) => boolean = () => false): Promise<string> {
+export async function rawDeliveryId(
+  db: Db,
+  body: string,
+  sentAtMs: number,
+  knownHere: (id: string) => boolean = () => false,
+): Promise<string> {
   const hash = createHash('sha256').update(body).digest('hex').slice(0, 32);
   const window = Math.floor(sentAtMs / DUPLICATE_WINDOW_MS);
   const currentId = `raw:${hash}:${window}`;

@@ -91,11 +91,20 @@ export class SnsSignatureVerifier {
 
   async verify(envelope: SnsEnvelope): Promise<Verdict> {
     const algorithm = ALGORITHM.get(envelope.SignatureVersion ?? '');
-    if (!algorithm) return { ok: false, reason: `unsupported SignatureVersion "${(envelope.SignatureVersion ?? '').slice(0, 40)}"`, retryable: false };
+    if (!algorithm)
+      return {
+        ok: false,
+        reason: `unsupported SignatureVersion "${(envelope.SignatureVersion ?? '').slice(0, 40)}"`,
+        retryable: false,
+      };
     const certUrl = envelope.SigningCertURL ?? '';
     if (!envelope.Signature) return { ok: false, reason: 'the envelope is not signed', retryable: false };
     if (!this.isAllowedCertUrl(certUrl, envelope.TopicArn)) {
-      return { ok: false, reason: `SigningCertURL is not an AWS SNS certificate URL: ${certUrl.slice(0, 200)}`, retryable: false };
+      return {
+        ok: false,
+        reason: `SigningCertURL is not an AWS SNS certificate URL: ${certUrl.slice(0, 200)}`,
+        retryable: false,
+      };
     }
     let key: KeyObject;
     try {
@@ -117,7 +126,8 @@ export class SnsSignatureVerifier {
     const now = Date.now();
     const cached = this.certificates.get(url);
     if (cached && cached.expiresAt > now) return cached.key;
-    if (this.certificates.size >= MAX_CACHED_CERTIFICATES) this.certificates.delete(this.certificates.keys().next().value!);
+    if (this.certificates.size >= MAX_CACHED_CERTIFICATES)
+      this.certificates.delete(this.certificates.keys().next().value!);
     const key = this.fetchCertificate(url);
     this.certificates.set(url, { key, expiresAt: now + (this.options.cacheTtlMs ?? 3_600_000) });
     // A failed fetch is not cached: the next message tries again.
@@ -127,8 +137,12 @@ export class SnsSignatureVerifier {
 
   private async fetchCertificate(url: string): Promise<KeyObject> {
     const fetchImpl = this.options.fetchImpl ?? fetch;
-    const response = await fetchImpl(url, { redirect: 'error', signal: AbortSignal.timeout(this.options.fetchTimeoutMs ?? 5000) });
-    if (!response.ok) throw new Untrusted(`fetching it answered ${response.status}`, response.status >= 500 || response.status === 429);
+    const response = await fetchImpl(url, {
+      redirect: 'error',
+      signal: AbortSignal.timeout(this.options.fetchTimeoutMs ?? 5000),
+    });
+    if (!response.ok)
+      throw new Untrusted(`fetching it answered ${response.status}`, response.status >= 500 || response.status === 429);
     let certificate: X509Certificate;
     try {
       certificate = new X509Certificate(await response.text());

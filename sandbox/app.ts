@@ -27,7 +27,11 @@ export interface SandboxOptions {
   /** Where EventBridge agreement events go (a queue of their own, as an EventBridge rule's target). */
   eventBridgeQueueUrl?: string;
   /** Sign SNS envelopes with this key (served at SIGNING_CERT_PATH); absent: publish through the SNS emulator. */
-  snsSigning?: { key: SnsSigningKey; version: SignatureVersion; /** Default: the public URL's SIGNING_CERT_PATH. */ certUrl?: string };
+  snsSigning?: {
+    key: SnsSigningKey;
+    version: SignatureVersion;
+    /** Default: the public URL's SIGNING_CERT_PATH. */ certUrl?: string;
+  };
   /** Where buyers and the poller reach the sandbox; settable later when it listens on a random port. */
   publicUrl?: string;
   logLevel?: string;
@@ -48,7 +52,10 @@ export async function buildSandbox(options: SandboxOptions): Promise<Sandbox> {
   const store = new SandboxStore(options.db);
   await store.ensureIndexes();
   const faults = new FaultInjector();
-  const quota = { ResolveCustomer: new RequestQuota(options.quotaRps), BatchMeterUsage: new RequestQuota(options.quotaRps) };
+  const quota = {
+    ResolveCustomer: new RequestQuota(options.quotaRps),
+    BatchMeterUsage: new RequestQuota(options.quotaRps),
+  };
   const rules: MeteringRules = {
     dimensions: options.dimensions ?? DEFAULT_SANDBOX_DIMENSIONS,
     maxAgeMs: options.maxUsageAgeMs ?? 6 * 3_600_000,
@@ -62,7 +69,11 @@ export async function buildSandbox(options: SandboxOptions): Promise<Sandbox> {
     sqs: options.sqs,
     eventBridgeQueueUrl: options.eventBridgeQueueUrl,
     region: options.region,
-    signing: signing && { key: signing.key, version: signing.version, certUrl: () => signing.certUrl ?? `${publicUrl}${SIGNING_CERT_PATH}` },
+    signing: signing && {
+      key: signing.key,
+      version: signing.version,
+      certUrl: () => signing.certUrl ?? `${publicUrl}${SIGNING_CERT_PATH}`,
+    },
   });
   const control: ControlApiDeps = {
     store,
@@ -81,7 +92,9 @@ export async function buildSandbox(options: SandboxOptions): Promise<Sandbox> {
   await registerBuyerPages(app, control);
   app.get('/health', async () => ({ status: 'ok' }));
   if (signing) {
-    app.get(SIGNING_CERT_PATH, async (_request, reply) => reply.type('application/x-pem-file').send(signing.key.certificatePem));
+    app.get(SIGNING_CERT_PATH, async (_request, reply) =>
+      reply.type('application/x-pem-file').send(signing.key.certificatePem),
+    );
   }
   return { app, store, faults, setPublicUrl: (url) => (publicUrl = url.replace(/\/$/, '')) };
 }

@@ -11,7 +11,11 @@ import { EVENT_DETAIL_TYPES, SNS_ACTIONS, type EventDetailType, type SnsAction }
 /** Every button of a buyer's row: the SNS actions, then the EventBridge detail types. */
 const NOTIFICATIONS = [
   ...SNS_ACTIONS.map((action) => ({ field: 'action', value: action, label: action })),
-  ...EVENT_DETAIL_TYPES.map((detailType) => ({ field: 'detailType', value: detailType, label: detailType.replace(' - Manufacturer', '') })),
+  ...EVENT_DETAIL_TYPES.map((detailType) => ({
+    field: 'detailType',
+    value: detailType,
+    label: detailType.replace(' - Manufacturer', ''),
+  })),
 ];
 
 interface Pages {
@@ -19,7 +23,14 @@ interface Pages {
     title: string;
     productCode: string;
     registrationUrl: string;
-    customers: Array<{ awsAccountId: string; customerIdentifier: string; model: string; freeTrial: boolean; status: string; notifyPath: string }>;
+    customers: Array<{
+      awsAccountId: string;
+      customerIdentifier: string;
+      model: string;
+      freeTrial: boolean;
+      status: string;
+      notifyPath: string;
+    }>;
     notifications: typeof NOTIFICATIONS;
   };
   'set-up-account': { title: string; registrationUrl: string; token: string; freeTrial: boolean };
@@ -75,7 +86,12 @@ export async function registerBuyerPages(root: FastifyInstance, deps: ControlApi
     async (request, reply) => {
       const { customer, token } = await createSubscription(deps, request.body);
       // AWS posts the browser to the seller's registration URL; an auto-submitted form does exactly that.
-      return sendPage(reply, 'set-up-account', { title: 'Set up your account', registrationUrl: deps.registrationUrl, token, freeTrial: customer.freeTrial });
+      return sendPage(reply, 'set-up-account', {
+        title: 'Set up your account',
+        registrationUrl: deps.registrationUrl,
+        token,
+        freeTrial: customer.freeTrial,
+      });
     },
   );
 

@@ -29,7 +29,13 @@ const CustomerId = Type.Object({ id: Type.String({ minLength: 1 }) });
 
 export async function createSubscription(
   deps: ControlApiDeps,
-  input: { model?: 'legacy' | 'account'; freeTrial?: boolean; productCode?: string; tokenTtlSeconds?: number; customerAwsAccountId?: string },
+  input: {
+    model?: 'legacy' | 'account';
+    freeTrial?: boolean;
+    productCode?: string;
+    tokenTtlSeconds?: number;
+    customerAwsAccountId?: string;
+  },
 ) {
   const customer = await deps.store.createCustomer({
     productCode: input.productCode ?? deps.productCode,
@@ -53,13 +59,22 @@ async function moveAndPublish<R>(
 }
 
 /** Publishes an SNS subscription notification. */
-export function notify(deps: ControlApiDeps, customerId: string, action: SnsAction, signatureVersion?: SignatureVersion) {
-  return moveAndPublish(deps, customerId, statusAfterAction[action], (c) => deps.publisher.publishSns(c, action, signatureVersion));
+export function notify(
+  deps: ControlApiDeps,
+  customerId: string,
+  action: SnsAction,
+  signatureVersion?: SignatureVersion,
+) {
+  return moveAndPublish(deps, customerId, statusAfterAction[action], (c) =>
+    deps.publisher.publishSns(c, action, signatureVersion),
+  );
 }
 
 /** The EventBridge counterpart of `notify`. */
 export function sendEvent(deps: ControlApiDeps, customerId: string, detailType: EventDetailType) {
-  return moveAndPublish(deps, customerId, statusAfterEvent[detailType], (c) => deps.publisher.publishEvent(c, detailType));
+  return moveAndPublish(deps, customerId, statusAfterEvent[detailType], (c) =>
+    deps.publisher.publishEvent(c, detailType),
+  );
 }
 
 export function registerControlApi(root: FastifyInstance, deps: ControlApiDeps): void {
@@ -77,9 +92,14 @@ export function registerControlApi(root: FastifyInstance, deps: ControlApiDeps):
             productCode: Type.Optional(Type.String({ minLength: 1 })),
             tokenTtlSeconds: Type.Optional(Type.Integer({ minimum: 1 })),
             customerAwsAccountId: Type.Optional(
-              Type.String({ pattern: '^[0-9]{12}$', description: 'Another purchase by an existing buyer account (concurrent agreements)' }),
+              Type.String({
+                pattern: '^[0-9]{12}$',
+                description: 'Another purchase by an existing buyer account (concurrent agreements)',
+              }),
             ),
-            subscribed: Type.Optional(Type.Boolean({ description: 'Skip the subscribe-success step (for metering tests)' })),
+            subscribed: Type.Optional(
+              Type.Boolean({ description: 'Skip the subscribe-success step (for metering tests)' }),
+            ),
           },
           { additionalProperties: false },
         ),
@@ -110,7 +130,9 @@ export function registerControlApi(root: FastifyInstance, deps: ControlApiDeps):
     async (request, reply) => {
       const customer = await deps.store.getCustomer(request.params.id);
       if (!customer) return reply.code(404).send(notFound);
-      return reply.code(201).send(await deps.store.issueToken(customer._id, request.body.ttlSeconds ?? deps.tokenTtlSeconds));
+      return reply
+        .code(201)
+        .send(await deps.store.issueToken(customer._id, request.body.ttlSeconds ?? deps.tokenTtlSeconds));
     },
   );
 
@@ -163,12 +185,16 @@ export function registerControlApi(root: FastifyInstance, deps: ControlApiDeps):
 
   app.get('/control/calls/summary', async () => {
     const calls = await deps.store.calls.find({}).toArray();
-    const byOperation: Record<string, { calls: number; outcomes: Record<string, number>; statuses: Record<string, number> }> = {};
+    const byOperation: Record<
+      string,
+      { calls: number; outcomes: Record<string, number>; statuses: Record<string, number> }
+    > = {};
     for (const call of calls) {
       const entry = (byOperation[call.operation] ??= { calls: 0, outcomes: {}, statuses: {} });
       entry.calls += 1;
       entry.outcomes[call.outcome] = (entry.outcomes[call.outcome] ?? 0) + 1;
-      for (const [status, count] of Object.entries(call.statuses ?? {})) entry.statuses[status] = (entry.statuses[status] ?? 0) + count;
+      for (const [status, count] of Object.entries(call.statuses ?? {}))
+        entry.statuses[status] = (entry.statuses[status] ?? 0) + count;
     }
     return byOperation;
   });
@@ -204,7 +230,10 @@ export function registerControlApi(root: FastifyInstance, deps: ControlApiDeps):
       for (const [operation, rps] of Object.entries(request.body)) {
         if (rps !== undefined) deps.quota[operation as keyof typeof deps.quota].setRate(rps);
       }
-      return { ResolveCustomer: deps.quota.ResolveCustomer.ratePerSecond, BatchMeterUsage: deps.quota.BatchMeterUsage.ratePerSecond };
+      return {
+        ResolveCustomer: deps.quota.ResolveCustomer.ratePerSecond,
+        BatchMeterUsage: deps.quota.BatchMeterUsage.ratePerSecond,
+      };
     },
   );
 

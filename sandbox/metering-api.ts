@@ -67,7 +67,10 @@ function validate<T extends Parameters<typeof parseWith>[0]>(schema: T, body: un
   const result = parseWith(schema, body ?? {});
   if (!result.ok) {
     const first = result.issues[0];
-    throw new AwsError('ValidationException', `1 validation error detected: ${first?.path || 'request'} ${first?.message}`);
+    throw new AwsError(
+      'ValidationException',
+      `1 validation error detected: ${first?.path || 'request'} ${first?.message}`,
+    );
   }
   return result.value;
 }
@@ -91,19 +94,30 @@ function checkRecord(record: UsageRecordInput, rules: MeteringRules, productCode
   const byIdentifier = record.CustomerIdentifier !== undefined;
   const byAccount = record.CustomerAWSAccountId !== undefined;
   if (byIdentifier === byAccount) {
-    throw new AwsError('InvalidCustomerIdentifierException', 'Exactly one of CustomerIdentifier or CustomerAWSAccountId is required');
+    throw new AwsError(
+      'InvalidCustomerIdentifierException',
+      'Exactly one of CustomerIdentifier or CustomerAWSAccountId is required',
+    );
   }
-  if (byAccount && !record.LicenseArn) throw new AwsError('InvalidLicenseException', 'CustomerAWSAccountId requires LicenseArn');
-  if (byIdentifier && !productCode) throw new AwsError('InvalidProductCodeException', 'ProductCode is required with CustomerIdentifier');
+  if (byAccount && !record.LicenseArn)
+    throw new AwsError('InvalidLicenseException', 'CustomerAWSAccountId requires LicenseArn');
+  if (byIdentifier && !productCode)
+    throw new AwsError('InvalidProductCodeException', 'ProductCode is required with CustomerIdentifier');
   if (record.LicenseArn && productCode) {
-    throw new AwsError('InvalidProductCodeException', 'Send LicenseArn or ProductCode, not both: both would bill twice');
+    throw new AwsError(
+      'InvalidProductCodeException',
+      'Send LicenseArn or ProductCode, not both: both would bill twice',
+    );
   }
   if (!rules.dimensions.includes(record.Dimension)) {
     throw new AwsError('InvalidUsageDimensionException', `Unknown dimension "${record.Dimension}"`);
   }
   const at = record.Timestamp * 1000;
   if (!Number.isFinite(at) || at < now - rules.maxAgeMs || at > now + rules.maxFutureMs) {
-    throw new AwsError('TimestampOutOfBoundsException', `Timestamp ${new Date(at).toISOString()} is outside the accepted window`);
+    throw new AwsError(
+      'TimestampOutOfBoundsException',
+      `Timestamp ${new Date(at).toISOString()} is outside the accepted window`,
+    );
   }
   if (record.UsageAllocations) {
     const sum = record.UsageAllocations.reduce((total, a) => total + a.AllocatedUsageQuantity, 0);
@@ -129,7 +143,8 @@ async function batchMeterUsage(deps: MeteringApiDeps, body: unknown) {
 
   const customerOf = await findCustomers(deps.store, input.UsageRecords, input.ProductCode);
   const products = new Set(input.UsageRecords.map((r) => customerOf(r)?.productCode).filter(Boolean));
-  if (products.size > 1) throw new AwsError('InvalidProductCodeException', 'All records of one call must be for one product');
+  if (products.size > 1)
+    throw new AwsError('InvalidProductCodeException', 'All records of one call must be for one product');
 
   const unprocessed: UsageRecordInput[] = [];
   const accepted: Array<{ record: UsageRecordInput; customer: SandboxCustomer }> = [];
@@ -181,7 +196,11 @@ function summarise(result: unknown): { records?: number; statuses?: Record<strin
   if (!batch.Results) return {};
   const statuses: Record<string, number> = {};
   for (const r of batch.Results) statuses[r.Status] = (statuses[r.Status] ?? 0) + 1;
-  return { records: batch.Results.length + (batch.UnprocessedRecords?.length ?? 0), statuses, unprocessed: batch.UnprocessedRecords?.length ?? 0 };
+  return {
+    records: batch.Results.length + (batch.UnprocessedRecords?.length ?? 0),
+    statuses,
+    unprocessed: batch.UnprocessedRecords?.length ?? 0,
+  };
 }
 
 /**
@@ -194,7 +213,11 @@ export async function meteringApi(app: FastifyInstance, deps: MeteringApiDeps): 
     const aws =
       error instanceof AwsError
         ? error
-        : new AwsError(error.statusCode === 413 ? 'ValidationException' : 'SerializationException', error.message, error.statusCode ?? 400);
+        : new AwsError(
+            error.statusCode === 413 ? 'ValidationException' : 'SerializationException',
+            error.message,
+            error.statusCode ?? 400,
+          );
     return sendAwsError(reply, aws);
   });
 
@@ -218,7 +241,8 @@ export async function meteringApi(app: FastifyInstance, deps: MeteringApiDeps): 
       const latency = deps.faults.latencyFor(operation);
       if (latency > 0) await sleep(latency);
       const fault = deps.faults.callFault(operation);
-      if (fault === 'throttle' || !deps.quota[operation].tryTake()) throw new AwsError('ThrottlingException', 'Rate exceeded');
+      if (fault === 'throttle' || !deps.quota[operation].tryTake())
+        throw new AwsError('ThrottlingException', 'Rate exceeded');
       if (fault === 'internal') throw new AwsError('InternalServiceErrorException', 'Injected internal error', 500);
       if (fault === 'disabled') throw new AwsError('DisabledApiException', 'The API is disabled in the Region');
       const result = await operations[operation](deps, request.body);
@@ -233,4 +257,3 @@ export async function meteringApi(app: FastifyInstance, deps: MeteringApiDeps): 
     }
   });
 }
-

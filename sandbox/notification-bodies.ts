@@ -4,7 +4,13 @@
  * in bulk.
  */
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { eventBridgeEvent, snsMessage, type EventBodyOptions, type EventDetailType, type SnsAction } from './notifications';
+import {
+  eventBridgeEvent,
+  snsMessage,
+  type EventBodyOptions,
+  type EventDetailType,
+  type SnsAction,
+} from './notifications';
 import { signedEnvelope, type SignatureVersion, type SnsSigningKey } from './sns-signing';
 import type { SandboxCustomer } from './store';
 
@@ -30,9 +36,27 @@ export interface SnsSigner {
 }
 
 /** The SNS envelope (default delivery), signed; `messageId` fixes the id, as a redelivery would. */
-export function snsEnvelopeBody(customer: SandboxCustomer, action: string, signer: SnsSigner, messageId?: string, timestamp?: Date): string {
+export function snsEnvelopeBody(
+  customer: SandboxCustomer,
+  action: string,
+  signer: SnsSigner,
+  messageId?: string,
+  timestamp?: Date,
+): string {
   const message = JSON.stringify(snsMessage(customer, action as SnsAction));
-  return JSON.stringify(signedEnvelope({ topicArn: signer.topicArn, message, certUrl: signer.certUrl, version: signer.version ?? '1', messageId, timestamp }, signer.key));
+  return JSON.stringify(
+    signedEnvelope(
+      {
+        topicArn: signer.topicArn,
+        message,
+        certUrl: signer.certUrl,
+        version: signer.version ?? '1',
+        messageId,
+        timestamp,
+      },
+      signer.key,
+    ),
+  );
 }
 
 /** Raw message delivery: the subscription message alone. */
@@ -52,7 +76,12 @@ export function eventBridgeBody(
 }
 
 /** Sends bodies ten per SendMessageBatch call, `concurrency` calls at a time; returns the SQS MessageIds in order. */
-export async function enqueueBodies(sqs: SQSClient, queueUrl: string, bodies: string[], concurrency = 8): Promise<string[]> {
+export async function enqueueBodies(
+  sqs: SQSClient,
+  queueUrl: string,
+  bodies: string[],
+  concurrency = 8,
+): Promise<string[]> {
   const ids = new Array<string>(bodies.length);
   let next = 0;
   const sender = async () => {
@@ -61,9 +90,13 @@ export async function enqueueBodies(sqs: SQSClient, queueUrl: string, bodies: st
       next += 10;
       const batch = bodies.slice(start, start + 10);
       const result = await sqs.send(
-        new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: batch.map((body, i) => ({ Id: String(i), MessageBody: body })) }),
+        new SendMessageBatchCommand({
+          QueueUrl: queueUrl,
+          Entries: batch.map((body, i) => ({ Id: String(i), MessageBody: body })),
+        }),
       );
-      if (result.Failed?.length) throw new Error(`enqueue failed: ${result.Failed[0]!.Message ?? result.Failed[0]!.Code}`);
+      if (result.Failed?.length)
+        throw new Error(`enqueue failed: ${result.Failed[0]!.Message ?? result.Failed[0]!.Code}`);
       for (const entry of result.Successful ?? []) ids[start + Number(entry.Id)] = entry.MessageId!;
     }
   };

@@ -11,7 +11,12 @@ import { queueUrlOfArn } from '../lib/aws';
 import { signedEnvelope, type SignatureVersion, type SnsSigningKey } from './sns-signing';
 import type { SandboxCustomer, SubscriptionStatus } from './store';
 
-export const SNS_ACTIONS = ['subscribe-success', 'subscribe-fail', 'unsubscribe-pending', 'unsubscribe-success'] as const;
+export const SNS_ACTIONS = [
+  'subscribe-success',
+  'subscribe-fail',
+  'unsubscribe-pending',
+  'unsubscribe-success',
+] as const;
 export type SnsAction = (typeof SNS_ACTIONS)[number];
 
 export const EVENT_DETAIL_TYPES = [
@@ -73,7 +78,12 @@ export function snsMessage(customer: SandboxCustomer, action: SnsAction): Record
 const SELLER_ACCOUNT = '111122223333';
 
 /** The bare event an EventBridge rule puts in the SQS body, as AWS prints it. */
-export function eventBridgeEvent(customer: SandboxCustomer, detailType: EventDetailType, region: string, options: EventBodyOptions = {}) {
+export function eventBridgeEvent(
+  customer: SandboxCustomer,
+  detailType: EventDetailType,
+  region: string,
+  options: EventBodyOptions = {},
+) {
   const now = new Date().toISOString();
   const agreementId = `agmt-${customer._id.replace(/-/g, '').slice(0, 25)}`;
   const isLicenseEvent = detailType.startsWith('License ');
@@ -91,7 +101,8 @@ export function eventBridgeEvent(customer: SandboxCustomer, detailType: EventDet
     detail: {
       requestId: randomUUID(),
       catalog: 'AWSMarketplace',
-      agreement: isLicenseEvent && sample ? { id: agreementId } : agreementOf(customer, agreementId, detailType, now, options),
+      agreement:
+        isLicenseEvent && sample ? { id: agreementId } : agreementOf(customer, agreementId, detailType, now, options),
       acceptor: { accountId: customer.customerAwsAccountId },
       proposer: { accountId: SELLER_ACCOUNT },
       offer: { id: customer.offerId },
@@ -101,9 +112,16 @@ export function eventBridgeEvent(customer: SandboxCustomer, detailType: EventDet
   };
 }
 
-function agreementOf(customer: SandboxCustomer, id: string, detailType: EventDetailType, now: string, options: EventBodyOptions) {
+function agreementOf(
+  customer: SandboxCustomer,
+  id: string,
+  detailType: EventDetailType,
+  now: string,
+  options: EventBodyOptions,
+) {
   // AWS's Ended samples carry the agreement's id and status only.
-  if (detailType.startsWith('Purchase Agreement Ended')) return options.shape === 'aws-sample' ? { id, status: 'CANCELLED' } : { id, status: 'CANCELLED', endTime: now };
+  if (detailType.startsWith('Purchase Agreement Ended'))
+    return options.shape === 'aws-sample' ? { id, status: 'CANCELLED' } : { id, status: 'CANCELLED', endTime: now };
   return {
     id,
     intent: options.intent ?? (detailType.startsWith('Purchase Agreement Amended') ? 'AMEND' : 'NEW'),
@@ -127,7 +145,14 @@ export interface SnsSigning {
 
 export class NotificationPublisher {
   constructor(
-    private readonly deps: { sns?: SNSClient; topicArn?: string; sqs?: SQSClient; eventBridgeQueueUrl?: string; region: string; signing?: SnsSigning },
+    private readonly deps: {
+      sns?: SNSClient;
+      topicArn?: string;
+      sqs?: SQSClient;
+      eventBridgeQueueUrl?: string;
+      region: string;
+      signing?: SnsSigning;
+    },
   ) {}
 
   /**
@@ -135,7 +160,11 @@ export class NotificationPublisher {
    * delivers it to the topic's SQS subscribers, as SNS would; without one it
    * publishes through the SNS emulator, whose signatures are not real.
    */
-  async publishSns(customer: SandboxCustomer, action: SnsAction, version?: SignatureVersion): Promise<{ messageId: string }> {
+  async publishSns(
+    customer: SandboxCustomer,
+    action: SnsAction,
+    version?: SignatureVersion,
+  ): Promise<{ messageId: string }> {
     const { sns, topicArn, signing } = this.deps;
     if (!sns || !topicArn) throw new Error('SNS is not configured: set SANDBOX_SNS_TOPIC_ARN and AWS_ENDPOINT_URL_SNS');
     const message = JSON.stringify(snsMessage(customer, action));
@@ -143,15 +172,27 @@ export class NotificationPublisher {
       const result = await sns.send(new PublishCommand({ TopicArn: topicArn, Message: message }));
       return { messageId: result.MessageId ?? '' };
     }
-    const envelope = signedEnvelope({ topicArn, message, certUrl: signing.certUrl(), version: version ?? signing.version }, signing.key);
+    const envelope = signedEnvelope(
+      { topicArn, message, certUrl: signing.certUrl(), version: version ?? signing.version },
+      signing.key,
+    );
     const body = JSON.stringify(envelope);
-    await Promise.all((await this.subscribedQueues(sns, topicArn)).map((url) => this.sqs().send(new SendMessageCommand({ QueueUrl: url, MessageBody: body }))));
+    await Promise.all(
+      (await this.subscribedQueues(sns, topicArn)).map((url) =>
+        this.sqs().send(new SendMessageCommand({ QueueUrl: url, MessageBody: body })),
+      ),
+    );
     return { messageId: envelope.MessageId };
   }
 
-  async publishEvent(customer: SandboxCustomer, detailType: EventDetailType, options?: EventBodyOptions): Promise<{ eventId: string }> {
+  async publishEvent(
+    customer: SandboxCustomer,
+    detailType: EventDetailType,
+    options?: EventBodyOptions,
+  ): Promise<{ eventId: string }> {
     const { eventBridgeQueueUrl: queueUrl, region } = this.deps;
-    if (!queueUrl) throw new Error('EventBridge delivery is not configured: set SQS_EVENTBRIDGE_QUEUE_URL and AWS_ENDPOINT_URL_SQS');
+    if (!queueUrl)
+      throw new Error('EventBridge delivery is not configured: set SQS_EVENTBRIDGE_QUEUE_URL and AWS_ENDPOINT_URL_SQS');
     const event = eventBridgeEvent(customer, detailType, region, options);
     await this.sqs().send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: JSON.stringify(event) }));
     return { eventId: event.id };

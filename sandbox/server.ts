@@ -21,7 +21,11 @@ async function main(): Promise<void> {
     snsTopicArn: config.snsTopicArn,
     sqs: createSqsClient(config.aws),
     eventBridgeQueueUrl: config.eventBridgeQueueUrl,
-    snsSigning: config.snsSigning && { key: ensureSigningKey(config.snsSigning.dir), version: config.snsSigning.version, certUrl: config.snsSigning.certUrl },
+    snsSigning: config.snsSigning && {
+      key: ensureSigningKey(config.snsSigning.dir),
+      version: config.snsSigning.version,
+      certUrl: config.snsSigning.certUrl,
+    },
     publicUrl: config.publicUrl,
     logLevel: config.logLevel,
   });

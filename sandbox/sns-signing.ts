@@ -33,11 +33,31 @@ export function ensureSigningKey(dir: string): SnsSigningKey & { keyFile: string
     mkdirSync(dir, { recursive: true });
     execFileSync(
       'openssl',
-      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '365', '-subj', '/CN=sns.sandbox.local', '-keyout', keyFile, '-out', certFile],
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-sha256',
+        '-days',
+        '365',
+        '-subj',
+        '/CN=sns.sandbox.local',
+        '-keyout',
+        keyFile,
+        '-out',
+        certFile,
+      ],
       { stdio: 'ignore' },
     );
   }
-  return { keyFile, certFile, privateKeyPem: readFileSync(keyFile, 'utf8'), certificatePem: readFileSync(certFile, 'utf8') };
+  return {
+    keyFile,
+    certFile,
+    privateKeyPem: readFileSync(keyFile, 'utf8'),
+    certificatePem: readFileSync(certFile, 'utf8'),
+  };
 }
 
 export function signEnvelope(envelope: SnsEnvelope, key: SnsSigningKey, version: SignatureVersion): string {
@@ -48,7 +68,14 @@ export function signEnvelope(envelope: SnsEnvelope, key: SnsSigningKey, version:
 
 /** An SNS Notification envelope for `message`, signed with the sandbox's key. */
 export function signedEnvelope(
-  input: { topicArn: string; message: string; certUrl: string; version: SignatureVersion; messageId?: string; timestamp?: Date },
+  input: {
+    topicArn: string;
+    message: string;
+    certUrl: string;
+    version: SignatureVersion;
+    messageId?: string;
+    timestamp?: Date;
+  },
   key: SnsSigningKey,
 ): SnsEnvelope {
   const envelope: SnsEnvelope = {

@@ -53,8 +53,7 @@ export interface CallDoc {
 }
 
 const digits = (n: number) => Array.from(randomBytes(n), (b) => String(b % 10)).join('');
-const alnum = (n: number) =>
-  Array.from(randomBytes(n), (b) => 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'[b % 36]).join('');
+const alnum = (n: number) => Array.from(randomBytes(n), (b) => 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'[b % 36]).join('');
 
 export function hourOf(date: Date): Date {
   return new Date(Math.floor(date.getTime() / 3_600_000) * 3_600_000);
@@ -80,17 +79,27 @@ export class SandboxStore {
    */
   private lookup?: Promise<{ byAccount: Map<string, SandboxCustomer>; byIdentifier: Map<string, SandboxCustomer> }>;
 
-  private remember(customer: SandboxCustomer, maps: { byAccount: Map<string, SandboxCustomer>; byIdentifier: Map<string, SandboxCustomer> }): void {
+  private remember(
+    customer: SandboxCustomer,
+    maps: { byAccount: Map<string, SandboxCustomer>; byIdentifier: Map<string, SandboxCustomer> },
+  ): void {
     maps.byAccount.set(`${customer.customerAwsAccountId}|${customer.licenseArn}`, customer);
-    if (customer.customerIdentifier) maps.byIdentifier.set(`${customer.customerIdentifier}|${customer.productCode}`, customer);
+    if (customer.customerIdentifier)
+      maps.byIdentifier.set(`${customer.customerIdentifier}|${customer.productCode}`, customer);
   }
 
   private customerLookup() {
-    this.lookup ??= this.customers.find({}).toArray().then((all) => {
-      const maps = { byAccount: new Map<string, SandboxCustomer>(), byIdentifier: new Map<string, SandboxCustomer>() };
-      all.forEach((customer) => this.remember(customer, maps));
-      return maps;
-    });
+    this.lookup ??= this.customers
+      .find({})
+      .toArray()
+      .then((all) => {
+        const maps = {
+          byAccount: new Map<string, SandboxCustomer>(),
+          byIdentifier: new Map<string, SandboxCustomer>(),
+        };
+        all.forEach((customer) => this.remember(customer, maps));
+        return maps;
+      });
     return this.lookup;
   }
 
@@ -99,7 +108,10 @@ export class SandboxStore {
   }
 
   /** The customer a usage record names: by account and LicenseArn, or by CustomerIdentifier and the call's ProductCode. */
-  async customerFor(record: { CustomerIdentifier?: string; CustomerAWSAccountId?: string; LicenseArn?: string }, productCode?: string) {
+  async customerFor(
+    record: { CustomerIdentifier?: string; CustomerAWSAccountId?: string; LicenseArn?: string },
+    productCode?: string,
+  ) {
     const { byAccount, byIdentifier } = await this.customerLookup();
     return record.CustomerIdentifier
       ? byIdentifier.get(`${record.CustomerIdentifier}|${productCode}`)
@@ -114,7 +126,12 @@ export class SandboxStore {
   }
 
   /** A given `customerAwsAccountId` adds a purchase to that account: concurrent agreements, each with its own license. */
-  async createCustomer(input: { productCode: string; model: CustomerModel; freeTrial: boolean; customerAwsAccountId?: string }): Promise<SandboxCustomer> {
+  async createCustomer(input: {
+    productCode: string;
+    model: CustomerModel;
+    freeTrial: boolean;
+    customerAwsAccountId?: string;
+  }): Promise<SandboxCustomer> {
     const customerAwsAccountId = input.customerAwsAccountId ?? digits(12);
     const customer: SandboxCustomer = {
       _id: randomUUID(),
@@ -154,7 +171,11 @@ export class SandboxStore {
   }
 
   async setStatus(id: string, status: SubscriptionStatus): Promise<SandboxCustomer | null> {
-    const customer = await this.customers.findOneAndUpdate({ _id: id }, { $set: { status } }, { returnDocument: 'after' });
+    const customer = await this.customers.findOneAndUpdate(
+      { _id: id },
+      { $set: { status } },
+      { returnDocument: 'after' },
+    );
     await this.refresh(customer);
     return customer;
   }
@@ -180,7 +201,8 @@ export class SandboxStore {
     // Inserts, not upserts: the unique _id makes the first write win; only keys that existed are read back.
     const existing = [...(await insertNew(this.usage, docs))];
     const stored = new Map<string, UsageDoc>(docs.map((doc) => [doc._id, doc]));
-    if (existing.length > 0) for (const doc of await this.usage.find({ _id: { $in: existing } }).toArray()) stored.set(doc._id, doc);
+    if (existing.length > 0)
+      for (const doc of await this.usage.find({ _id: { $in: existing } }).toArray()) stored.set(doc._id, doc);
     return docs.map((doc) => {
       const existing = stored.get(doc._id);
       if (!existing) throw new Error(`usage record ${doc._id} was not stored`);

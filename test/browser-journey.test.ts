@@ -15,7 +15,7 @@ import { DEMO_PASSWORD, seedDemoAccounts } from '../lib/store/demo-accounts';
 import { linkStatusesOf } from '../lib/store/link-status';
 import { marketplaceLinksOf, notificationsOf } from '../lib/store/marketplace';
 import { linkCodeUsesOf } from '../lib/store/registrations';
-import { REGISTRATION_PATH } from '../api/routes/registration';
+import { REGISTRATION_PATH } from '../api/routes/linking/registration';
 import { startAttackerSite } from './helpers/cross-site';
 import { startLinkingStack, type LinkingStack } from './helpers/linking-stack';
 import { uniqueName } from './helpers/test-env';
@@ -46,7 +46,8 @@ describe('the buyer journey in Chromium', () => {
   const contexts: Array<{ context: BrowserContext; violations: string[] }> = [];
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: infra/install.sh installs Debian's chromium package`);
+    if (!existsSync(CHROMIUM))
+      throw new Error(`Chromium not found at ${CHROMIUM}: infra/install.sh installs Debian's chromium package`);
     stack = await startLinkingStack();
     await seedDemoAccounts(stack.mongo.db);
     browser = await chromium.launch({
@@ -73,12 +74,16 @@ describe('the buyer journey in Chromium', () => {
   }
 
   const modalPhase = (page: Page) => page.locator('#link-modal').getAttribute('data-phase');
-  const latestSandboxCustomer = async () => (await stack.sandbox.store.customers.find().sort({ createdAt: -1 }).limit(1).toArray())[0]!;
+  const latestSandboxCustomer = async () =>
+    (await stack.sandbox.store.customers.find().sort({ createdAt: -1 }).limit(1).toArray())[0]!;
 
   async function signIn(page: Page, email: string): Promise<void> {
     await page.fill('#email', email);
     await page.fill('#password', DEMO_PASSWORD);
-    await Promise.all([page.waitForURL((url) => url.origin === stack.api.url && url.pathname === '/'), page.click('#sign-in')]);
+    await Promise.all([
+      page.waitForURL((url) => url.origin === stack.api.url && url.pathname === '/'),
+      page.click('#sign-in'),
+    ]);
   }
 
   /** Subscribe on the sandbox (its form posts the browser to our webhook), then sign in: lands on the index page. */
@@ -119,10 +124,14 @@ describe('the buyer journey in Chromium', () => {
 
     // 5. AWS sends subscribe-success (the sandbox publishes it through SNS into our queue).
     const subscribed = await latestSandboxCustomer();
-    const row = (page: Page) => page.locator('tr', { has: page.locator(`code:text-is("${subscribed.customerAwsAccountId}")`) });
+    const row = (page: Page) =>
+      page.locator('tr', { has: page.locator(`code:text-is("${subscribed.customerAwsAccountId}")`) });
     const aws = await context.newPage();
     await aws.goto(stack.sandbox.url);
-    await Promise.all([aws.waitForURL(stack.sandbox.url + '/'), row(aws).locator('button[value="subscribe-success"]').click()]);
+    await Promise.all([
+      aws.waitForURL(stack.sandbox.url + '/'),
+      row(aws).locator('button[value="subscribe-success"]').click(),
+    ]);
     expect(await row(aws).locator('[data-status]').textContent()).toBe('subscribed');
 
     // 6. The modal shows the link is done.
@@ -153,7 +162,10 @@ describe('the buyer journey in Chromium', () => {
     const send = async (detailType: string) => {
       await aws.goto(stack.sandbox.url);
       const row = aws.locator('tr', { has: aws.locator(`code:text-is("${subscribed.customerAwsAccountId}")`) });
-      await Promise.all([aws.waitForURL(stack.sandbox.url + '/'), row.locator(`button[value="${detailType}"]`).click()]);
+      await Promise.all([
+        aws.waitForURL(stack.sandbox.url + '/'),
+        row.locator(`button[value="${detailType}"]`).click(),
+      ]);
     };
     await send('Purchase Agreement Created - Proposer');
     await buyer.locator('#link-modal[data-phase="linked"]').waitFor();
@@ -164,9 +176,15 @@ describe('the buyer journey in Chromium', () => {
     await send('Purchase Agreement Ended - Proposer');
     const reloaded = (read: () => Promise<string | null>) => async () => (await buyer.reload(), read());
     const status = buyer.locator('#subscription-status');
-    await eventually(reloaded(async () => ((await status.count()) > 0 ? status.getAttribute('data-phase') : null)), (phase) => phase === 'awaiting-unsubscribe-success');
+    await eventually(
+      reloaded(async () => ((await status.count()) > 0 ? status.getAttribute('data-phase') : null)),
+      (phase) => phase === 'awaiting-unsubscribe-success',
+    );
     await send('License Deprovisioned - Manufacturer');
-    await eventually(reloaded(() => buyer.locator('#payment-method').textContent()), (method) => method === 'None');
+    await eventually(
+      reloaded(() => buyer.locator('#payment-method').textContent()),
+      (method) => method === 'None',
+    );
     expect(await buyer.locator('#subscription-status').textContent()).toMatch(/cancelled/);
 
     // A later visit to the index page does not congratulate a cancelled buyer.
@@ -174,7 +192,9 @@ describe('the buyer journey in Chromium', () => {
     await buyer.waitForLoadState('networkidle');
     expect(await buyer.locator('#link-modal').isHidden()).toBe(true);
     expect(await buyer.locator('#sync-popup').isHidden()).toBe(true);
-    expect(await buyer.locator('body').innerText()).not.toMatch(/AWS sync complete|Payment Method is now AWS Marketplace/);
+    expect(await buyer.locator('body').innerText()).not.toMatch(
+      /AWS sync complete|Payment Method is now AWS Marketplace/,
+    );
   });
 
   it('shows the refusal reason in the modal for an account with Available Credits', async () => {
@@ -192,26 +212,43 @@ describe('the buyer journey in Chromium', () => {
     it("links nothing when another site auto-submits the attacker's token through a signed-in victim's browser", async () => {
       const db = stack.mongo.db;
       // The attacker subscribes on AWS and keeps the token instead of following AWS's redirect.
-      const attacker = await stack.sandbox.control<{ customer: { _id: string; customerAwsAccountId: string }; token: string }>('POST', '/control/customers', {});
+      const attacker = await stack.sandbox.control<{
+        customer: { _id: string; customerAwsAccountId: string };
+        token: string;
+      }>('POST', '/control/customers', {});
       expect(attacker.status).toBe(201);
-      const evil = await startAttackerSite(`${stack.api.url}${REGISTRATION_PATH}`, { 'x-amzn-marketplace-token': attacker.body.token });
+      const evil = await startAttackerSite(`${stack.api.url}${REGISTRATION_PATH}`, {
+        'x-amzn-marketplace-token': attacker.body.token,
+      });
       try {
         const victimId = uniqueName('acct');
         const victimName = `Victim ${victimId}`;
-        await accountsOf(db).insertOne({ _id: victimId, email: `${victimId}@example.com`, name: victimName, paymentMethod: 'none', passwordHash: await hashPassword(DEMO_PASSWORD), createdAt: new Date() });
+        await accountsOf(db).insertOne({
+          _id: victimId,
+          email: `${victimId}@example.com`,
+          name: victimName,
+          paymentMethod: 'none',
+          passwordHash: await hashPassword(DEMO_PASSWORD),
+          createdAt: new Date(),
+        });
         const context = await newContext();
         const victim = await context.newPage();
         await victim.goto(`${stack.api.url}/signin`);
         await signIn(victim, `${victimId}@example.com`);
 
         // The victim merely visits the attacker's page: its form posts the token to our webhook, cross-site.
-        await Promise.all([victim.waitForURL((url) => url.origin === stack.api.url && url.pathname === '/'), victim.goto(evil.url)]);
+        await Promise.all([
+          victim.waitForURL((url) => url.origin === stack.api.url && url.pathname === '/'),
+          victim.goto(evil.url),
+        ]);
         await victim.waitForLoadState('networkidle');
 
         const current = async () => (await victim.request.get(`${stack.api.url}/api/links/current`)).status();
         const nothingLinked = async () => {
           expect(await current()).toBe(404);
-          expect(await linkCodeUsesOf(db).countDocuments({ accountId: victimId, declinedAt: { $exists: false } })).toBe(0);
+          expect(await linkCodeUsesOf(db).countDocuments({ accountId: victimId, declinedAt: { $exists: false } })).toBe(
+            0,
+          );
           expect(await linkStatusesOf(db).countDocuments({ accountId: victimId })).toBe(0);
           expect(await marketplaceLinksOf(db).countDocuments({ accountId: victimId })).toBe(0);
           expect(await accountsOf(db).findOne({ _id: victimId })).toMatchObject({ paymentMethod: 'none' });
@@ -221,13 +258,19 @@ describe('the buyer journey in Chromium', () => {
         // Our page asks instead, naming the attacker's AWS account and the victim's own account.
         const confirmation = victim.locator('#link-confirmation');
         await confirmation.waitFor();
-        expect(await confirmation.innerText()).toContain(`AWS account ${spelled(attacker.body.customer.customerAwsAccountId)} will pay for ${victimName}`);
+        expect(await confirmation.innerText()).toContain(
+          `AWS account ${spelled(attacker.body.customer.customerAwsAccountId)} will pay for ${victimName}`,
+        );
         expect(await victim.locator('#link-confirm').isVisible()).toBe(true);
         // Link is not clickable at once, nor while the page is out of focus: a click meant for a pop-up that closes
         // itself under the pointer (a double-click lure) cannot land on it.
         await victim.locator('#link-confirm:enabled').waitFor();
         // In the page: lose focus, regain it, and time how long Link stays disabled.
-        const rearming = await victim.evaluate<{ disabledOnBlur: boolean; disabledOnFocus: boolean; armedAfterMs: number }>(`new Promise((resolve) => {
+        const rearming = await victim.evaluate<{
+          disabledOnBlur: boolean;
+          disabledOnFocus: boolean;
+          armedAfterMs: number;
+        }>(`new Promise((resolve) => {
           const button = document.getElementById('link-confirm');
           window.dispatchEvent(new Event('blur'));
           const disabledOnBlur = button.disabled;
@@ -241,8 +284,13 @@ describe('the buyer journey in Chromium', () => {
         expect(rearming.armedAfterMs).toBeGreaterThanOrEqual(ARM_DELAY_MS - 50);
 
         // AWS confirms the attacker's subscription: still nothing reaches the victim's account.
-        await stack.sandbox.control('POST', `/control/customers/${attacker.body.customer._id}/notifications`, { action: 'subscribe-success' });
-        await eventually(() => notificationsOf(db).countDocuments({ awsAccountId: attacker.body.customer.customerAwsAccountId }), (n) => n === 1);
+        await stack.sandbox.control('POST', `/control/customers/${attacker.body.customer._id}/notifications`, {
+          action: 'subscribe-success',
+        });
+        await eventually(
+          () => notificationsOf(db).countDocuments({ awsAccountId: attacker.body.customer.customerAwsAccountId }),
+          (n) => n === 1,
+        );
         await nothingLinked();
 
         // "Not me" spends the code: it can never link, from this page or any other.
@@ -250,7 +298,9 @@ describe('the buyer journey in Chromium', () => {
         await victim.locator('#link-modal[data-phase="declined"]').waitFor();
         expect(await victim.locator('#link-message').textContent()).toMatch(/Nothing was linked/);
         expect(await confirmation.isHidden()).toBe(true);
-        expect(await linkCodeUsesOf(db).findOne({ accountId: victimId })).toMatchObject({ declinedAt: expect.any(Date) });
+        expect(await linkCodeUsesOf(db).findOne({ accountId: victimId })).toMatchObject({
+          declinedAt: expect.any(Date),
+        });
         await nothingLinked();
       } finally {
         await evil.close();
@@ -272,7 +322,10 @@ describe('the buyer journey in Chromium', () => {
       return window.injected === true;
     })()`);
     expect(ran).toBe(false);
-    await eventually(async () => violations.length, (n) => n > 0);
+    await eventually(
+      async () => violations.length,
+      (n) => n > 0,
+    );
     expect(violations.join('\n')).toMatch(/script-src/);
     await context.close();
   });

@@ -13,14 +13,14 @@ import { createActivities } from '../activities';
 import { freePort, type ManagedProcess } from '../infra/processes';
 import { startTemporalDevServer } from '../infra/servers';
 import { createUsageMeteringClient } from '../lib/aws';
-import { loadServiceConfig } from '../lib/config';
+import { loadMeteringConfig } from '../lib/config';
 import { connectMongo, type MongoHandle } from '../lib/mongo';
 import { accountsOf, deploymentsOf } from '../lib/store/accounts';
 import { ensureIndexes } from '../lib/store/indexes';
 import { marketplaceLinksOf } from '../lib/store/marketplace';
-import { signalAwsEvent } from '../lib/subscription-client';
+import { signalAwsEvent } from '../clients/subscription-client';
 import { connectClient } from '../lib/temporal';
-import { subscriptionWorkflowId, type SubscriptionRef } from '../workflows/subscription-identity';
+import { subscriptionWorkflowId, type SubscriptionRef } from '../domain/subscription-identity';
 import { createWorker } from '../worker/create-worker';
 import { eventuallyState } from './helpers/subscription';
 import { testServers, uniqueName } from './helpers/test-env';
@@ -44,13 +44,35 @@ describe('cancellation through crashes', () => {
    */
   async function linkedBuyer() {
     const accountId = uniqueName('acct');
-    const customer: SubscriptionRef = { awsAccountId: String(100_000_000_000 + Math.floor(Math.random() * 899_999_999_999)), productCode: 'crash-test' };
+    const customer: SubscriptionRef = {
+      awsAccountId: String(100_000_000_000 + Math.floor(Math.random() * 899_999_999_999)),
+      productCode: 'crash-test',
+    };
     await accountsOf(mongo.db).insertOne({
-      _id: accountId, email: `${accountId}@example.com`, name: accountId, paymentMethod: 'aws-marketplace', createdAt: new Date(),
+      _id: accountId,
+      email: `${accountId}@example.com`,
+      name: accountId,
+      paymentMethod: 'aws-marketplace',
+      createdAt: new Date(),
       marketplace: { ...customer, licenseArn: 'arn:test', linkedAt: new Date() },
     });
-    await marketplaceLinksOf(mongo.db).insertOne({ _id: `${customer.awsAccountId}:${customer.productCode}`, ...customer, accountId, state: 'active', licenseArn: 'arn:test', reservedAt: new Date(Date.now() - 60_000), activatedAt: new Date(Date.now() - 60_000) });
-    await deploymentsOf(mongo.db).insertOne({ _id: `${accountId}-prod`, accountId, name: 'prod', plan: 'standard', state: 'running', createdAt: new Date() });
+    await marketplaceLinksOf(mongo.db).insertOne({
+      _id: `${customer.awsAccountId}:${customer.productCode}`,
+      ...customer,
+      accountId,
+      state: 'active',
+      licenseArn: 'arn:test',
+      reservedAt: new Date(Date.now() - 60_000),
+      activatedAt: new Date(Date.now() - 60_000),
+    });
+    await deploymentsOf(mongo.db).insertOne({
+      _id: `${accountId}-prod`,
+      accountId,
+      name: 'prod',
+      plan: 'standard',
+      state: 'running',
+      createdAt: new Date(),
+    });
     return { accountId, customer };
   }
 
@@ -62,7 +84,8 @@ describe('cancellation through crashes', () => {
 
   it('deletes exactly once, stopping nothing twice, when the worker is killed between the stop and the deletion', async () => {
     const script = join(__dirname, '..', 'dist', 'worker', 'main.js');
-    if (!existsSync(script)) throw new Error('dist/worker/main.js is missing: run `npm run build` (infra/test.sh does)');
+    if (!existsSync(script))
+      throw new Error('dist/worker/main.js is missing: run `npm run build` (infra/test.sh does)');
     const temporal = testServers.temporal();
     const startWorker = (): ChildProcess =>
       spawn(join(__dirname, '..', 'node_modules', '.bin', 'node'), [script], {
@@ -83,11 +106,22 @@ describe('cancellation through crashes', () => {
     try {
       const { accountId, customer } = await linkedBuyer();
       await unsubscribed(client, temporal.taskQueue, customer, 8000);
-      const stopped = await eventually(() => deploymentsOf(mongo.db).findOne({ _id: `${accountId}-prod` }), (d) => d?.state === 'stopped', 400);
+      const stopped = await eventually(
+        () => deploymentsOf(mongo.db).findOne({ _id: `${accountId}-prod` }),
+        (d) => d?.state === 'stopped',
+        400,
+      );
       worker.kill('SIGKILL');
       worker = startWorker();
-      const done = await eventuallyState(client.workflow.getHandle(subscriptionWorkflowId(customer)), (s) => s.phase === 'deleted', 1200);
-      expect(done.cancellation).toMatchObject({ stopped: [{ name: 'prod', outcome: 'stopped' }], deleted: [{ outcome: 'deleted' }] });
+      const done = await eventuallyState(
+        client.workflow.getHandle(subscriptionWorkflowId(customer)),
+        (s) => s.phase === 'deleted',
+        1200,
+      );
+      expect(done.cancellation).toMatchObject({
+        stopped: [{ name: 'prod', outcome: 'stopped' }],
+        deleted: [{ outcome: 'deleted' }],
+      });
       const after = await deploymentsOf(mongo.db).findOne({ _id: `${accountId}-prod` });
       expect(after).toMatchObject({ state: 'deleted', stoppedAt: stopped!.stoppedAt });
     } finally {
@@ -105,7 +139,12 @@ describe('cancellation through crashes', () => {
     const metering = createUsageMeteringClient({ region: 'us-east-1', endpoints: { metering: 'http://127.0.0.1:9' } });
     const { worker, connection } = await createWorker({
       temporal: config,
-      activities: createActivities({ db: mongo.db, metering, usageMetering: metering, meteringConfig: loadServiceConfig({}).metering }),
+      activities: createActivities({
+        db: mongo.db,
+        metering,
+        usageMetering: metering,
+        meteringConfig: loadMeteringConfig({}),
+      }),
     });
     const running = worker.run();
     let client: Client | undefined = await connectClient(config);
@@ -120,7 +159,11 @@ describe('cancellation through crashes', () => {
       await server.stop();
       server = await startTemporalDevServer(serverOptions);
       client = await connectClient(config);
-      const done = await eventuallyState(client.workflow.getHandle(subscriptionWorkflowId(customer)), (s) => s.phase === 'deleted', 1200);
+      const done = await eventuallyState(
+        client.workflow.getHandle(subscriptionWorkflowId(customer)),
+        (s) => s.phase === 'deleted',
+        1200,
+      );
       expect(done.cancellation!.deleted).toEqual([{ id: `${accountId}-prod`, outcome: 'deleted' }]);
       expect(await deploymentsOf(mongo.db).findOne({ _id: `${accountId}-prod` })).toMatchObject({ state: 'deleted' });
     } finally {

@@ -12,7 +12,7 @@ import {
   httpDeploymentControl,
   mongoDeploymentControl,
   type DeploymentControl,
-} from '../activities/deployment-control';
+} from '../activities/subscription/deployment-control';
 import { connectMongo, type MongoHandle } from '../lib/mongo';
 import { deploymentsOf } from '../lib/store/accounts';
 import { testServers, uniqueName } from './helpers/test-env';
@@ -46,21 +46,27 @@ async function startPlatformApi(store: DeploymentControl, db: Db) {
   });
   const notFound = (reply: FastifyReply) => reply.code(404).send({ error: 'Not Found' });
   app.get<{ Params: { id: string } }>('/accounts/:id/deployments', async (request, reply) =>
-    (await deploymentsOf(db).countDocuments({ accountId: request.params.id })) === 0 ? notFound(reply) : store.listRunning(request.params.id),
+    (await deploymentsOf(db).countDocuments({ accountId: request.params.id })) === 0
+      ? notFound(reply)
+      : store.listRunning(request.params.id),
   );
   app.post<{ Params: { id: string }; Body: { stoppedBy: string } }>('/deployments/:id/stop', async (request, reply) => {
     const outcome = await store.stop(request.params.id, request.body.stoppedBy);
     return outcome === 'not-found' ? notFound(reply) : { outcome };
   });
-  app.post<{ Params: { id: string }; Body: { stoppedBy: string } }>('/deployments/:id/delete-if-stopped', async (request, reply) => {
-    const outcome = await store.deleteIfStillStopped(request.params.id, request.body.stoppedBy);
-    return outcome === 'not-found' ? notFound(reply) : { outcome };
-  });
+  app.post<{ Params: { id: string }; Body: { stoppedBy: string } }>(
+    '/deployments/:id/delete-if-stopped',
+    async (request, reply) => {
+      const outcome = await store.deleteIfStillStopped(request.params.id, request.body.stoppedBy);
+      return outcome === 'not-found' ? notFound(reply) : { outcome };
+    },
+  );
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   return {
     app,
     url,
-    failNext: (status = 503, body?: unknown, headers?: Record<string, string>) => void canned.push({ status, body, headers }),
+    failNext: (status = 503, body?: unknown, headers?: Record<string, string>) =>
+      void canned.push({ status, body, headers }),
   };
 }
 
@@ -96,7 +102,15 @@ describe('deployment control', () => {
     const accountId = uniqueName('acct');
     const now = new Date();
     await deploymentsOf(mongo.db).insertMany([
-      { _id: `${accountId}-trial`, accountId, name: 'trial', plan: 'trial', state: 'running', trialEndsAt: new Date(now.getTime() + 86_400_000), createdAt: now },
+      {
+        _id: `${accountId}-trial`,
+        accountId,
+        name: 'trial',
+        plan: 'trial',
+        state: 'running',
+        trialEndsAt: new Date(now.getTime() + 86_400_000),
+        createdAt: now,
+      },
       { _id: `${accountId}-prod`, accountId, name: 'prod', plan: 'standard', state: 'running', createdAt: now },
       { _id: `${accountId}-old`, accountId, name: 'old', plan: 'standard', state: 'stopped', createdAt: now },
     ]);
@@ -132,7 +146,9 @@ describe('deployment control', () => {
     expect(await control.deleteIfStillStopped(`${accountId}-trial`, 'cancel:test')).toBe('kept');
     expect(await control.deleteIfStillStopped(`${accountId}-old`, 'cancel:test')).toBe('kept');
     expect(await control.deleteIfStillStopped('no-such-deployment', 'cancel:test')).toBe('not-found');
-    const states = Object.fromEntries((await deploymentsOf(mongo.db).find({ accountId }).toArray()).map((d) => [d.name, d.state]));
+    const states = Object.fromEntries(
+      (await deploymentsOf(mongo.db).find({ accountId }).toArray()).map((d) => [d.name, d.state]),
+    );
     expect(states).toEqual({ prod: 'deleted', trial: 'running', old: 'stopped' });
   });
 
@@ -178,27 +194,42 @@ describe('deployment control', () => {
     it('401 for a wrong token: refused for good, naming method, path and status but never the token', async () => {
       const accountId = await seed();
       const error = await rejectionOf(httpDeploymentControl(platform.url, 'wrong-token').listRunning(accountId));
-      expectNonRetryable(error, DEPLOYMENT_REQUEST_REFUSED, new RegExp(`GET accounts/${accountId}/deployments\\?state=running answered 401`));
+      expectNonRetryable(
+        error,
+        DEPLOYMENT_REQUEST_REFUSED,
+        new RegExp(`GET accounts/${accountId}/deployments\\?state=running answered 401`),
+      );
       expect(error.message).not.toContain('wrong-token');
     });
 
     it('a refusal that echoes the token back does not leak it into the message', async () => {
       platform.failNext(403, { error: `Forbidden for Bearer ${TOKEN}` });
       const error = await rejectionOf(http().stop('d-1', 'cancel:test'));
-      expectNonRetryable(error, DEPLOYMENT_REQUEST_REFUSED, /POST deployments\/d-1\/stop answered 403.*Forbidden for Bearer \[token\]/);
+      expectNonRetryable(
+        error,
+        DEPLOYMENT_REQUEST_REFUSED,
+        /POST deployments\/d-1\/stop answered 403.*Forbidden for Bearer \[token\]/,
+      );
     });
 
     it.each([400, 409, 422])('%i: refused for good', async (status) => {
       platform.failNext(status);
       const error = await rejectionOf(http().deleteIfStillStopped('d-1', 'cancel:test'));
-      expectNonRetryable(error, DEPLOYMENT_REQUEST_REFUSED, new RegExp(`POST deployments/d-1/delete-if-stopped answered ${status}`));
+      expectNonRetryable(
+        error,
+        DEPLOYMENT_REQUEST_REFUSED,
+        new RegExp(`POST deployments/d-1/delete-if-stopped answered ${status}`),
+      );
     });
 
     it('503: a plain error, so the activity retries, and the retry succeeds', async () => {
       const control = http();
       const accountId = await seed();
       platform.failNext(503);
-      expectRetryable(await rejectionOf(control.stop(`${accountId}-prod`, 'cancel:test')), /POST deployments\/.*\/stop answered 503/);
+      expectRetryable(
+        await rejectionOf(control.stop(`${accountId}-prod`, 'cancel:test')),
+        /POST deployments\/.*\/stop answered 503/,
+      );
       expect(await control.stop(`${accountId}-prod`, 'cancel:test')).toBe('stopped');
     });
 
@@ -223,23 +254,41 @@ describe('deployment control', () => {
 
     it('an unknown outcome, or a stop outcome from a delete: an invalid answer, never retried', async () => {
       platform.failNext(200, { outcome: 'exploded' });
-      expectNonRetryable(await rejectionOf(http().stop('d-1', 'cancel:test')), DEPLOYMENT_ANSWER_INVALID, /POST deployments\/d-1\/stop answered outside the contract: \/outcome/);
+      expectNonRetryable(
+        await rejectionOf(http().stop('d-1', 'cancel:test')),
+        DEPLOYMENT_ANSWER_INVALID,
+        /POST deployments\/d-1\/stop answered outside the contract: \/outcome/,
+      );
       platform.failNext(200, { outcome: 'stopped' });
-      expectNonRetryable(await rejectionOf(http().deleteIfStillStopped('d-1', 'cancel:test')), DEPLOYMENT_ANSWER_INVALID, /outside the contract/);
+      expectNonRetryable(
+        await rejectionOf(http().deleteIfStillStopped('d-1', 'cancel:test')),
+        DEPLOYMENT_ANSWER_INVALID,
+        /outside the contract/,
+      );
     });
 
     it('a list of the wrong shape, or a body that is not JSON: an invalid answer', async () => {
       platform.failNext(200, { deployments: [] });
-      expectNonRetryable(await rejectionOf(http().listRunning('acct')), DEPLOYMENT_ANSWER_INVALID, /GET accounts\/acct\/deployments\?state=running answered outside the contract/);
+      expectNonRetryable(
+        await rejectionOf(http().listRunning('acct')),
+        DEPLOYMENT_ANSWER_INVALID,
+        /GET accounts\/acct\/deployments\?state=running answered outside the contract/,
+      );
       platform.failNext(200, [{ id: 'd-1', name: 'prod', plan: 'enterprise', state: 'running' }]);
       expectNonRetryable(await rejectionOf(http().listRunning('acct')), DEPLOYMENT_ANSWER_INVALID, /\/0\/plan/);
       platform.failNext(200, '<html>maintenance</html>');
-      expectNonRetryable(await rejectionOf(http().listRunning('acct')), DEPLOYMENT_ANSWER_INVALID, /not JSON: <html>maintenance<\/html>/);
+      expectNonRetryable(
+        await rejectionOf(http().listRunning('acct')),
+        DEPLOYMENT_ANSWER_INVALID,
+        /not JSON: <html>maintenance<\/html>/,
+      );
     });
 
     it('passes on only the fields of the contract', async () => {
       platform.failNext(200, [{ id: 'd-1', name: 'prod', plan: 'standard', state: 'running', region: 'eu-west-1' }]);
-      expect(await http().listRunning('acct')).toEqual([{ id: 'd-1', name: 'prod', plan: 'standard', state: 'running' }]);
+      expect(await http().listRunning('acct')).toEqual([
+        { id: 'd-1', name: 'prod', plan: 'standard', state: 'running' },
+      ]);
     });
   });
 });

@@ -3,7 +3,7 @@
  * races run the real activities concurrently against FerretDB.
  */
 import { randomInt } from 'node:crypto';
-import { createLinkingActivities } from '../activities/linking';
+import { createLinkingActivities } from '../activities/subscription/linking';
 import { connectMongo, type MongoHandle } from '../lib/mongo';
 import { accountsOf } from '../lib/store/accounts';
 import { ensureIndexes } from '../lib/store/indexes';
@@ -25,12 +25,15 @@ describe('linking activities on the store', () => {
   });
 
   const customer = () => ({ awsAccountId: String(randomInt(1e11, 1e12 - 1)), productCode: 'race' });
-  const refusalOf = (outcome: PromiseSettledResult<unknown>) => (outcome.status === 'rejected' ? (outcome.reason as { type?: string }).type : 'reserved');
+  const refusalOf = (outcome: PromiseSettledResult<unknown>) =>
+    outcome.status === 'rejected' ? (outcome.reason as { type?: string }).type : 'reserved';
 
   it('lets exactly one of ten accounts reserve one AWS customer at the same moment', async () => {
     const target = customer();
     const accounts = Array.from({ length: 10 }, () => uniqueName('acct'));
-    const outcomes = await Promise.allSettled(accounts.map((accountId) => activities.reserveLink({ customer: target, accountId })));
+    const outcomes = await Promise.allSettled(
+      accounts.map((accountId) => activities.reserveLink({ customer: target, accountId })),
+    );
     const results = outcomes.map(refusalOf);
     expect(results.filter((r) => r === 'reserved')).toHaveLength(1);
     expect(new Set(results.filter((r) => r !== 'reserved'))).toEqual(new Set(['CustomerLinkedToAnotherAccount']));
@@ -39,7 +42,9 @@ describe('linking activities on the store', () => {
 
   it('lets one account reserve only one of ten AWS customers at the same moment', async () => {
     const accountId = uniqueName('acct');
-    const outcomes = await Promise.allSettled(Array.from({ length: 10 }, () => activities.reserveLink({ customer: customer(), accountId })));
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 10 }, () => activities.reserveLink({ customer: customer(), accountId })),
+    );
     const results = outcomes.map(refusalOf);
     expect(results.filter((r) => r === 'reserved')).toHaveLength(1);
     expect(new Set(results.filter((r) => r !== 'reserved'))).toEqual(new Set(['AccountLinkPending']));
@@ -51,7 +56,13 @@ describe('linking activities on the store', () => {
     const accountId = uniqueName('acct');
     await activities.reserveLink({ customer: target, accountId });
     await activities.reserveLink({ customer: target, accountId });
-    await accountsOf(mongo.db).insertOne({ _id: accountId, email: `${accountId}@example.com`, name: accountId, paymentMethod: 'none', createdAt: new Date() });
+    await accountsOf(mongo.db).insertOne({
+      _id: accountId,
+      email: `${accountId}@example.com`,
+      name: accountId,
+      paymentMethod: 'none',
+      createdAt: new Date(),
+    });
     await activities.activateMarketplaceBilling({ customer: target, accountId });
     await activities.releaseLink({ customer: target, accountId });
     expect(await marketplaceLinksOf(mongo.db).findOne({ accountId })).toMatchObject({ state: 'active' });

@@ -18,7 +18,9 @@ describe('local stack (infra/start.sh)', () => {
   it('starts everything, answers on its ports, and stops everything on Ctrl-C', async () => {
     if (!existsSync(stackScript)) throw new Error('dist/ is missing: infra/test.sh builds before running the tests');
     const localDir = mkdtempSync(join(tmpdir(), 'stack-'));
-    const [temporal, ui, mongo, moto, sandbox, api, metrics, workerMetrics] = await Promise.all(Array.from({ length: 8 }, freePort));
+    const [temporal, ui, mongo, moto, sandbox, api, metrics, workerMetrics] = await Promise.all(
+      Array.from({ length: 8 }, freePort),
+    );
     const env = {
       ...process.env,
       STACK_DIR: localDir,
@@ -35,13 +37,21 @@ describe('local stack (infra/start.sh)', () => {
       WORKER_METRICS_PORT: String(workerMetrics),
       LOG_LEVEL: 'warn',
     };
-    const child = spawn(join(root, 'node_modules', '.bin', 'node'), [stackScript], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(join(root, 'node_modules', '.bin', 'node'), [stackScript], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
     try {
-      await waitFor('the stack', async () => output.includes('The stack is up'), 150_000, () => child.exitCode === null);
+      await waitFor(
+        'the stack',
+        async () => output.includes('The stack is up'),
+        150_000,
+        () => child.exitCode === null,
+      );
       expect((await fetch(`http://127.0.0.1:${ui}/`)).status).toBe(200);
       const page = await fetch(`http://127.0.0.1:${sandbox}/`);
       expect(await page.text()).toContain('AWS Marketplace sandbox');

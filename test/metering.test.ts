@@ -14,7 +14,7 @@ import { customerKey, marketplaceLinksOf } from '../lib/store/marketplace';
 import { ledgerKey, ledgerOf, ledgerResultsOf, meteringHoursOf } from '../lib/store/metering-ledger';
 import { meteringModelsOf } from '../lib/store/metering-models';
 import { HOUR_MS } from '../lib/store/usage';
-import { meteringProgressQuery } from '../workflows/hourly-metering';
+import { meteringProgressQuery } from '../workflows/metering/hourly-metering';
 import { ensureMeteringSchedule, METERING_SCHEDULE_ID } from '../worker/metering-schedule';
 import { startMeteringStack, type MeteringStack } from './helpers/metering-stack';
 import { testServers, uniqueName } from './helpers/test-env';
@@ -45,19 +45,30 @@ describe('hourly metering against the sandbox', () => {
     await stack.addCustomers(records, { usage: (i) => ({ session_hours: i + 1 }) });
     await stack.onlyDue(stack.lastHour);
     const progress = await stack.run();
-    expect(progress).toMatchObject({ hoursDone: [stack.lastHour.toISOString()], recordsSent: records, conflicts: 0, failed: [] });
+    expect(progress).toMatchObject({
+      hoursDone: [stack.lastHour.toISOString()],
+      recordsSent: records,
+      conflicts: 0,
+      failed: [],
+    });
     expect((await stack.batchCalls()).calls).toBe(calls);
     expect(await acceptedOnce(stack)).toEqual({ records, distinct: records });
-    expect(await meteringHoursOf(stack.mongo.db).findOne({ _id: stack.lastHour.toISOString() })).toMatchObject({ state: 'complete', records });
+    expect(await meteringHoursOf(stack.mongo.db).findOne({ _id: stack.lastHour.toISOString() })).toMatchObject({
+      state: 'complete',
+      records,
+    });
   });
 
   it('sends a record of 0 for a customer without usage, and rounds started units up', async () => {
     stack = await startMeteringStack();
-    const [idle, busy] = await stack.addCustomers(2, { usage: (i) => (i === 1 ? { session_hours: 2.2, traffic_gb: 0.4 } : undefined) });
+    const [idle, busy] = await stack.addCustomers(2, {
+      usage: (i) => (i === 1 ? { session_hours: 2.2, traffic_gb: 0.4 } : undefined),
+    });
     await stack.onlyDue(stack.lastHour);
     await stack.run();
     const usage = await stack.usage();
-    const of = (id: string, dimension: string) => usage.find((u) => u.customerId === id && u.dimension === dimension)?.quantity;
+    const of = (id: string, dimension: string) =>
+      usage.find((u) => u.customerId === id && u.dimension === dimension)?.quantity;
     expect([of(idle!._id, 'session_hours'), of(idle!._id, 'traffic_gb')]).toEqual([0, 0]);
     expect([of(busy!._id, 'session_hours'), of(busy!._id, 'traffic_gb')]).toEqual([3, 1]);
   });
@@ -77,7 +88,11 @@ describe('hourly metering against the sandbox', () => {
     stack = await startMeteringStack({ config: ONE_DIMENSION });
     await stack.addCustomers(30, { usage: () => ({ session_hours: 4 }) });
     await stack.onlyDue(stack.lastHour);
-    await stack.sandbox.control('POST', '/control/faults', { operation: 'BatchMeterUsage', fault: 'unprocessed', count: 12 });
+    await stack.sandbox.control('POST', '/control/faults', {
+      operation: 'BatchMeterUsage',
+      fault: 'unprocessed',
+      count: 12,
+    });
     const progress = await stack.run();
     expect(progress).toMatchObject({ recordsSent: 30, failed: [] });
     expect(await acceptedOnce(stack)).toEqual({ records: 30, distinct: 30 });
@@ -109,7 +124,12 @@ describe('hourly metering against the sandbox', () => {
     // Usage that arrives late changes nothing either: the first quantity is frozen in the ledger.
     await stack.mongo.db.collection('usage').updateMany({}, { $inc: { 'quantities.session_hours': 5 } });
     const again = await stack.run({ hours: [stack.lastHour.toISOString()] });
-    expect(again).toMatchObject({ recordsSent: 0, conflicts: 0, failed: [], hoursDone: [stack.lastHour.toISOString()] });
+    expect(again).toMatchObject({
+      recordsSent: 0,
+      conflicts: 0,
+      failed: [],
+      hoursDone: [stack.lastHour.toISOString()],
+    });
     expect(await stack.batchCalls()).toEqual(first);
     expect(await acceptedOnce(stack)).toEqual({ records: 10, distinct: 10 });
   });
@@ -137,12 +157,27 @@ describe('hourly metering against the sandbox', () => {
     // Someone else already metered this customer and hour with another quantity.
     await stack.sandbox.metering.send(
       new BatchMeterUsageCommand({
-        UsageRecords: [{ CustomerAWSAccountId: customer!.customerAwsAccountId, LicenseArn: customer!.licenseArn, Dimension: 'session_hours', Quantity: 1, Timestamp: stack.lastHour }],
+        UsageRecords: [
+          {
+            CustomerAWSAccountId: customer!.customerAwsAccountId,
+            LicenseArn: customer!.licenseArn,
+            Dimension: 'session_hours',
+            Quantity: 1,
+            Timestamp: stack.lastHour,
+          },
+        ],
       }),
     );
     const progress = await stack.run();
-    expect(progress).toMatchObject({ conflicts: 1, recordsSent: 0, failed: [], hoursDone: [stack.lastHour.toISOString()] });
-    expect(await ledgerResultsOf(stack.mongo.db).find({}).toArray()).toEqual([expect.objectContaining({ status: 'conflict' })]);
+    expect(progress).toMatchObject({
+      conflicts: 1,
+      recordsSent: 0,
+      failed: [],
+      hoursDone: [stack.lastHour.toISOString()],
+    });
+    expect(await ledgerResultsOf(stack.mongo.db).find({}).toArray()).toEqual([
+      expect.objectContaining({ status: 'conflict' }),
+    ]);
     expect((await stack.batchCalls()).calls).toBe(2);
   });
 
@@ -151,14 +186,28 @@ describe('hourly metering against the sandbox', () => {
     const [gone, fine] = await stack.addCustomers(2, { usage: () => ({ session_hours: 1 }) });
     await stack.sandbox.store.setStatus(gone!._id, 'unsubscribed');
     await marketplaceLinksOf(stack.mongo.db).insertOne({
-      _id: '999999999999:orphan', awsAccountId: '999999999999', productCode: 'orphan', accountId: 'acct-orphan',
-      state: 'active', reservedAt: new Date(0), activatedAt: new Date(0),
+      _id: '999999999999:orphan',
+      awsAccountId: '999999999999',
+      productCode: 'orphan',
+      accountId: 'acct-orphan',
+      state: 'active',
+      reservedAt: new Date(0),
+      activatedAt: new Date(0),
     });
     await stack.onlyDue(stack.lastHour);
     const progress = await stack.run();
-    expect(progress).toMatchObject({ recordsSent: 1, notSubscribed: 1, rejected: 1, failed: [], hoursDone: [stack.lastHour.toISOString()] });
+    expect(progress).toMatchObject({
+      recordsSent: 1,
+      notSubscribed: 1,
+      rejected: 1,
+      failed: [],
+      hoursDone: [stack.lastHour.toISOString()],
+    });
     expect((await stack.usage()).map((u) => u.customerId)).toEqual([fine!._id]);
-    expect(await ledgerResultsOf(stack.mongo.db).findOne({ _id: { $regex: '^999999999999' } })).toMatchObject({ status: 'rejected', error: 'NoCustomerIdentifier' });
+    expect(await ledgerResultsOf(stack.mongo.db).findOne({ _id: { $regex: '^999999999999' } })).toMatchObject({
+      status: 'rejected',
+      error: 'NoCustomerIdentifier',
+    });
   });
 
   it.each([
@@ -168,7 +217,12 @@ describe('hourly metering against the sandbox', () => {
     stack = await startMeteringStack({ config: ONE_DIMENSION });
     const [previous, last] = [new Date(stack.lastHour.getTime() - HOUR_MS), stack.lastHour];
     // A legacy customer: AWS names it both by CustomerIdentifier and by account + LicenseArn.
-    const [customer] = await stack.addCustomers(1, { model: 'legacy', linkBy: from, usage: () => ({ session_hours: 3 }), hour: previous });
+    const [customer] = await stack.addCustomers(1, {
+      model: 'legacy',
+      linkBy: from,
+      usage: () => ({ session_hours: 3 }),
+      hour: previous,
+    });
     await stack.onlyDue(previous);
     expect(await stack.run()).toMatchObject({ recordsSent: 1, rejected: 0, failed: [] });
     const calls = (await stack.batchCalls()).calls;
@@ -186,9 +240,17 @@ describe('hourly metering against the sandbox', () => {
     ]);
 
     const ref = { awsAccountId: customer!.customerAwsAccountId, productCode: customer!.productCode };
-    const refused = ledgerKey(customerKey({ ...ref, ...(to === 'license' ? { licenseArn: customer!.licenseArn } : {}) }), { dimension: 'session_hours', hour: previous });
-    expect(await ledgerResultsOf(stack.mongo.db).findOne({ _id: refused })).toMatchObject({ status: 'rejected', error: 'MeteringModelConflict' });
-    expect(await meteringHoursOf(stack.mongo.db).findOne({ _id: previous.toISOString() })).toMatchObject({ rejected: 1 });
+    const refused = ledgerKey(
+      customerKey({ ...ref, ...(to === 'license' ? { licenseArn: customer!.licenseArn } : {}) }),
+      { dimension: 'session_hours', hour: previous },
+    );
+    expect(await ledgerResultsOf(stack.mongo.db).findOne({ _id: refused })).toMatchObject({
+      status: 'rejected',
+      error: 'MeteringModelConflict',
+    });
+    expect(await meteringHoursOf(stack.mongo.db).findOne({ _id: previous.toISOString() })).toMatchObject({
+      rejected: 1,
+    });
     const claims = await meteringModelsOf(stack.mongo.db).find({}).sort({ _id: 1 }).toArray();
     expect(claims.map(({ _id, model }) => ({ _id, model }))).toEqual([
       { _id: `${ref.awsAccountId}:${ref.productCode}|${previous.toISOString()}`, model: from },
@@ -199,8 +261,14 @@ describe('hourly metering against the sandbox', () => {
   it('meters two concurrent agreements of one AWS account and product, each under its own license', async () => {
     stack = await startMeteringStack();
     const [first] = await stack.addCustomers(1, { usage: () => ({ session_hours: 2, traffic_gb: 5 }) });
-    const [second] = await stack.addCustomers(1, { awsAccountId: first!.customerAwsAccountId, usage: () => ({ session_hours: 7, traffic_gb: 1 }) });
-    expect(second).toMatchObject({ customerAwsAccountId: first!.customerAwsAccountId, productCode: first!.productCode });
+    const [second] = await stack.addCustomers(1, {
+      awsAccountId: first!.customerAwsAccountId,
+      usage: () => ({ session_hours: 7, traffic_gb: 1 }),
+    });
+    expect(second).toMatchObject({
+      customerAwsAccountId: first!.customerAwsAccountId,
+      productCode: first!.productCode,
+    });
     expect(second!.licenseArn).not.toBe(first!.licenseArn);
     await stack.onlyDue(stack.lastHour);
 
@@ -209,7 +277,8 @@ describe('hourly metering against the sandbox', () => {
     expect(await stack.batchCalls()).toMatchObject({ calls: 1, outcomes: { ok: 1 }, statuses: { Success: 4 } });
     // The sandbox finds the customer by account + LicenseArn: each record reached its own license.
     const usage = await stack.usage();
-    const of = (id: string) => Object.fromEntries(usage.filter((u) => u.customerId === id).map((u) => [u.dimension, u.quantity]));
+    const of = (id: string) =>
+      Object.fromEntries(usage.filter((u) => u.customerId === id).map((u) => [u.dimension, u.quantity]));
     expect(usage.every((u) => u.meteredBy === 'license' && u.hour === stack!.lastHour.toISOString())).toBe(true);
     expect([of(first!._id), of(second!._id)]).toEqual([
       { session_hours: 2, traffic_gb: 5 },
@@ -217,7 +286,12 @@ describe('hourly metering against the sandbox', () => {
     ]);
     const entries = await ledgerOf(stack.mongo.db).find({}).toArray();
     expect(new Set(entries.map((e) => e._id)).size).toBe(4);
-    expect(entries.filter((e) => e.licenseArn === second!.licenseArn).map((e) => e.quantity).sort()).toEqual([1, 7]);
+    expect(
+      entries
+        .filter((e) => e.licenseArn === second!.licenseArn)
+        .map((e) => e.quantity)
+        .sort(),
+    ).toEqual([1, 7]);
     const results = await ledgerResultsOf(stack.mongo.db).find({}).toArray();
     expect(results).toHaveLength(4);
     expect(results.every((r) => r.status === 'sent' && r.meteringRecordId)).toBe(true);
@@ -240,14 +314,21 @@ describe('hourly metering against the sandbox', () => {
     await stack.addCustomers(2, { usage: () => ({ session_hours: 1 }) });
     const old = new Date(stack.lastHour.getTime() - 6 * HOUR_MS);
     const refused = await stack.run({ hours: [old.toISOString()] });
-    expect(refused.failed).toEqual([{ hour: old.toISOString(), reason: expect.stringMatching(/outside AWS's 6-hour window/) }]);
+    expect(refused.failed).toEqual([
+      { hour: old.toISOString(), reason: expect.stringMatching(/outside AWS's 6-hour window/) },
+    ]);
     expect((await stack.batchCalls()).calls).toBe(0);
     expect(await ledgerOf(stack.mongo.db).countDocuments()).toBe(0);
 
     // The service metered long ago, then nothing for hours: the gap beyond the window is reported as missed.
     await stack.mongo.db.collection('metering_hours').insertOne({
       _id: new Date(stack.lastHour.getTime() - 12 * HOUR_MS).toISOString() as never,
-      state: 'complete', customers: 0, records: 0, conflicts: 0, notSubscribed: 0, at: new Date(),
+      state: 'complete',
+      customers: 0,
+      records: 0,
+      conflicts: 0,
+      notSubscribed: 0,
+      at: new Date(),
     });
     const loud = await stack.run().then(
       () => undefined,
@@ -255,7 +336,9 @@ describe('hourly metering against the sandbox', () => {
     );
     expect(loud?.type).toBe('HoursMissed');
     expect(loud?.message).toContain(old.toISOString());
-    expect(await meteringHoursOf(stack.mongo.db).findOne({ _id: old.toISOString() })).toMatchObject({ state: 'missed' });
+    expect(await meteringHoursOf(stack.mongo.db).findOne({ _id: old.toISOString() })).toMatchObject({
+      state: 'missed',
+    });
     expect(await stack.usage()).not.toContainEqual(expect.objectContaining({ hour: old.toISOString() }));
   });
 
@@ -263,7 +346,11 @@ describe('hourly metering against the sandbox', () => {
     stack = await startMeteringStack({ config: { ...ONE_DIMENSION, pageSize: 3 } });
     await stack.addCustomers(10, { usage: () => ({ session_hours: 1 }) });
     await stack.onlyDue(stack.lastHour);
-    const handle = await stack.temporal.workflow.start('hourlyMetering', { taskQueue: stack.taskQueue, workflowId: uniqueName('paging'), args: [{ pagesPerRun: 2 }] });
+    const handle = await stack.temporal.workflow.start('hourlyMetering', {
+      taskQueue: stack.taskQueue,
+      workflowId: uniqueName('paging'),
+      args: [{ pagesPerRun: 2 }],
+    });
     const progress = await handle.result();
     // Four pages of three, two per run: the work continued as new at least once.
     expect((await handle.describe()).runId).not.toBe(handle.firstExecutionRunId);
@@ -277,7 +364,12 @@ describe('hourly metering against the sandbox', () => {
     stack = await startMeteringStack({ config: ONE_DIMENSION });
     const [customer] = await stack.addCustomers(1, { usage: () => ({ session_hours: 7 }) });
     const metering = createUsageMeteringClient({ region: 'us-east-1', endpoints: { metering: stack.sandbox.url } });
-    const activities = createActivities({ db: stack.mongo.db, metering, usageMetering: metering, meteringConfig: stack.config });
+    const activities = createActivities({
+      db: stack.mongo.db,
+      metering,
+      usageMetering: metering,
+      meteringConfig: stack.config,
+    });
     try {
       const totals = await activities.meterCustomerNow({
         awsAccountId: customer!.customerAwsAccountId,
@@ -306,7 +398,8 @@ describe('a worker killed mid-run', () => {
   });
 
   const startChildWorker = () => {
-    if (!existsSync(workerScript)) throw new Error('dist/worker/main.js is missing: run `npm run build` (infra/test.sh does)');
+    if (!existsSync(workerScript))
+      throw new Error('dist/worker/main.js is missing: run `npm run build` (infra/test.sh does)');
     const temporal = testServers.temporal(stack.taskQueue);
     return spawn(join(__dirname, '..', 'node_modules', '.bin', 'node'), [workerScript], {
       env: {
@@ -332,9 +425,17 @@ describe('a worker killed mid-run', () => {
     await stack.addCustomers(100, { usage: (i) => ({ session_hours: i }) });
     await stack.onlyDue(stack.lastHour);
     child = startChildWorker();
-    const handle = await stack.temporal.workflow.start('hourlyMetering', { taskQueue: stack.taskQueue, workflowId: uniqueName('killed'), args: [{}] });
+    const handle = await stack.temporal.workflow.start('hourlyMetering', {
+      taskQueue: stack.taskQueue,
+      workflowId: uniqueName('killed'),
+      args: [{}],
+    });
     // Kill it in the middle of the page: one call of 25 accepted, three still to go.
-    await eventually(() => stack.usage(), (usage) => usage.length >= 25, 400);
+    await eventually(
+      () => stack.usage(),
+      (usage) => usage.length >= 25,
+      400,
+    );
     child.kill('SIGKILL');
     const partial = (await stack.usage()).length;
     expect(partial).toBeLessThan(100);
@@ -363,7 +464,10 @@ describe('the hourly schedule', () => {
       const described = await handle.describe();
       expect(described.spec.intervals).toEqual([{ every: 3_600_000, offset: 7 * 60_000 }]);
       await handle.trigger();
-      const run = await eventually(() => handle.describe(), (d) => d.info.recentActions.length > 0);
+      const run = await eventually(
+        () => handle.describe(),
+        (d) => d.info.recentActions.length > 0,
+      );
       const started = run.info.recentActions[0]!.action.workflow;
       const result = await stack.temporal.workflow.getHandle(started.workflowId, started.firstExecutionRunId).result();
       expect(result).toMatchObject({ failed: [], recordsSent: 1, hoursDone: [stack.lastHour.toISOString()] });

@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import { RegistrationError, type ResolvedRegistration } from '../activities/marketplace';
-import { safeLocalPath, SESSION_COOKIE } from '../api/session';
+import { safeLocalPath, SESSION_COOKIE } from '../api/common/session';
 import { INDEX_SCRIPT_PATH } from '../api/pages/index-script';
 import { connectMongo, type MongoHandle } from '../lib/mongo';
 import { hashPassword } from '../lib/passwords';
@@ -36,7 +36,11 @@ const occurrences = (strings: string[], value: string) => strings.reduce((n, s) 
  * one does. `shown`: the value as the page is expected to show it (for `next`, after safeLocalPath), or null
  * when the page drops it.
  */
-function expectOnlyText(hostileHtml: string, plainHtml: string, shown: { hostile: string; plain: string } | null = { hostile: HOSTILE, plain: PLAIN }): void {
+function expectOnlyText(
+  hostileHtml: string,
+  plainHtml: string,
+  shown: { hostile: string; plain: string } | null = { hostile: HOSTILE, plain: PLAIN },
+): void {
   const hostile = parsePage(hostileHtml);
   const plain = parsePage(plainHtml);
   expect(hostile.shape()).toEqual(plain.shape());
@@ -119,8 +123,23 @@ describe('issue 13: pages escape every value', () => {
       const { id, browser } = await account(value);
       const trialEndsAt = new Date(Date.now() + 7 * 86_400_000);
       await deploymentsOf(mongo.db).insertMany([
-        { _id: `${id}-a`, accountId: id, name: `a ${value}`, plan: 'trial', trialEndsAt, state: 'running', createdAt: new Date() },
-        { _id: `${id}-b`, accountId: id, name: `b ${value}`, plan: 'standard', state: 'stopped', createdAt: new Date() },
+        {
+          _id: `${id}-a`,
+          accountId: id,
+          name: `a ${value}`,
+          plan: 'trial',
+          trialEndsAt,
+          state: 'running',
+          createdAt: new Date(),
+        },
+        {
+          _id: `${id}-b`,
+          accountId: id,
+          name: `b ${value}`,
+          plan: 'standard',
+          state: 'stopped',
+          createdAt: new Date(),
+        },
       ]);
       return page(browser.get('/'));
     });
@@ -134,7 +153,9 @@ describe('issue 13: pages escape every value', () => {
     const html = await compare(async (value) => {
       const { browser } = await account(value);
       resolution = async () => ({ awsAccountId: value, productCode: value });
-      const registered = await browser.postForm('/marketplace/register', { 'x-amzn-marketplace-token': randomBytes(64).toString('base64') });
+      const registered = await browser.postForm('/marketplace/register', {
+        'x-amzn-marketplace-token': randomBytes(64).toString('base64'),
+      });
       expect(registered.status).toBe(303);
       return page(browser.get(registered.headers.get('location')!));
     });
@@ -167,22 +188,37 @@ describe('issue 13: pages escape every value', () => {
   });
 
   const billingStates: Array<[string, (value: string) => Promise<Browser>]> = [
-    ['a card on file', async (value) => (await account(value, { paymentMethod: 'credit-card', creditCard: { brand: value, last4: '4242' } })).browser],
+    [
+      'a card on file',
+      async (value) =>
+        (await account(value, { paymentMethod: 'credit-card', creditCard: { brand: value, last4: '4242' } })).browser,
+    ],
     [
       'linked to AWS Marketplace',
       async (value) =>
-        (await account(value, { paymentMethod: 'aws-marketplace', marketplace: { awsAccountId: value, productCode: value, linkedAt: new Date() } })).browser,
+        (
+          await account(value, {
+            paymentMethod: 'aws-marketplace',
+            marketplace: { awsAccountId: value, productCode: value, linkedAt: new Date() },
+          })
+        ).browser,
     ],
-    ...['final-metering', 'awaiting-unsubscribe-success', 'stopping', 'grace-period', 'deleting', 'deleted', 'cancelled'].map(
-      (phase): [string, (value: string) => Promise<Browser>] => [
-        `a cancellation in phase ${phase}`,
-        async (value) => {
-          const { id, browser } = await account(value);
-          await cancellationsOf(mongo.db).insertOne(cancellation(id, value, phase));
-          return browser;
-        },
-      ],
-    ),
+    ...[
+      'final-metering',
+      'awaiting-unsubscribe-success',
+      'stopping',
+      'grace-period',
+      'deleting',
+      'deleted',
+      'cancelled',
+    ].map((phase): [string, (value: string) => Promise<Browser>] => [
+      `a cancellation in phase ${phase}`,
+      async (value) => {
+        const { id, browser } = await account(value);
+        await cancellationsOf(mongo.db).insertOne(cancellation(id, value, phase));
+        return browser;
+      },
+    ]),
   ];
 
   it.each(billingStates)('the Billing page: %s', async (_state, setUp) => {
@@ -190,7 +226,7 @@ describe('issue 13: pages escape every value', () => {
     expect(parsePage(html).byId('account-name')?.text).toBe(HOSTILE);
   });
 
-  it('the Billing page shows a cancellation\'s deployments by name and id, as text', async () => {
+  it("the Billing page shows a cancellation's deployments by name and id, as text", async () => {
     const { id, browser } = await account(HOSTILE);
     await cancellationsOf(mongo.db).insertOne(cancellation(id, HOSTILE, 'grace-period'));
     const rendered = parsePage(await page(browser.get('/billing')));
@@ -235,10 +271,22 @@ describe('issue 13: pages escape every value', () => {
     const token = `${randomBytes(64).toString('base64')}`;
     const refusals: Array<[string, () => Promise<HttpResponse>, number]> = [
       ['not-post', () => new Browser(api.url).get('/marketplace/register'), 405],
-      ['invalid', () => new Browser(api.url).postForm('/marketplace/register', { 'x-amzn-marketplace-token': HOSTILE }), 400],
-      ['invalid', () => new Browser(api.url).postJson('/marketplace/register', { 'x-amzn-marketplace-token': HOSTILE }), 415],
+      [
+        'invalid',
+        () => new Browser(api.url).postForm('/marketplace/register', { 'x-amzn-marketplace-token': HOSTILE }),
+        400,
+      ],
+      [
+        'invalid',
+        () => new Browser(api.url).postJson('/marketplace/register', { 'x-amzn-marketplace-token': HOSTILE }),
+        415,
+      ],
     ];
-    for (const [problem, awsError] of [['invalid', 'invalid-token'], ['expired', 'expired-token'], ['unavailable', 'aws-unavailable']] as const) {
+    for (const [problem, awsError] of [
+      ['invalid', 'invalid-token'],
+      ['expired', 'expired-token'],
+      ['unavailable', 'aws-unavailable'],
+    ] as const) {
       refusals.push([
         problem,
         () => {
@@ -252,7 +300,9 @@ describe('issue 13: pages escape every value', () => {
       'replayed',
       async () => {
         resolution = async () => ({ awsAccountId: '123456789012', productCode: HOSTILE });
-        expect((await new Browser(api.url).postForm('/marketplace/register', { 'x-amzn-marketplace-token': token })).status).toBe(303);
+        expect(
+          (await new Browser(api.url).postForm('/marketplace/register', { 'x-amzn-marketplace-token': token })).status,
+        ).toBe(303);
         return new Browser(api.url).postForm('/marketplace/register', { 'x-amzn-marketplace-token': token });
       },
       409,
@@ -280,7 +330,11 @@ describe('issue 13: pages escape every value', () => {
 
     /** A sandbox whose product and registration URL carry `value`, with a buyer whose fields all do (but its id, which the sandbox makes). */
     async function sandboxWith(value: string): Promise<RunningSandbox> {
-      const sandbox = await startSandbox({ productCode: value, registrationUrl: `http://seller.example/register?from=${value}`, signSns: false });
+      const sandbox = await startSandbox({
+        productCode: value,
+        registrationUrl: `http://seller.example/register?from=${value}`,
+        signSns: false,
+      });
       sandboxes.push(sandbox);
       await sandbox.store.customers.insertOne({
         _id: customerId,
@@ -299,7 +353,10 @@ describe('issue 13: pages escape every value', () => {
 
     it('the buyers page and the form that sends the browser to the seller', async () => {
       const rendered = { hostile: [] as string[], plain: [] as string[] };
-      for (const [value, into] of [[HOSTILE, rendered.hostile], [PLAIN, rendered.plain]] as const) {
+      for (const [value, into] of [
+        [HOSTILE, rendered.hostile],
+        [PLAIN, rendered.plain],
+      ] as const) {
         const sandbox = await sandboxWith(value);
         const buyers = await fetch(`${sandbox.url}/`);
         expect(buyers.status).toBe(200);
@@ -318,7 +375,9 @@ describe('issue 13: pages escape every value', () => {
       expect(buyers!.all('small').map((small) => small.text)).toContain(HOSTILE);
       expect(handOff!.byId('register')?.attrs.action).toBe(`http://seller.example/register?from=${HOSTILE}`);
       // The hand-off's one inline script is the sandbox's own auto-submit.
-      expect(handOff!.all('script').map((script) => script.text)).toEqual(["document.getElementById('register').submit()"]);
+      expect(handOff!.all('script').map((script) => script.text)).toEqual([
+        "document.getElementById('register').submit()",
+      ]);
     });
   });
 });

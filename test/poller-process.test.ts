@@ -15,9 +15,15 @@ import { freePort, portOpen, waitFor, type ManagedProcess } from '../infra/proce
 import { queueDepth, startTemporalDevServer } from '../infra/servers';
 import { sumOfSeries } from '../poller/metrics';
 import { connectClient } from '../lib/temporal';
-import { subscriptionWorkflowId, type SubscriptionRef } from '../workflows/subscription-identity';
-import type { SubscriptionEvent } from '../workflows/subscription-model';
-import { enqueueBodies, eventBridgeBody, snsEnvelopeBody, syntheticCustomer, type SnsSigner } from '../sandbox/notification-bodies';
+import { subscriptionWorkflowId, type SubscriptionRef } from '../domain/subscription-identity';
+import type { SubscriptionEvent } from '../domain/subscription-model';
+import {
+  enqueueBodies,
+  eventBridgeBody,
+  snsEnvelopeBody,
+  syntheticCustomer,
+  type SnsSigner,
+} from '../sandbox/notification-bodies';
 import { startLinkingStack, type LinkingStack } from './helpers/linking-stack';
 import { eventIds, eventuallyState, registerSyntheticCustomer } from './helpers/subscription';
 import { testServers } from './helpers/test-env';
@@ -48,7 +54,10 @@ interface PollerProcess {
   exited: Promise<number | null>;
 }
 
-async function startPoller(temporalAddress = testServers.temporal().address, namespace = testServers.temporal().namespace): Promise<PollerProcess> {
+async function startPoller(
+  temporalAddress = testServers.temporal().address,
+  namespace = testServers.temporal().namespace,
+): Promise<PollerProcess> {
   const metricsPort = await freePort();
   const output: string[] = [];
   const child = spawn(join(__dirname, '..', 'node_modules', '.bin', 'node'), [script], {
@@ -74,7 +83,12 @@ async function startPoller(temporalAddress = testServers.temporal().address, nam
   child.stdout.on('data', (chunk: Buffer) => output.push(chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => output.push(chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  await waitFor('the poller metrics endpoint', () => portOpen(metricsPort), 30_000, () => child.exitCode === null);
+  await waitFor(
+    'the poller metrics endpoint',
+    () => portOpen(metricsPort),
+    30_000,
+    () => child.exitCode === null,
+  );
   return { child, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`, output, exited };
 }
 
@@ -85,12 +99,17 @@ async function metricValue(poller: PollerProcess, name: string): Promise<number>
 const depth = (queueUrl: string) => queueDepth(sqs, queueUrl);
 /** Both queues (or both dead-letter queues) together. */
 const queued = async () => (await depth(stack.aws.queueUrl)) + (await depth(stack.aws.eventBridgeQueueUrl));
-const deadLettered = async () => (await depth(stack.aws.deadLetterQueueUrl)) + (await depth(stack.aws.eventBridgeDeadLetterQueueUrl));
+const deadLettered = async () =>
+  (await depth(stack.aws.deadLetterQueueUrl)) + (await depth(stack.aws.eventBridgeDeadLetterQueueUrl));
 
 /** Each body to the queue AWS would put it on: EventBridge events to the rule's queue, envelopes to the SNS queue. */
 async function enqueue(bodies: string[]): Promise<void> {
   const isEvent = (body: string) => 'detail-type' in (JSON.parse(body) as object);
-  await enqueueBodies(sqs, stack.aws.queueUrl, bodies.filter((body) => !isEvent(body)));
+  await enqueueBodies(
+    sqs,
+    stack.aws.queueUrl,
+    bodies.filter((body) => !isEvent(body)),
+  );
   await enqueueBodies(sqs, stack.aws.eventBridgeQueueUrl, bodies.filter(isEvent));
 }
 
@@ -116,12 +135,17 @@ async function notificationBatch(customers: number) {
   return { subjects, refs, items: items.sort(() => Math.random() - 0.5) };
 }
 
-const handedOffCount = (ids: string[]) => notificationsOf(stack.mongo.db).countDocuments({ _id: { $in: ids }, handedOffAt: { $exists: true } });
+const handedOffCount = (ids: string[]) =>
+  notificationsOf(stack.mongo.db).countDocuments({ _id: { $in: ids }, handedOffAt: { $exists: true } });
 
 /** Every notification recorded once, handed off, and seen once by its customer's subscription workflow. */
 async function expectExactlyOnce(batch: Awaited<ReturnType<typeof notificationBatch>>, temporal = stack.temporal) {
   const ids = batch.items.map((item) => item.id);
-  await eventually(() => handedOffCount(ids), (n) => n === ids.length, 600);
+  await eventually(
+    () => handedOffCount(ids),
+    (n) => n === ids.length,
+    600,
+  );
   expect(await notificationsOf(stack.mongo.db).countDocuments({ _id: { $in: ids } })).toBe(ids.length);
   for (const customer of batch.subjects) {
     const handle = temporal.workflow.getHandle(subscriptionWorkflowId(batch.refs.get(customer)!));
@@ -139,7 +163,11 @@ describe('the poller process', () => {
     const ids = batch.items.map((item) => item.id);
     await enqueue(batch.items.map((item) => item.body));
     const first = await startPoller();
-    await eventually(() => handedOffCount(ids), (n) => n >= 30, 600);
+    await eventually(
+      () => handedOffCount(ids),
+      (n) => n >= 30,
+      600,
+    );
     first.child.kill('SIGKILL');
     await first.exited;
     const atKill = await handedOffCount(ids);
@@ -161,7 +189,11 @@ describe('the poller process', () => {
     const ids = batch.items.map((item) => item.id);
     await enqueue(batch.items.map((item) => item.body));
     const poller = await startPoller();
-    await eventually(() => handedOffCount(ids), (n) => n >= 30, 600);
+    await eventually(
+      () => handedOffCount(ids),
+      (n) => n >= 30,
+      600,
+    );
     poller.child.kill('SIGTERM');
     expect(await poller.exited).toBe(0);
     expect(poller.output.join('')).toContain('"msg":"poller stopped"');
@@ -185,14 +217,22 @@ describe('the poller process', () => {
     const serverOptions = { port, dbFile: join(runDir, 'temporal.sqlite'), namespace: 'outage', logDir: runDir };
     let server: ManagedProcess = await startTemporalDevServer(serverOptions);
     const poller = await startPoller(`127.0.0.1:${port}`, 'outage');
-    const temporal = await connectClient({ address: `127.0.0.1:${port}`, namespace: 'outage', taskQueue: stack.taskQueue });
+    const temporal = await connectClient({
+      address: `127.0.0.1:${port}`,
+      namespace: 'outage',
+      taskQueue: stack.taskQueue,
+    });
     try {
       await server.stop();
       // More than the poller may hold (POLLER_MAX_IN_FLIGHT, 50 by default).
       const batch = await notificationBatch(27);
       const ids = batch.items.map((item) => item.id);
       await enqueue(batch.items.map((item) => item.body));
-      await eventually(() => metricValue(poller, 'marketplace_notification_hand_off_failures_total'), (n) => n >= 3, 600);
+      await eventually(
+        () => metricValue(poller, 'marketplace_notification_hand_off_failures_total'),
+        (n) => n >= 3,
+        600,
+      );
 
       // While hand-offs fail, nothing is deleted or dead-lettered, and no more is received than the poller may hold.
       expect(await handedOffCount(ids)).toBe(0);
@@ -203,13 +243,19 @@ describe('the poller process', () => {
       expect(await metricValue(poller, 'marketplace_notifications_in_flight')).toBeGreaterThan(0);
 
       server = await startTemporalDevServer(serverOptions);
-      await eventually(() => handedOffCount(ids), (n) => n === ids.length, 1200);
+      await eventually(
+        () => handedOffCount(ids),
+        (n) => n === ids.length,
+        1200,
+      );
       await eventually(queued, (n) => n === 0, 600);
       expect(await deadLettered()).toBe(0);
       // No worker polls this server: the workflows hold the signals. A signal the server stored while the poller
       // lost its answer in the restart is sent again (the workflow deduplicates by id), so count notifications, not signals.
       for (const customer of batch.subjects) {
-        const history = await temporal.workflow.getHandle(subscriptionWorkflowId(batch.refs.get(customer)!)).fetchHistory();
+        const history = await temporal.workflow
+          .getHandle(subscriptionWorkflowId(batch.refs.get(customer)!))
+          .fetchHistory();
         const signalled = history.events!.flatMap((e) => {
           const payload = e.workflowExecutionSignaledEventAttributes?.input?.payloads?.[0]?.data;
           return payload ? [(JSON.parse(Buffer.from(payload).toString()) as SubscriptionEvent).id] : [];
@@ -225,4 +271,3 @@ describe('the poller process', () => {
     }
   }, 240_000);
 });
-

@@ -11,20 +11,20 @@ import { ledgerOf } from '../lib/store/metering-ledger';
 import { hourStart } from '../lib/store/usage';
 import { enqueueBodies, eventBridgeBody, snsEnvelopeBody, type SnsSigner } from '../sandbox/notification-bodies';
 import type { SandboxCustomer } from '../sandbox/store';
-import { hourlyMetering } from '../workflows/hourly-metering';
-import { cancelLinkUpdate, deleteNowUpdate, subscriptionStateQuery } from '../workflows/subscription-messages';
-import type { SubscriptionPhase } from '../workflows/subscription-model';
+import { hourlyMetering } from '../workflows/metering/hourly-metering';
+import { cancelLinkUpdate, deleteNowUpdate, subscriptionStateQuery } from '../domain/subscription-messages';
+import type { SubscriptionPhase } from '../domain/subscription-model';
 import { createSqsClient } from '../lib/aws';
 import { hashPassword } from '../lib/passwords';
 import { DEMO_PASSWORD } from '../lib/store/demo-accounts';
 import { marketplaceCustomersOf } from '../lib/store/marketplace';
 import { refOfCustomer } from '../lib/store/subscription-lookup';
-import { subscription } from '../workflows/subscription';
-import { subscriptionWorkflowId } from '../workflows/subscription-identity';
-import { awsEventSignal } from '../workflows/subscription-messages';
+import { subscription } from '../workflows/subscription/subscription';
+import { subscriptionWorkflowId } from '../domain/subscription-identity';
+import { awsEventSignal } from '../domain/subscription-messages';
 import { Browser } from './helpers/api';
 import { migrateLegacyWorkflows } from '../infra/migrate-legacy-workflows';
-import { linkAccount, requestLinkSignal } from '../workflows/link-account';
+import { linkAccount, requestLinkSignal } from '../workflows/legacy/link-account';
 import { startLinkingStack, type LinkingStack } from './helpers/linking-stack';
 import { testServers, uniqueName } from './helpers/test-env';
 import { eventually } from './helpers/time-skipping';
@@ -56,14 +56,22 @@ interface Buyer {
 async function registerBuyer(awsAccountId?: string): Promise<Buyer> {
   const accountId = uniqueName('acct');
   const email = `${accountId}@example.com`;
-  await accountsOf(stack.mongo.db).insertOne({ _id: accountId, email, name: accountId, paymentMethod: 'none', passwordHash: await hashPassword(DEMO_PASSWORD), createdAt: new Date() });
-  const created = await stack.sandbox.control<{ customer: { _id: string; customerAwsAccountId: string }; token: string }>(
-    'POST',
-    '/control/customers',
-    awsAccountId ? { customerAwsAccountId: awsAccountId } : {},
-  );
+  await accountsOf(stack.mongo.db).insertOne({
+    _id: accountId,
+    email,
+    name: accountId,
+    paymentMethod: 'none',
+    passwordHash: await hashPassword(DEMO_PASSWORD),
+    createdAt: new Date(),
+  });
+  const created = await stack.sandbox.control<{
+    customer: { _id: string; customerAwsAccountId: string };
+    token: string;
+  }>('POST', '/control/customers', awsAccountId ? { customerAwsAccountId: awsAccountId } : {});
   const browser = new Browser(stack.api.url);
-  const registered = await browser.postForm('/marketplace/register', { 'x-amzn-marketplace-token': created.body.token });
+  const registered = await browser.postForm('/marketplace/register', {
+    'x-amzn-marketplace-token': created.body.token,
+  });
   const next = decodeURIComponent(registered.headers.get('location')!.split('next=')[1]!);
   const signedIn = await browser.postForm('/signin', { email, password: DEMO_PASSWORD, next });
   const linkCode = new URL(signedIn.headers.get('location')!, 'http://x').searchParams.get('link')!;
@@ -87,7 +95,13 @@ async function registerBuyerOf(awsAccountId: string): Promise<Buyer> {
 /** The workflow of a buyer's own license (an AWS account may hold several). */
 async function licensedHandle(buyer: Buyer) {
   const customer = await sandboxCustomer(buyer);
-  return stack.temporal.workflow.getHandle(subscriptionWorkflowId({ awsAccountId: buyer.awsAccountId, productCode: customer.productCode, licenseArn: customer.licenseArn }));
+  return stack.temporal.workflow.getHandle(
+    subscriptionWorkflowId({
+      awsAccountId: buyer.awsAccountId,
+      productCode: customer.productCode,
+      licenseArn: customer.licenseArn,
+    }),
+  );
 }
 
 /** A buyer whose link request was answered; with `sync`, AWS's subscribe-success made it active. */
@@ -104,7 +118,9 @@ async function linkNewBuyer(options: { sync?: boolean } = {}): Promise<Buyer> {
 }
 
 async function sandboxCustomer(buyer: LinkedBuyer): Promise<SandboxCustomer> {
-  const customer = (await stack.sandbox.control<SandboxCustomer>('GET', `/control/customers/${buyer.sandboxCustomerId}`)).body;
+  const customer = (
+    await stack.sandbox.control<SandboxCustomer>('GET', `/control/customers/${buyer.sandboxCustomerId}`)
+  ).body;
   return { ...customer, createdAt: new Date(customer.createdAt) };
 }
 
@@ -112,7 +128,11 @@ async function sandboxCustomer(buyer: LinkedBuyer): Promise<SandboxCustomer> {
 async function deliver(...bodies: string[]): Promise<void> {
   const client = sqs();
   const isEvent = (body: string) => 'detail-type' in (JSON.parse(body) as object);
-  await enqueueBodies(client, stack.aws.queueUrl, bodies.filter((body) => !isEvent(body)));
+  await enqueueBodies(
+    client,
+    stack.aws.queueUrl,
+    bodies.filter((body) => !isEvent(body)),
+  );
   await enqueueBodies(client, stack.aws.eventBridgeQueueUrl, bodies.filter(isEvent));
   client.destroy();
 }
@@ -124,37 +144,62 @@ async function envelope(buyer: LinkedBuyer, action: string, sentAt: Date, messag
 
 /** The buyer's subscription workflow, found the way an operator would: by the AWS account. */
 async function subscriptionHandle(buyer: Pick<Buyer, 'awsAccountId'>) {
-  const known = await eventually(() => marketplaceCustomersOf(stack.mongo.db).findOne({ awsAccountId: buyer.awsAccountId }), (d) => d !== null);
+  const known = await eventually(
+    () => marketplaceCustomersOf(stack.mongo.db).findOne({ awsAccountId: buyer.awsAccountId }),
+    (d) => d !== null,
+  );
   return stack.temporal.workflow.getHandle(subscriptionWorkflowId(refOfCustomer(known!)));
 }
 
 async function phaseBecomes(buyer: Buyer, phase: SubscriptionPhase) {
   const handle = await subscriptionHandle(buyer);
-  return eventually(() => handle.query(subscriptionStateQuery), (state) => state.phase === phase, 60_000);
+  return eventually(
+    () => handle.query(subscriptionStateQuery),
+    (state) => state.phase === phase,
+    60_000,
+  );
 }
 
 async function addDeployments(accountId: string) {
   const now = new Date();
   await deploymentsOf(stack.mongo.db).insertMany([
     { _id: uniqueName('dep'), accountId, name: 'broker-prod', plan: 'standard', state: 'running', createdAt: now },
-    { _id: uniqueName('dep'), accountId, name: 'broker-trial', plan: 'trial', state: 'running', trialEndsAt: new Date(Date.now() + 86_400_000), createdAt: now },
+    {
+      _id: uniqueName('dep'),
+      accountId,
+      name: 'broker-trial',
+      plan: 'trial',
+      state: 'running',
+      trialEndsAt: new Date(Date.now() + 86_400_000),
+      createdAt: now,
+    },
   ]);
 }
 
 const deploymentStates = async (accountId: string) =>
   Object.fromEntries((await deploymentsOf(stack.mongo.db).find({ accountId }).toArray()).map((d) => [d.name, d.state]));
 
-const paymentMethodOf = async (accountId: string) => (await accountsOf(stack.mongo.db).findOne({ _id: accountId }))!.paymentMethod;
+const paymentMethodOf = async (accountId: string) =>
+  (await accountsOf(stack.mongo.db).findOne({ _id: accountId }))!.paymentMethod;
 
 /** Meters the current hour (an operator's re-run) and returns the ledger entries of this AWS account. */
 async function meterNow(awsAccountId: string) {
   const hour = hourStart(Date.now()).toISOString();
-  await stack.temporal.workflow.execute(hourlyMetering, { taskQueue: stack.taskQueue, workflowId: uniqueName('meter'), args: [{ hours: [hour] }] });
-  return ledgerOf(stack.mongo.db).find({ awsAccountId, hour: new Date(hour) }).toArray();
+  await stack.temporal.workflow.execute(hourlyMetering, {
+    taskQueue: stack.taskQueue,
+    workflowId: uniqueName('meter'),
+    args: [{ hours: [hour] }],
+  });
+  return ledgerOf(stack.mongo.db)
+    .find({ awsAccountId, hour: new Date(hour) })
+    .toArray();
 }
 
 async function cancelOnAws(buyer: LinkedBuyer, sentAt = new Date()) {
-  await deliver(await envelope(buyer, 'unsubscribe-pending', sentAt), await envelope(buyer, 'unsubscribe-success', new Date(sentAt.getTime() + 1000)));
+  await deliver(
+    await envelope(buyer, 'unsubscribe-pending', sentAt),
+    await envelope(buyer, 'unsubscribe-success', new Date(sentAt.getTime() + 1000)),
+  );
   await phaseBecomes(buyer, 'grace-period');
 }
 
@@ -162,7 +207,10 @@ describe('one owner per subscription: orders of events on the real stack', () =>
   it('1. a redelivered or reordered old subscribe-success, or an amendment, never revives a cancelled subscription', async () => {
     const buyer = await linkNewBuyer();
     await addDeployments(buyer.accountId);
-    const original = (await notificationsOf(stack.mongo.db).findOne({ awsAccountId: buyer.awsAccountId, action: 'subscribe-success' }))!;
+    const original = (await notificationsOf(stack.mongo.db).findOne({
+      awsAccountId: buyer.awsAccountId,
+      action: 'subscribe-success',
+    }))!;
     await cancelOnAws(buyer);
     expect(await deploymentStates(buyer.accountId)).toEqual({ 'broker-prod': 'stopped', 'broker-trial': 'running' });
 
@@ -170,11 +218,22 @@ describe('one owner per subscription: orders of events on the real stack', () =>
     // (a backlog reorder), and an EventBridge amendment sent after the end.
     const customer = await sandboxCustomer(buyer);
     const amended = eventBridgeBody(customer, 'Purchase Agreement Amended - Proposer');
-    await deliver(await envelope(buyer, 'subscribe-success', original.sentAt!, original._id), await envelope(buyer, 'subscribe-success', original.sentAt!), amended.body);
+    await deliver(
+      await envelope(buyer, 'subscribe-success', original.sentAt!, original._id),
+      await envelope(buyer, 'subscribe-success', original.sentAt!),
+      amended.body,
+    );
     const handle = await subscriptionHandle(buyer);
-    const state = await eventually(() => handle.query(subscriptionStateQuery), (s) => s.history.some((e) => e.amendment));
+    const state = await eventually(
+      () => handle.query(subscriptionStateQuery),
+      (s) => s.history.some((e) => e.amendment),
+    );
     expect(state.phase).toBe('grace-period');
-    expect(state.history.filter((e) => e.action === 'subscribe-success').map((e) => e.verdict)).toEqual(['subscribed', 'stale', 'stale']);
+    expect(state.history.filter((e) => e.action === 'subscribe-success').map((e) => e.verdict)).toEqual([
+      'subscribed',
+      'stale',
+      'stale',
+    ]);
     expect(await paymentMethodOf(buyer.accountId)).toBe('none');
     expect((await marketplaceLinksOf(stack.mongo.db).findOne({ accountId: buyer.accountId }))!.state).toBe('cancelled');
     expect((await buyer.browser.get('/api/links/current')).json()).toMatchObject({ phase: 'cancelled' });
@@ -194,7 +253,10 @@ describe('one owner per subscription: orders of events on the real stack', () =>
     // AWS's subscribe-success was sent before the unsubscribe and arrives after it.
     await deliver(await envelope(buyer, 'subscribe-success', minutesAgo(2)));
     const handle = await subscriptionHandle(buyer);
-    const state = await eventually(() => handle.query(subscriptionStateQuery), (s) => s.history.length === 2);
+    const state = await eventually(
+      () => handle.query(subscriptionStateQuery),
+      (s) => s.history.length === 2,
+    );
     expect(state.history.map((e) => e.verdict)).toEqual(['unsubscribed', 'stale']);
     expect(state.phase).toBe('cancelled');
     expect(await paymentMethodOf(buyer.accountId)).toBe('none');
@@ -225,10 +287,16 @@ describe('one owner per subscription: orders of events on the real stack', () =>
 
   it('3. a late subscribe-success on an active link does not re-run activation, even after the account gained a card', async () => {
     const buyer = await linkNewBuyer();
-    await accountsOf(stack.mongo.db).updateOne({ _id: buyer.accountId }, { $set: { creditCard: { brand: 'visa', last4: '4242' } } });
+    await accountsOf(stack.mongo.db).updateOne(
+      { _id: buyer.accountId },
+      { $set: { creditCard: { brand: 'visa', last4: '4242' } } },
+    );
     await deliver(await envelope(buyer, 'subscribe-success', new Date()));
     const handle = await subscriptionHandle(buyer);
-    const state = await eventually(() => handle.query(subscriptionStateQuery), (s) => s.history.filter((e) => e.action === 'subscribe-success').length === 2);
+    const state = await eventually(
+      () => handle.query(subscriptionStateQuery),
+      (s) => s.history.filter((e) => e.action === 'subscribe-success').length === 2,
+    );
     expect(state.phase).toBe('active');
     expect(state.history.at(-1)!.verdict).toBe('no-change');
     expect((await buyer.browser.get('/api/links/current')).json()).toMatchObject({ phase: 'linked' });
@@ -240,7 +308,11 @@ describe('one owner per subscription: orders of events on the real stack', () =>
     const active = await linkNewBuyer();
     const activeHandle = await subscriptionHandle(active);
     await expect(activeHandle.executeUpdate(cancelLinkUpdate)).rejects.toMatchObject({
-      cause: { message: 'cancelLink is only possible in awaiting-aws or sync-timed-out; the subscription is "active"', type: 'InvalidPhase', nonRetryable: true },
+      cause: {
+        message: 'cancelLink is only possible in awaiting-aws or sync-timed-out; the subscription is "active"',
+        type: 'InvalidPhase',
+        nonRetryable: true,
+      },
     });
     expect(await paymentMethodOf(active.accountId)).toBe('aws-marketplace');
 
@@ -251,7 +323,10 @@ describe('one owner per subscription: orders of events on the real stack', () =>
     expect(after).toMatchObject({ phase: 'registered' });
     expect(after.owner).toBeUndefined();
     expect(await marketplaceLinksOf(stack.mongo.db).findOne({ accountId: pending.accountId })).toBeNull();
-    expect((await pending.browser.get('/api/links/current')).json()).toMatchObject({ phase: 'refused', refusal: 'LinkCancelled' });
+    expect((await pending.browser.get('/api/links/current')).json()).toMatchObject({
+      phase: 'refused',
+      refusal: 'LinkCancelled',
+    });
     expect(await meterNow(pending.awsAccountId)).toEqual([]);
   });
 
@@ -294,7 +369,8 @@ describe('one owner per subscription: orders of events on the real stack', () =>
     expect(state.history.map((e) => e.id)).toEqual(expect.arrayContaining(ids));
     expect(state.owner).toBe(buyer.accountId);
     const runs = [];
-    for await (const run of stack.temporal.workflow.list({ query: `WorkflowId = '${workflowId}'` })) runs.push(run.status.name);
+    for await (const run of stack.temporal.workflow.list({ query: `WorkflowId = '${workflowId}'` }))
+      runs.push(run.status.name);
     expect(runs.filter((status) => status === 'COMPLETED').length).toBeGreaterThan(0);
     await deliver(await envelope(buyer, 'subscribe-success', minutesAgo(1)));
     await phaseBecomes(buyer, 'active');
@@ -317,25 +393,54 @@ describe('one owner per subscription: orders of events on the real stack', () =>
       signal: requestLinkSignal,
       signalArgs: [{ accountId: buyer.accountId }],
     });
-    await eventually(() => marketplaceLinksOf(stack.mongo.db).findOne({ _id: legacyKey }), (link) => link?.state === 'reserved');
+    await eventually(
+      () => marketplaceLinksOf(stack.mongo.db).findOne({ _id: legacyKey }),
+      (link) => link?.state === 'reserved',
+    );
 
-    const moved = await migrateLegacyWorkflows({ temporal: stack.temporal, db: stack.mongo.db, taskQueue: stack.taskQueue, settings: { syncTimeoutMs: 60_000, gracePeriodMs: 60_000 } });
+    const moved = await migrateLegacyWorkflows({
+      temporal: stack.temporal,
+      db: stack.mongo.db,
+      taskQueue: stack.taskQueue,
+      settings: { syncTimeoutMs: 60_000, gracePeriodMs: 60_000 },
+    });
     expect(moved).toContain(`link:${legacyKey} → subscription:${legacyKey}`);
     expect((await legacy.describe()).status.name).toBe('TERMINATED');
     const handle = stack.temporal.workflow.getHandle(`subscription:${legacyKey}`);
-    expect(await eventually(() => handle.query(subscriptionStateQuery), (s) => s.phase === 'awaiting-aws')).toMatchObject({ owner: buyer.accountId });
+    expect(
+      await eventually(
+        () => handle.query(subscriptionStateQuery),
+        (s) => s.phase === 'awaiting-aws',
+      ),
+    ).toMatchObject({ owner: buyer.accountId });
     // Running it again moves nothing.
-    expect(await migrateLegacyWorkflows({ temporal: stack.temporal, db: stack.mongo.db, taskQueue: stack.taskQueue, settings: { syncTimeoutMs: 60_000, gracePeriodMs: 60_000 } })).toEqual([]);
+    expect(
+      await migrateLegacyWorkflows({
+        temporal: stack.temporal,
+        db: stack.mongo.db,
+        taskQueue: stack.taskQueue,
+        settings: { syncTimeoutMs: 60_000, gracePeriodMs: 60_000 },
+      }),
+    ).toEqual([]);
 
     await deliver(await envelope(buyer, 'subscribe-success', minutesAgo(0.1)));
-    await eventually(() => handle.query(subscriptionStateQuery), (s) => s.phase === 'active');
+    await eventually(
+      () => handle.query(subscriptionStateQuery),
+      (s) => s.phase === 'active',
+    );
     expect(await paymentMethodOf(buyer.accountId)).toBe('aws-marketplace');
     expect((await marketplaceLinksOf(stack.mongo.db).findOne({ _id: legacyKey }))!.state).toBe('active');
     expect((await meterNow(buyer.awsAccountId)).length).toBeGreaterThan(0);
 
     // Setting up the same purchase again keeps its key: no second subscription for the same license.
-    const token = await stack.sandbox.control<{ token: string }>('POST', `/control/customers/${buyer.sandboxCustomerId}/tokens`, {});
-    const again = await buyer.browser.postForm('/marketplace/register', { 'x-amzn-marketplace-token': token.body.token });
+    const token = await stack.sandbox.control<{ token: string }>(
+      'POST',
+      `/control/customers/${buyer.sandboxCustomerId}/tokens`,
+      {},
+    );
+    const again = await buyer.browser.postForm('/marketplace/register', {
+      'x-amzn-marketplace-token': token.body.token,
+    });
     expect(again.status).toBe(303);
     expect(await customers.countDocuments({ awsAccountId: buyer.awsAccountId })).toBe(1);
     const code = new URL(again.headers.get('location')!, 'http://x').searchParams.get('link')!;
@@ -347,15 +452,28 @@ describe('one owner per subscription: orders of events on the real stack', () =>
     const first = await linkNewBuyer();
     await cancelOnAws(first);
     // The same buyer buys again: a new license, a new registration, signed in as the same platform account.
-    const created = await stack.sandbox.control<{ customer: { _id: string }; token: string }>('POST', '/control/customers', { customerAwsAccountId: first.awsAccountId });
-    const registered = await first.browser.postForm('/marketplace/register', { 'x-amzn-marketplace-token': created.body.token });
+    const created = await stack.sandbox.control<{ customer: { _id: string }; token: string }>(
+      'POST',
+      '/control/customers',
+      { customerAwsAccountId: first.awsAccountId },
+    );
+    const registered = await first.browser.postForm('/marketplace/register', {
+      'x-amzn-marketplace-token': created.body.token,
+    });
     const location = new URL(registered.headers.get('location')!, 'http://x');
-    const code = (location.searchParams.get('link') ?? new URL(decodeURIComponent(location.searchParams.get('next')!), 'http://x').searchParams.get('link'))!;
+    const code = (location.searchParams.get('link') ??
+      new URL(decodeURIComponent(location.searchParams.get('next')!), 'http://x').searchParams.get('link'))!;
     const answer = await first.browser.postJson('/api/links', { linkCode: code });
-    expect([answer.status, answer.json()]).toMatchObject([202, { phase: 'waiting-for-aws', accountId: first.accountId }]);
+    expect([answer.status, answer.json()]).toMatchObject([
+      202,
+      { phase: 'waiting-for-aws', accountId: first.accountId },
+    ]);
     const second: Buyer = { ...first, sandboxCustomerId: created.body.customer._id };
     await deliver(eventBridgeBody(await sandboxCustomer(second), 'Purchase Agreement Created - Proposer').body);
-    await eventually(() => licensedHandle(second).then((h) => h.query(subscriptionStateQuery)), (s) => s.phase === 'active');
+    await eventually(
+      () => licensedHandle(second).then((h) => h.query(subscriptionStateQuery)),
+      (s) => s.phase === 'active',
+    );
     expect(await paymentMethodOf(first.accountId)).toBe('aws-marketplace');
     // The first purchase's cancellation goes on: its grace period still runs, and its deployments stay stopped.
     expect((await (await subscriptionHandle(first)).query(subscriptionStateQuery)).phase).toBe('grace-period');
@@ -370,18 +488,33 @@ describe('one owner per subscription: orders of events on the real stack', () =>
     expect(one.workflowId).not.toBe(two.workflowId);
     // SNS cannot tell the two apart; EventBridge names the license.
     await deliver(eventBridgeBody(await sandboxCustomer(second), 'Purchase Agreement Created - Proposer').body);
-    await eventually(() => two.query(subscriptionStateQuery), (s) => s.phase === 'active');
-    expect([await paymentMethodOf(first.accountId), await paymentMethodOf(second.accountId)]).toEqual(['aws-marketplace', 'aws-marketplace']);
+    await eventually(
+      () => two.query(subscriptionStateQuery),
+      (s) => s.phase === 'active',
+    );
+    expect([await paymentMethodOf(first.accountId), await paymentMethodOf(second.accountId)]).toEqual([
+      'aws-marketplace',
+      'aws-marketplace',
+    ]);
     const ledger = await meterNow(first.awsAccountId);
     const licenses = new Set(ledger.map((entry) => entry.licenseArn));
     expect(licenses.size).toBe(2);
 
     // The second purchase ends (EventBridge, by license); the first keeps paying.
     await deliver(eventBridgeBody(await sandboxCustomer(second), 'Purchase Agreement Ended - Proposer').body);
-    await eventually(() => two.query(subscriptionStateQuery), (s) => s.phase === 'awaiting-unsubscribe-success');
+    await eventually(
+      () => two.query(subscriptionStateQuery),
+      (s) => s.phase === 'awaiting-unsubscribe-success',
+    );
     await deliver(eventBridgeBody(await sandboxCustomer(second), 'License Deprovisioned - Manufacturer').body);
-    await eventually(() => two.query(subscriptionStateQuery), (s) => s.phase === 'grace-period');
+    await eventually(
+      () => two.query(subscriptionStateQuery),
+      (s) => s.phase === 'grace-period',
+    );
     expect((await one.query(subscriptionStateQuery)).phase).toBe('active');
-    expect([await paymentMethodOf(first.accountId), await paymentMethodOf(second.accountId)]).toEqual(['aws-marketplace', 'none']);
+    expect([await paymentMethodOf(first.accountId), await paymentMethodOf(second.accountId)]).toEqual([
+      'aws-marketplace',
+      'none',
+    ]);
   });
 });

@@ -19,9 +19,9 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { createUsageMeteringClient } from '../lib/aws';
-import { loadServiceConfig } from '../lib/config';
+import { loadMeteringConfig, loadSubscriptionSettings } from '../lib/config';
 import { connectMongo, type MongoHandle } from '../lib/mongo';
-import { BillingStatus } from '../lib/search-attributes';
+import { BillingStatus } from '../domain/search-attributes';
 import { connectClient } from '../lib/temporal';
 import { accountsOf, deploymentsOf, type AccountDoc } from '../lib/store/accounts';
 import { ensureIndexes } from '../lib/store/indexes';
@@ -29,11 +29,11 @@ import { linkStatusesOf } from '../lib/store/link-status';
 import { cancellationsOf, customerKey, marketplaceLinksOf, saveResolvedCustomer } from '../lib/store/marketplace';
 import { subscriptionsOf } from '../lib/store/subscriptions';
 import { HOUR_MS } from '../lib/store/usage';
-import { requestLink, signalAwsEvent, type SubscriptionTarget } from '../lib/subscription-client';
-import type { AwsAction } from '../workflows/aws-ordering';
-import type { LinkPhase, LinkStatus } from '../workflows/link-model';
-import type { subscription } from '../workflows/subscription';
-import { subscriptionWorkflowId, type SubscriptionRef } from '../workflows/subscription-identity';
+import { requestLink, signalAwsEvent, type SubscriptionTarget } from '../clients/subscription-client';
+import type { AwsAction } from '../domain/aws-ordering';
+import type { LinkPhase, LinkStatus } from '../domain/link-model';
+import type { subscription } from '../workflows/subscription/subscription';
+import { subscriptionWorkflowId, type SubscriptionRef } from '../domain/subscription-identity';
 import {
   abortDeletionUpdate,
   cancelLinkUpdate,
@@ -45,8 +45,14 @@ import {
   retryNowUpdate,
   retrySyncUpdate,
   subscriptionStateQuery,
-} from '../workflows/subscription-messages';
-import type { SubscriptionEvent, SubscriptionPhase, SubscriptionSettings, SubscriptionSnapshot, SubscriptionView } from '../workflows/subscription-model';
+} from '../domain/subscription-messages';
+import type {
+  SubscriptionEvent,
+  SubscriptionPhase,
+  SubscriptionSettings,
+  SubscriptionSnapshot,
+  SubscriptionView,
+} from '../domain/subscription-model';
 import { historyIsQuiet } from '../infra/history-quiet';
 import { startSandbox, type RunningSandbox } from './helpers/sandbox';
 import { testServers, uniqueName } from './helpers/test-env';
@@ -57,7 +63,7 @@ jest.setTimeout(180_000);
 const DAY_MS = 24 * HOUR_MS;
 const SYNC_TIMEOUT_MS = 10 * 60_000;
 /** The production default (CANCELLATION_GRACE_SECONDS): 3 days. */
-const GRACE_MS = loadServiceConfig({}).cancellation.gracePeriodMs;
+const GRACE_MS = loadSubscriptionSettings({}).cancellation.gracePeriodMs;
 const EventType = temporal.api.enums.v1.EventType;
 
 type Activities = ReturnType<typeof createActivities>;
@@ -83,7 +89,12 @@ describe('subscription workflow', () => {
     await ensureIndexes(mongo.db);
     sandbox = await startSandbox();
     metering = createUsageMeteringClient({ region: 'us-east-1', endpoints: { metering: sandbox.url } });
-    const real = createActivities({ db: mongo.db, metering, usageMetering: metering, meteringConfig: loadServiceConfig({}).metering });
+    const real = createActivities({
+      db: mongo.db,
+      metering,
+      usageMetering: metering,
+      meteringConfig: loadMeteringConfig({}),
+    });
     // The real activities, counted (so duplicates can be shown to have one effect) and hookable.
     activities = Object.fromEntries(
       Object.entries(real).map(([name, fn]) => [
@@ -118,7 +129,9 @@ describe('subscription workflow', () => {
 
   /** A subscription as ResolveCustomer left it (licensed model), subscribed in the sandbox so final metering is accepted. */
   async function newSubscription(): Promise<SubscriptionRef> {
-    const created = await sandbox.control<{ customer: { customerAwsAccountId: string; productCode: string; licenseArn: string } }>('POST', '/control/customers', {
+    const created = await sandbox.control<{
+      customer: { customerAwsAccountId: string; productCode: string; licenseArn: string };
+    }>('POST', '/control/customers', {
       subscribed: true,
     });
     const c = created.body.customer;
@@ -131,18 +144,48 @@ describe('subscription workflow', () => {
   async function newAccount(fields: Partial<AccountDoc> = {}): Promise<string> {
     const _id = uniqueName('acct');
     const now = new Date();
-    await accountsOf(mongo.db).insertOne({ _id, email: `${_id}@example.com`, name: _id, paymentMethod: 'none', createdAt: now, ...fields });
+    await accountsOf(mongo.db).insertOne({
+      _id,
+      email: `${_id}@example.com`,
+      name: _id,
+      paymentMethod: 'none',
+      createdAt: now,
+      ...fields,
+    });
     await deploymentsOf(mongo.db).insertMany([
-      { _id: `${_id}-trial`, accountId: _id, name: 'trial', plan: 'trial', state: 'running', trialEndsAt: new Date(now.getTime() + 7 * DAY_MS), createdAt: now },
+      {
+        _id: `${_id}-trial`,
+        accountId: _id,
+        name: 'trial',
+        plan: 'trial',
+        state: 'running',
+        trialEndsAt: new Date(now.getTime() + 7 * DAY_MS),
+        createdAt: now,
+      },
       { _id: `${_id}-prod`, accountId: _id, name: 'prod', plan: 'standard', state: 'running', createdAt: now },
-      { _id: `${_id}-old`, accountId: _id, name: 'old', plan: 'standard', state: 'stopped', stoppedBy: 'the buyer', createdAt: now },
+      {
+        _id: `${_id}-old`,
+        accountId: _id,
+        name: 'old',
+        plan: 'standard',
+        state: 'stopped',
+        stoppedBy: 'the buyer',
+        createdAt: now,
+      },
     ]);
     return _id;
   }
 
-  const withWorker = <T>(run: (target: SubscriptionTarget) => Promise<T>, settings: Partial<SubscriptionSettings> = {}): Promise<T> =>
+  const withWorker = <T>(
+    run: (target: SubscriptionTarget) => Promise<T>,
+    settings: Partial<SubscriptionSettings> = {},
+  ): Promise<T> =>
     withTestWorker(env, activities, (taskQueue) =>
-      run({ temporal: env.client, taskQueue, settings: { syncTimeoutMs: SYNC_TIMEOUT_MS, gracePeriodMs: GRACE_MS, ...settings } }),
+      run({
+        temporal: env.client,
+        taskQueue,
+        settings: { syncTimeoutMs: SYNC_TIMEOUT_MS, gracePeriodMs: GRACE_MS, ...settings },
+      }),
     );
 
   /**
@@ -150,15 +193,28 @@ describe('subscription workflow', () => {
    * semantics) with a worker on a fresh task queue. For continue-as-new, whose
    * chains of runs the time-skipping server routes updates through unreliably.
    */
-  async function withDevServerWorker<T>(run: (target: SubscriptionTarget) => Promise<T>, settings: Partial<SubscriptionSettings> = {}): Promise<T> {
+  async function withDevServerWorker<T>(
+    run: (target: SubscriptionTarget) => Promise<T>,
+    settings: Partial<SubscriptionSettings> = {},
+  ): Promise<T> {
     const config = testServers.temporal();
     const connection = await NativeConnection.connect({ address: config.address });
     const devClient = await connectClient(config);
     try {
-      const worker = await Worker.create({ connection, namespace: config.namespace, taskQueue: config.taskQueue, workflowsPath: require.resolve('../workflows'), activities });
+      const worker = await Worker.create({
+        connection,
+        namespace: config.namespace,
+        taskQueue: config.taskQueue,
+        workflowsPath: require.resolve('../workflows'),
+        activities,
+      });
       client = devClient;
       return await worker.runUntil(
-        run({ temporal: devClient, taskQueue: config.taskQueue, settings: { syncTimeoutMs: SYNC_TIMEOUT_MS, gracePeriodMs: GRACE_MS, ...settings } }),
+        run({
+          temporal: devClient,
+          taskQueue: config.taskQueue,
+          settings: { syncTimeoutMs: SYNC_TIMEOUT_MS, gracePeriodMs: GRACE_MS, ...settings },
+        }),
       );
     } finally {
       client = env.client;
@@ -170,37 +226,57 @@ describe('subscription workflow', () => {
   // --- AWS events. ---
 
   const at = (minute: number) => new Date(awsEpoch + minute * 60_000).toISOString();
-  const event = (action: AwsAction, minute: number, id = uniqueName(action)): SubscriptionEvent => ({ id, action, sentAt: at(minute) });
+  const event = (action: AwsAction, minute: number, id = uniqueName(action)): SubscriptionEvent => ({
+    id,
+    action,
+    sentAt: at(minute),
+  });
   /** An EventBridge event names the license; an SNS message (`event`) does not. */
-  const licensed = (ref: SubscriptionRef, action: AwsAction, minute: number): SubscriptionEvent => ({ ...event(action, minute), licenseArn: ref.licenseArn });
-  const send = (target: SubscriptionTarget, ref: SubscriptionRef, e: SubscriptionEvent) => signalAwsEvent(target, ref, e);
+  const licensed = (ref: SubscriptionRef, action: AwsAction, minute: number): SubscriptionEvent => ({
+    ...event(action, minute),
+    licenseArn: ref.licenseArn,
+  });
+  const send = (target: SubscriptionTarget, ref: SubscriptionRef, e: SubscriptionEvent) =>
+    signalAwsEvent(target, ref, e);
 
   // --- What the pages and operators read. ---
 
-  const handleOf = (ref: SubscriptionRef) => client.workflow.getHandle<typeof subscription>(subscriptionWorkflowId(ref));
+  const handleOf = (ref: SubscriptionRef) =>
+    client.workflow.getHandle<typeof subscription>(subscriptionWorkflowId(ref));
   const viewOf = (ref: SubscriptionRef) => handleOf(ref).query(subscriptionStateQuery);
   const statusOf = (ref: SubscriptionRef, accountId: string) =>
     linkStatusesOf(mongo.db).findOne({ accountId, awsAccountId: ref.awsAccountId }) as Promise<LinkStatus | null>;
   const linkStatusIs = (ref: SubscriptionRef, accountId: string, phase: LinkPhase) =>
-    eventually(() => statusOf(ref, accountId), (s) => s?.phase === phase);
+    eventually(
+      () => statusOf(ref, accountId),
+      (s) => s?.phase === phase,
+    );
   const accountOf = (accountId: string) => accountsOf(mongo.db).findOne({ _id: accountId });
   const linkOf = (ref: SubscriptionRef) => marketplaceLinksOf(mongo.db).findOne({ _id: customerKey(ref) });
   const cancellationOf = (ref: SubscriptionRef) => cancellationsOf(mongo.db).findOne({ _id: customerKey(ref) });
   const savedOf = (ref: SubscriptionRef) => subscriptionsOf(mongo.db).findOne({ _id: customerKey(ref) });
   const states = async (accountId: string) =>
     Object.fromEntries((await deploymentsOf(mongo.db).find({ accountId }).toArray()).map((d) => [d.name, d.state]));
-  const billingStatusOf = async (ref: SubscriptionRef) => (await handleOf(ref).describe()).typedSearchAttributes.get(BillingStatus);
+  const billingStatusOf = async (ref: SubscriptionRef) =>
+    (await handleOf(ref).describe()).typedSearchAttributes.get(BillingStatus);
 
   /**
    * The workflow waits in `phase`: its latest run has no workflow task and no
    * activity open, the query shows the phase and the store saved it. Only then may a test skip time or check the store.
    */
-  async function waitsIn(ref: SubscriptionRef, phase: SubscriptionPhase | SubscriptionPhase[]): Promise<SubscriptionView> {
+  async function waitsIn(
+    ref: SubscriptionRef,
+    phase: SubscriptionPhase | SubscriptionPhase[],
+  ): Promise<SubscriptionView> {
     const phases = Array.isArray(phase) ? phase : [phase];
     const settled = await eventually(
       async () => {
         const handle = handleOf(ref);
-        const [view, { events }, saved] = await Promise.all([handle.query(subscriptionStateQuery), handle.fetchHistory(), savedOf(ref)]);
+        const [view, { events }, saved] = await Promise.all([
+          handle.query(subscriptionStateQuery),
+          handle.fetchHistory(),
+          savedOf(ref),
+        ]);
         const quiet = historyIsQuiet(events!);
         return { view, quiet, saved: saved?.phase };
       },
@@ -229,7 +305,12 @@ describe('subscription workflow', () => {
   // --- Steps many cases share. ---
 
   /** The account asks, AWS confirms: linked, billed through AWS Marketplace. */
-  async function link(target: SubscriptionTarget, ref: SubscriptionRef, accountId: string, success = event('subscribe-success', 0)): Promise<void> {
+  async function link(
+    target: SubscriptionTarget,
+    ref: SubscriptionRef,
+    accountId: string,
+    success = event('subscribe-success', 0),
+  ): Promise<void> {
     expect(await requestLink(target, ref, accountId)).toMatchObject({ accountId, phase: 'waiting-for-aws' });
     await send(target, ref, success);
     await waitsIn(ref, 'active');
@@ -237,7 +318,12 @@ describe('subscription workflow', () => {
   }
 
   /** Linked, then AWS ends it (unsubscribe-pending at minute 60, unsubscribe-success at 61). */
-  async function cancelled(target: SubscriptionTarget, ref: SubscriptionRef, accountId: string, success = event('subscribe-success', 0)): Promise<SubscriptionView> {
+  async function cancelled(
+    target: SubscriptionTarget,
+    ref: SubscriptionRef,
+    accountId: string,
+    success = event('subscribe-success', 0),
+  ): Promise<SubscriptionView> {
     await link(target, ref, accountId, success);
     await send(target, ref, event('unsubscribe-pending', 60));
     await waitsIn(ref, 'awaiting-unsubscribe-success');
@@ -252,7 +338,12 @@ describe('subscription workflow', () => {
       const before = await accountOf(carol);
       await withWorker(async (target) => {
         const answer = await requestLink(target, ref, carol);
-        expect(answer).toMatchObject({ accountId: carol, phase: 'refused', refusal: 'CreditCardOnFile', message: expect.stringMatching(/credit card/) });
+        expect(answer).toMatchObject({
+          accountId: carol,
+          phase: 'refused',
+          refusal: 'CreditCardOnFile',
+          message: expect.stringMatching(/credit card/),
+        });
         const view = await waitsIn(ref, 'registered');
         expect(view.owner).toBeUndefined();
         expect(view.pendingRequests).toBe(0);
@@ -270,7 +361,11 @@ describe('subscription workflow', () => {
       const alice = await newAccount();
       await withWorker(async (target) => {
         const answer = await requestLink(target, ref, alice);
-        expect(answer).toMatchObject({ accountId: alice, phase: 'waiting-for-aws', message: expect.stringMatching(/Waiting for AWS/) });
+        expect(answer).toMatchObject({
+          accountId: alice,
+          phase: 'waiting-for-aws',
+          message: expect.stringMatching(/Waiting for AWS/),
+        });
         expect(await waitsIn(ref, 'awaiting-aws')).toMatchObject({ owner: alice });
         expect(await statusOf(ref, alice)).toMatchObject({ phase: 'waiting-for-aws' });
         expect(await linkOf(ref)).toMatchObject({ accountId: alice, state: 'reserved' });
@@ -281,7 +376,10 @@ describe('subscription workflow', () => {
         await waitsIn(ref, 'active');
         expect(await billingStatusOf(ref)).toBe('active');
       });
-      expect(await statusOf(ref, alice)).toMatchObject({ phase: 'linked', message: expect.stringMatching(/AWS Marketplace Subscription/) });
+      expect(await statusOf(ref, alice)).toMatchObject({
+        phase: 'linked',
+        message: expect.stringMatching(/AWS Marketplace Subscription/),
+      });
       expect(await accountOf(alice)).toMatchObject({
         paymentMethod: 'aws-marketplace',
         marketplace: { awsAccountId: ref.awsAccountId, productCode: ref.productCode, licenseArn: ref.licenseArn },
@@ -296,7 +394,11 @@ describe('subscription workflow', () => {
       const [alice, bob] = [await newAccount(), await newAccount()];
       await withWorker(async (target) => {
         await link(target, ref, alice);
-        expect(await requestLink(target, ref, bob)).toMatchObject({ accountId: bob, phase: 'refused', refusal: 'CustomerLinkedToAnotherAccount' });
+        expect(await requestLink(target, ref, bob)).toMatchObject({
+          accountId: bob,
+          phase: 'refused',
+          refusal: 'CustomerLinkedToAnotherAccount',
+        });
         await linkStatusIs(ref, bob, 'refused');
         expect(await waitsIn(ref, 'active')).toMatchObject({ owner: alice });
       });
@@ -352,7 +454,10 @@ describe('subscription workflow', () => {
       const alice = await newAccount();
       await withWorker(async (target) => {
         await requestLink(target, ref, alice);
-        await expectRefused(handleOf(ref).executeUpdate(requestLinkUpdate, { args: [{ accountId: 'not an id!' }] }), /accountId must be a platform account id/);
+        await expectRefused(
+          handleOf(ref).executeUpdate(requestLinkUpdate, { args: [{ accountId: 'not an id!' }] }),
+          /accountId must be a platform account id/,
+        );
         await waitsIn(ref, 'awaiting-aws');
         await expectNoTaskFailures(ref);
       });
@@ -367,12 +472,23 @@ describe('subscription workflow', () => {
         await requestLink(target, ref, alice);
         await waitsIn(ref, 'awaiting-aws');
         const handle = handleOf(ref);
-        await expectRefused(handle.executeUpdate(retrySyncUpdate), /retrySync is only possible in sync-timed-out; the subscription is "awaiting-aws"/);
+        await expectRefused(
+          handle.executeUpdate(retrySyncUpdate),
+          /retrySync is only possible in sync-timed-out; the subscription is "awaiting-aws"/,
+        );
 
         await env.sleep(SYNC_TIMEOUT_MS + 60_000);
         expect(await waitsIn(ref, 'sync-timed-out')).toMatchObject({ owner: alice });
-        expect(await eventually(() => billingStatusOf(ref), (s) => s === 'sync-timed-out')).toBe('sync-timed-out');
-        expect(await statusOf(ref, alice)).toMatchObject({ phase: 'sync-timed-out', message: expect.stringMatching(/has not confirmed/) });
+        expect(
+          await eventually(
+            () => billingStatusOf(ref),
+            (s) => s === 'sync-timed-out',
+          ),
+        ).toBe('sync-timed-out');
+        expect(await statusOf(ref, alice)).toMatchObject({
+          phase: 'sync-timed-out',
+          message: expect.stringMatching(/has not confirmed/),
+        });
         expect(await linkOf(ref)).toMatchObject({ state: 'reserved' });
 
         const retried = await handle.executeUpdate(retrySyncUpdate);
@@ -401,7 +517,10 @@ describe('subscription workflow', () => {
           // Started by AWS, nobody linked yet: nothing to cancel.
           await send(target, ref, event('subscribe-fail', 0));
           await waitsIn(ref, 'registered');
-          await expectRefused(handleOf(ref).executeUpdate(cancelLinkUpdate), /cancelLink is only possible in awaiting-aws or sync-timed-out; the subscription is "registered"/);
+          await expectRefused(
+            handleOf(ref).executeUpdate(cancelLinkUpdate),
+            /cancelLink is only possible in awaiting-aws or sync-timed-out; the subscription is "registered"/,
+          );
 
           await requestLink(target, ref, alice);
           await waitsIn(ref, 'awaiting-aws');
@@ -450,7 +569,12 @@ describe('subscription workflow', () => {
         expect(await linkOf(ref)).toMatchObject({ state: 'unsubscribe-pending' });
         expect(await accountOf(alice)).toMatchObject({ paymentMethod: 'aws-marketplace' });
         expect(await states(alice)).toEqual({ trial: 'running', prod: 'running', old: 'stopped' });
-        expect(await cancellationOf(ref)).toMatchObject({ accountId: alice, phase: 'awaiting-unsubscribe-success', stopped: [], deleted: [] });
+        expect(await cancellationOf(ref)).toMatchObject({
+          accountId: alice,
+          phase: 'awaiting-unsubscribe-success',
+          stopped: [],
+          deleted: [],
+        });
         expect(await billingStatusOf(ref)).toBe('awaiting-unsubscribe-success');
 
         await send(target, ref, event('unsubscribe-success', 61));
@@ -464,7 +588,11 @@ describe('subscription workflow', () => {
         expect(await accountOf(alice)).toMatchObject({ paymentMethod: 'none' });
         expect(await linkOf(ref)).toMatchObject({ state: 'cancelled' });
         expect(await statusOf(ref, alice)).toMatchObject({ phase: 'cancelled' });
-        expect(await cancellationOf(ref)).toMatchObject({ phase: 'grace-period', deletionDueAt: new Date(grace.cancellation!.deletionDueAt!), stopped: [{ id: `${alice}-prod`, name: 'prod' }] });
+        expect(await cancellationOf(ref)).toMatchObject({
+          phase: 'grace-period',
+          deletionDueAt: new Date(grace.cancellation!.deletionDueAt!),
+          stopped: [{ id: `${alice}-prod`, name: 'prod' }],
+        });
         expect(await billingStatusOf(ref)).toBe('grace-period');
 
         await env.sleep(GRACE_MS - HOUR_MS);
@@ -494,7 +622,10 @@ describe('subscription workflow', () => {
         expect(record.deleted).toEqual([{ id: `${alice}-prod`, outcome: 'deleted' }]);
         expect(await states(alice)).toEqual({ trial: 'running', prod: 'deleted', old: 'stopped' });
         await waitsIn(ref, 'deleted');
-        await expectRefused(handleOf(ref).executeUpdate(deleteNowUpdate), /deleteNow is only possible in grace-period; the subscription is "deleted"/);
+        await expectRefused(
+          handleOf(ref).executeUpdate(deleteNowUpdate),
+          /deleteNow is only possible in grace-period; the subscription is "deleted"/,
+        );
       });
     });
 
@@ -505,7 +636,10 @@ describe('subscription workflow', () => {
         const grace = await cancelled(target, ref, alice);
         const handle = handleOf(ref);
         for (const hours of [0, -1, 1000]) {
-          await expectRefused(handle.executeUpdate(extendGracePeriodUpdate, { args: [{ hours }] }), /hours must be a number above 0 and at most 720/);
+          await expectRefused(
+            handle.executeUpdate(extendGracePeriodUpdate, { args: [{ hours }] }),
+            /hours must be a number above 0 and at most 720/,
+          );
         }
         const due = Date.parse(grace.cancellation!.deletionDueAt!);
         const extended = await handle.executeUpdate(extendGracePeriodUpdate, { args: [{ hours: 24 }] });
@@ -550,13 +684,26 @@ describe('subscription workflow', () => {
       await withWorker(async (target) => {
         await cancelled(target, ref, alice);
         const handle = handleOf(ref);
-        await expectRefused(handle.executeUpdate(restoreSubscriptionUpdate, { args: [{ reason: ' ' }] }), /give the reason/);
-        const returned = await handle.executeUpdate(restoreSubscriptionUpdate, { args: [{ reason: 'AWS support confirmed the buyer is still subscribed' }] });
+        await expectRefused(
+          handle.executeUpdate(restoreSubscriptionUpdate, { args: [{ reason: ' ' }] }),
+          /give the reason/,
+        );
+        const returned = await handle.executeUpdate(restoreSubscriptionUpdate, {
+          args: [{ reason: 'AWS support confirmed the buyer is still subscribed' }],
+        });
         // Let whatever follows the restore run, then look at where it ended.
         await new Promise((resolve) => setTimeout(resolve, 3000));
-        const after = await eventually(() => viewOf(ref), (v) => ['active', 'grace-period', 'deleted', 'cancelled'].includes(v.phase));
+        const after = await eventually(
+          () => viewOf(ref),
+          (v) => ['active', 'grace-period', 'deleted', 'cancelled'].includes(v.phase),
+        );
         const [account, linkDoc, saved] = [await accountOf(alice), await linkOf(ref), await savedOf(ref)];
-        expect({ phase: after.phase, saved: saved?.phase, paymentMethod: account?.paymentMethod, link: linkDoc?.state }).toEqual({
+        expect({
+          phase: after.phase,
+          saved: saved?.phase,
+          paymentMethod: account?.paymentMethod,
+          link: linkDoc?.state,
+        }).toEqual({
           phase: 'active',
           saved: 'active',
           paymentMethod: 'aws-marketplace',
@@ -574,7 +721,14 @@ describe('subscription workflow', () => {
     it('a resubscription in the middle of a deleteNow answers the update, and the next cancellation gets its full grace period', async () => {
       const ref = await newSubscription();
       const alice = await newAccount();
-      await deploymentsOf(mongo.db).insertOne({ _id: `${alice}-prod2`, accountId: alice, name: 'prod2', plan: 'standard', state: 'running', createdAt: new Date() });
+      await deploymentsOf(mongo.db).insertOne({
+        _id: `${alice}-prod2`,
+        accountId: alice,
+        name: 'prod2',
+        plan: 'standard',
+        state: 'running',
+        createdAt: new Date(),
+      });
       let release: () => void = () => undefined;
       const firstDeletion = new Promise<void>((started) => {
         hooks.deleteDeploymentIfStillStopped = async () => {
@@ -596,20 +750,33 @@ describe('subscription workflow', () => {
         await firstDeletion;
         try {
           await send(target, ref, licensed(ref, 'subscribe-success', 3000));
-          await eventually(() => viewOf(ref), (v) => v.aws.status === 'subscribed');
+          await eventually(
+            () => viewOf(ref),
+            (v) => v.aws.status === 'subscribed',
+          );
         } finally {
           release();
         }
         await waitsIn(ref, 'active');
-        const deleteNow = await Promise.race([deleting, new Promise((resolve) => setTimeout(() => resolve('still waiting after 10 s'), 10_000))]);
+        const deleteNow = await Promise.race([
+          deleting,
+          new Promise((resolve) => setTimeout(() => resolve('still waiting after 10 s'), 10_000)),
+        ]);
         expect(await states(alice)).toEqual({ trial: 'running', prod: 'deleted', prod2: 'stopped', old: 'stopped' });
 
         // Later the buyer restarts prod2, and cancels again: a new grace period, nothing deleted at once.
-        await deploymentsOf(mongo.db).updateOne({ _id: `${alice}-prod2` }, { $set: { state: 'running' }, $unset: { stoppedBy: '', stoppedAt: '' } });
+        await deploymentsOf(mongo.db).updateOne(
+          { _id: `${alice}-prod2` },
+          { $set: { state: 'running' }, $unset: { stoppedBy: '', stoppedAt: '' } },
+        );
         await send(target, ref, event('unsubscribe-success', 4000));
         const second = await waitsIn(ref, ['grace-period', 'deleted']);
         const prod2 = (await states(alice)).prod2;
-        expect({ deleteNow, phase: second.phase, prod2 }).toEqual({ deleteNow: { returned: [`${alice}-prod`] }, phase: 'grace-period', prod2: 'stopped' });
+        expect({ deleteNow, phase: second.phase, prod2 }).toEqual({
+          deleteNow: { returned: [`${alice}-prod`] },
+          phase: 'grace-period',
+          prod2: 'stopped',
+        });
       });
     });
 
@@ -644,11 +811,17 @@ describe('subscription workflow', () => {
         await expectRefused(handle.executeUpdate(deleteNowUpdate), inActive);
         await expectRefused(handle.executeUpdate(abortDeletionUpdate), inActive);
         await expectRefused(handle.executeUpdate(extendGracePeriodUpdate, { args: [{ hours: 5 }] }), inActive);
-        await expectRefused(handle.executeUpdate(restoreSubscriptionUpdate, { args: [{ reason: 'a good reason' }] }), inActive);
+        await expectRefused(
+          handle.executeUpdate(restoreSubscriptionUpdate, { args: [{ reason: 'a good reason' }] }),
+          inActive,
+        );
 
         await send(target, ref, event('unsubscribe-pending', 60));
         await waitsIn(ref, 'awaiting-unsubscribe-success');
-        await expectRefused(handle.executeUpdate(deleteNowUpdate), /deleteNow is only possible in grace-period; the subscription is "awaiting-unsubscribe-success"/);
+        await expectRefused(
+          handle.executeUpdate(deleteNowUpdate),
+          /deleteNow is only possible in grace-period; the subscription is "awaiting-unsubscribe-success"/,
+        );
         await expectRefused(
           handle.executeUpdate(extendGracePeriodUpdate, { args: [{ hours: 5 }] }),
           /extendGracePeriod is only possible in grace-period; the subscription is "awaiting-unsubscribe-success"/,
@@ -659,7 +832,11 @@ describe('subscription workflow', () => {
         expect(view.cancellation?.deletionDueAt).toBeUndefined();
         await expectNoTaskFailures(ref);
         const { events } = await handle.fetchHistory();
-        expect(events!.filter((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED).map((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name)).toEqual(['requestLink']);
+        expect(
+          events!
+            .filter((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED)
+            .map((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name),
+        ).toEqual(['requestLink']);
       });
       expect(await states(alice)).toEqual({ trial: 'running', prod: 'running', old: 'stopped' });
       expect(await accountOf(alice)).toMatchObject({ paymentMethod: 'aws-marketplace' });
@@ -671,7 +848,11 @@ describe('subscription workflow', () => {
       const ref = await newSubscription();
       const alice = await newAccount();
       hooks.stopDeployment = (input: { deploymentId: string }) => {
-        if (input.deploymentId === `${alice}-prod`) throw ApplicationFailure.nonRetryable('platform API POST deployments/x/stop answered 403', 'DeploymentRequestRefused');
+        if (input.deploymentId === `${alice}-prod`)
+          throw ApplicationFailure.nonRetryable(
+            'platform API POST deployments/x/stop answered 403',
+            'DeploymentRequestRefused',
+          );
       };
       await withWorker(async (target) => {
         const view = await cancelled(target, ref, alice);
@@ -691,10 +872,19 @@ describe('subscription workflow', () => {
       };
       await withWorker(async (target) => {
         await link(target, ref, alice);
-        await expectRefused(handleOf(ref).executeUpdate(retryNowUpdate), /retryNow is only possible after a step failed/);
+        await expectRefused(
+          handleOf(ref).executeUpdate(retryNowUpdate),
+          /retryNow is only possible after a step failed/,
+        );
         await send(target, ref, event('unsubscribe-success', 61));
-        const stuck = await eventually(() => handleOf(ref).query(subscriptionStateQuery), (v) => v.failure !== undefined);
-        expect(stuck).toMatchObject({ phase: 'stopping', failure: { phase: 'stopping', message: 'the store refused the write' } });
+        const stuck = await eventually(
+          () => handleOf(ref).query(subscriptionStateQuery),
+          (v) => v.failure !== undefined,
+        );
+        expect(stuck).toMatchObject({
+          phase: 'stopping',
+          failure: { phase: 'stopping', message: 'the store refused the write' },
+        });
         expect((await handleOf(ref).describe()).status.name).toBe('RUNNING');
         refuse = false;
         const after = await handleOf(ref).executeUpdate(retryNowUpdate);
@@ -741,7 +931,10 @@ describe('subscription workflow', () => {
         const replayed = event('subscribe-success', 30);
         await send(target, ref, replayed);
         await send(target, ref, original);
-        const grace = await eventually(() => viewOf(ref), (v) => v.history.some((h) => h.id === replayed.id));
+        const grace = await eventually(
+          () => viewOf(ref),
+          (v) => v.history.some((h) => h.id === replayed.id),
+        );
         expect(grace.phase).toBe('grace-period');
         expect(grace.history.find((h) => h.id === replayed.id)).toMatchObject({ verdict: 'stale' });
         expect(grace.history.filter((h) => h.id === original.id)).toHaveLength(1);
@@ -785,8 +978,12 @@ describe('subscription workflow', () => {
         await waitsIn(ref, 'active');
         for (let i = 0; i < 2; i += 1) await send(target, ref, pending);
         const view = await waitsIn(ref, 'awaiting-unsubscribe-success');
-        expect(view.history.filter((h) => h.id === success.id)).toEqual([expect.objectContaining({ verdict: 'subscribed' })]);
-        expect(view.history.filter((h) => h.id === pending.id)).toEqual([expect.objectContaining({ verdict: 'leaving' })]);
+        expect(view.history.filter((h) => h.id === success.id)).toEqual([
+          expect.objectContaining({ verdict: 'subscribed' }),
+        ]);
+        expect(view.history.filter((h) => h.id === pending.id)).toEqual([
+          expect.objectContaining({ verdict: 'leaving' }),
+        ]);
         expect(view.seen.filter((id) => id === success.id)).toHaveLength(1);
         // Redelivered once more, later: still nothing.
         await send(target, ref, success);
@@ -812,7 +1009,10 @@ describe('subscription workflow', () => {
         expect(await statusOf(ref, alice)).toMatchObject({ phase: 'cancelled' });
 
         await send(target, ref, event('subscribe-success', 30));
-        const still = await eventually(() => viewOf(ref), (v) => v.history.length === 2);
+        const still = await eventually(
+          () => viewOf(ref),
+          (v) => v.history.length === 2,
+        );
         expect(still.history.at(-1)).toMatchObject({ action: 'subscribe-success', verdict: 'stale' });
         expect(await waitsIn(ref, 'cancelled')).toMatchObject({ aws: { status: 'unsubscribed' } });
         // And a request now is told the subscription ended.
@@ -845,7 +1045,10 @@ describe('subscription workflow', () => {
           await send(target, ref, success);
           await step('active');
           await linkStatusIs(ref, alice, 'linked');
-          expect(await requestLink(target, ref, bob)).toMatchObject({ phase: 'refused', refusal: 'CustomerLinkedToAnotherAccount' });
+          expect(await requestLink(target, ref, bob)).toMatchObject({
+            phase: 'refused',
+            refusal: 'CustomerLinkedToAnotherAccount',
+          });
           await step('active');
           // The id seen two runs ago is still known.
           await send(target, ref, success);
@@ -856,7 +1059,9 @@ describe('subscription workflow', () => {
           const grace = await step('grace-period');
           expect(await states(alice)).toEqual({ trial: 'running', prod: 'stopped', old: 'stopped' });
           const extended = await handleOf(ref).executeUpdate(extendGracePeriodUpdate, { args: [{ hours: 0.002 }] });
-          expect(Date.parse(extended.deletionDueAt!)).toBe(Date.parse(grace.cancellation!.deletionDueAt!) + 0.002 * HOUR_MS);
+          expect(Date.parse(extended.deletionDueAt!)).toBe(
+            Date.parse(grace.cancellation!.deletionDueAt!) + 0.002 * HOUR_MS,
+          );
           await step('grace-period');
           const done = await step('deleted');
           expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(extended.deletionDueAt!));
@@ -902,7 +1107,10 @@ describe('subscription workflow', () => {
             (answer) => answer,
             (error: unknown) => error,
           );
-          await eventually(() => viewOf(ref), (v) => v.pendingRequests === 1);
+          await eventually(
+            () => viewOf(ref),
+            (v) => v.pendingRequests === 1,
+          );
           hold();
           const answer = await asked;
           const after = await eventually(
@@ -914,7 +1122,11 @@ describe('subscription workflow', () => {
           // Leave nothing stuck on the shared dev server.
           if (view.pendingRequests > 0) await handleOf(ref).terminate('test: stuck before continue-as-new');
           expect({ answer, pendingRequests: view.pendingRequests, continuedAsNew: after !== before }).toEqual({
-            answer: expect.objectContaining({ accountId: bob, phase: 'refused', refusal: 'CustomerLinkedToAnotherAccount' }),
+            answer: expect.objectContaining({
+              accountId: bob,
+              phase: 'refused',
+              refusal: 'CustomerLinkedToAnotherAccount',
+            }),
             pendingRequests: 0,
             continuedAsNew: true,
           });

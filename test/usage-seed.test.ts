@@ -38,6 +38,9 @@ describe('demo usage', () => {
     expect(prod!.quantities.session_hours).toBeGreaterThan(trial!.quantities.session_hours!);
     expect(prod!.quantities.traffic_gb).toBeGreaterThan(0);
     const totals = await usageByAccount(mongo.db, ['acct-alice'], hour);
-    expect(totals.get('acct-alice')!.session_hours).toBeCloseTo(prod!.quantities.session_hours! + trial!.quantities.session_hours!, 5);
+    expect(totals.get('acct-alice')!.session_hours).toBeCloseTo(
+      prod!.quantities.session_hours! + trial!.quantities.session_hours!,
+      5,
+    );
   });
 });

@@ -57,7 +57,13 @@ async function runWorker(logLevel: string): Promise<Line[]> {
     // Polling: the SDK says so at INFO; at WARN there is nothing to wait for but a moment of running.
     const polling = () => readFileSync(logFile, 'utf8').includes('"state":"RUNNING"');
     if (logLevel === 'warn') await new Promise((resolve) => setTimeout(resolve, 3000));
-    else await waitFor('the worker to poll', async () => polling(), 30_000, () => worker.child.exitCode === null);
+    else
+      await waitFor(
+        'the worker to poll',
+        async () => polling(),
+        30_000,
+        () => worker.child.exitCode === null,
+      );
   } finally {
     await worker.stop();
   }
@@ -66,18 +72,23 @@ async function runWorker(logLevel: string): Promise<Line[]> {
 
 describe('issue 13: the worker logs through pino at LOG_LEVEL', () => {
   beforeAll(() => {
-    if (!existsSync(script)) throw new Error('dist/worker/main.js is missing: run `npm run build` (infra/test.sh does)');
+    if (!existsSync(script))
+      throw new Error('dist/worker/main.js is missing: run `npm run build` (infra/test.sh does)');
   });
 
   it("at info: JSON lines, ours and the SDK's, from start to a graceful stop", async () => {
     const lines = await runWorker('info');
     expect(lines.every((line) => line.name === 'worker' && typeof line.time === 'number')).toBe(true);
     expect(lines.filter((line) => line.level < 30)).toEqual([]);
-    expect(lines).toContainEqual(expect.objectContaining({ level: 30, msg: 'worker polling', taskQueue: expect.stringMatching(/^worker-logs-/) }));
+    expect(lines).toContainEqual(
+      expect.objectContaining({ level: 30, msg: 'worker polling', taskQueue: expect.stringMatching(/^worker-logs-/) }),
+    );
     // The Runtime's logger is ours: the SDK's worker states arrive as pino lines.
     const states = lines.filter((line) => line.msg === 'Worker state changed').map((line) => line.state);
     expect(states).toEqual(expect.arrayContaining(['RUNNING', 'STOPPING', 'STOPPED']));
-    expect(lines.filter((line) => line.msg === 'Worker state changed').every((line) => line.sdkComponent === 'worker')).toBe(true);
+    expect(
+      lines.filter((line) => line.msg === 'Worker state changed').every((line) => line.sdkComponent === 'worker'),
+    ).toBe(true);
   });
 
   it('at warn: nothing below warn, from us or the SDK', async () => {
@@ -86,7 +97,10 @@ describe('issue 13: the worker logs through pino at LOG_LEVEL', () => {
   });
 
   it('a configuration it cannot start with: one fatal JSON line naming the variable, and exit 1', async () => {
-    const child = spawn(node, [script], { env: { PATH: process.env.PATH, TEMPORAL_TLS: 'maybe' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(node, [script], {
+      env: { PATH: process.env.PATH, TEMPORAL_TLS: 'maybe' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));

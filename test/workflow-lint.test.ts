@@ -10,7 +10,11 @@ const asWorkflow = join(root, 'workflows', 'diagnostics.ts');
 type LintResults = Array<{ messages: Array<{ ruleId: string | null; message: string }> }>;
 
 function eslint(args: string[], stdin?: string): LintResults {
-  const run = spawnSync(join(root, 'node_modules', '.bin', 'eslint'), ['--format', 'json', ...args], { cwd: root, input: stdin, encoding: 'utf8' });
+  const run = spawnSync(join(root, 'node_modules', '.bin', 'eslint'), ['--format', 'json', ...args], {
+    cwd: root,
+    input: stdin,
+    encoding: 'utf8',
+  });
   if (!run.stdout) throw new Error(`eslint failed: ${run.stderr}`);
   return JSON.parse(run.stdout) as LintResults;
 }
@@ -29,22 +33,35 @@ describe('workflow lint rules', () => {
   });
 
   it('refuses Node built-ins', async () => {
-    expect(await ruleIds("import { readFileSync } from 'node:fs';\nexport const x = readFileSync;\n")).toContain('no-restricted-imports');
-    expect(await ruleIds("import * as crypto from 'crypto';\nexport const x = crypto;\n")).toContain('no-restricted-imports');
+    expect(await ruleIds("import { readFileSync } from 'node:fs';\nexport const x = readFileSync;\n")).toContain(
+      'no-restricted-imports',
+    );
+    expect(await ruleIds("import * as crypto from 'crypto';\nexport const x = crypto;\n")).toContain(
+      'no-restricted-imports',
+    );
   });
 
   it('refuses activity implementations but allows their types', async () => {
-    expect(await ruleIds("import { createActivities } from '../activities';\nexport const x = createActivities;\n")).toContain('no-restricted-imports');
-    expect(await ruleIds("import type { Activities } from '../activities';\nexport type X = Activities;\n")).toEqual([]);
+    expect(
+      await ruleIds("import { createActivities } from '../activities';\nexport const x = createActivities;\n"),
+    ).toContain('no-restricted-imports');
+    expect(await ruleIds("import type { Activities } from '../activities';\nexport type X = Activities;\n")).toEqual(
+      [],
+    );
   });
 
   it('refuses I/O clients and timers', async () => {
-    expect(await ruleIds("import { MongoClient } from 'mongodb';\nexport const x = MongoClient;\n")).toContain('no-restricted-imports');
-    expect(await ruleIds('export function f() { setTimeout(() => undefined, 1); }\n')).toContain('no-restricted-globals');
+    expect(await ruleIds("import { MongoClient } from 'mongodb';\nexport const x = MongoClient;\n")).toContain(
+      'no-restricted-imports',
+    );
+    expect(await ruleIds('export function f() { setTimeout(() => undefined, 1); }\n')).toContain(
+      'no-restricted-globals',
+    );
   });
 
   it('refuses floating promises', async () => {
-    const code = "import { sleep } from '@temporalio/workflow';\nexport async function wf(): Promise<void> { sleep(1); }\n";
+    const code =
+      "import { sleep } from '@temporalio/workflow';\nexport async function wf(): Promise<void> { sleep(1); }\n";
     expect(await ruleIds(code)).toContain('@typescript-eslint/no-floating-promises');
   });
 });

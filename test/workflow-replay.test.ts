@@ -13,7 +13,10 @@ import { Worker } from '@temporalio/worker';
 
 const dir = join(__dirname, 'histories');
 const files = readdirSync(dir).filter((file) => file.endsWith('.json'));
-const load = (file: string) => temporal.api.history.v1.History.fromObject(JSON.parse(readFileSync(join(dir, file), 'utf8')) as Record<string, unknown>);
+const load = (file: string) =>
+  temporal.api.history.v1.History.fromObject(
+    JSON.parse(readFileSync(join(dir, file), 'utf8')) as Record<string, unknown>,
+  );
 
 /** Every state the subscription workflow waits in has a recording (infra/record-history.ts --subscription-states). */
 const SUBSCRIPTION_STATES = [
@@ -47,13 +50,16 @@ describe('recorded workflow histories', () => {
     ).resolves.toBeUndefined();
   });
 
-  it.each([files[0]!, 'subscription-deleted.json'])('fails a replay of %s whose workflow code took a different path', async (file) => {
-    const history = load(file);
-    // Renaming the first scheduled activity is what a non-deterministic change looks like to the replayer.
-    const scheduled = history.events.find((e) => e.activityTaskScheduledEventAttributes)!;
-    scheduled.activityTaskScheduledEventAttributes!.activityType!.name = 'somethingElse';
-    await expect(Worker.runReplayHistory({ workflowsPath: require.resolve('../workflows') }, history, 'tampered')).rejects.toThrow(
-      /[Nn]ondetermin/,
-    );
-  });
+  it.each([files[0]!, 'subscription-deleted.json'])(
+    'fails a replay of %s whose workflow code took a different path',
+    async (file) => {
+      const history = load(file);
+      // Renaming the first scheduled activity is what a non-deterministic change looks like to the replayer.
+      const scheduled = history.events.find((e) => e.activityTaskScheduledEventAttributes)!;
+      scheduled.activityTaskScheduledEventAttributes!.activityType!.name = 'somethingElse';
+      await expect(
+        Worker.runReplayHistory({ workflowsPath: require.resolve('../workflows') }, history, 'tampered'),
+      ).rejects.toThrow(/[Nn]ondetermin/);
+    },
+  );
 });

@@ -8,7 +8,13 @@ import type { LevelWithSilent } from 'pino';
 import type { RuntimeOptions } from '@temporalio/worker';
 import type { Logger } from '../lib/logger';
 
-const PINO_LEVEL = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' } as const satisfies Record<LogLevel, string>;
+const PINO_LEVEL = {
+  TRACE: 'trace',
+  DEBUG: 'debug',
+  INFO: 'info',
+  WARN: 'warn',
+  ERROR: 'error',
+} as const satisfies Record<LogLevel, string>;
 const CORE_LEVEL: Record<LevelWithSilent, LogLevel> = {
   trace: 'TRACE',
   debug: 'DEBUG',
@@ -27,7 +33,8 @@ function fieldsOf(meta: LogMetadata | undefined): object {
 }
 
 export function temporalLogger(log: Logger): TemporalLogger {
-  const at = (level: LogLevel) => (message: string, meta?: LogMetadata) => log[PINO_LEVEL[level]](fieldsOf(meta), message);
+  const at = (level: LogLevel) => (message: string, meta?: LogMetadata) =>
+    log[PINO_LEVEL[level]](fieldsOf(meta), message);
   return {
     log: (level, message, meta) => at(level)(message, meta),
     trace: at('TRACE'),
@@ -39,6 +46,9 @@ export function temporalLogger(log: Logger): TemporalLogger {
 }
 
 /** The Runtime's logging options: everything to `log`, the native Core's messages forwarded at LOG_LEVEL. */
-export function runtimeLogging(log: Logger, level: LevelWithSilent): Pick<RuntimeOptions, 'logger'> & { logging: NonNullable<RuntimeOptions['telemetryOptions']>['logging'] } {
+export function runtimeLogging(
+  log: Logger,
+  level: LevelWithSilent,
+): Pick<RuntimeOptions, 'logger'> & { logging: NonNullable<RuntimeOptions['telemetryOptions']>['logging'] } {
   return { logger: temporalLogger(log), logging: { filter: { core: CORE_LEVEL[level] }, forward: {} } };
 }

@@ -1,9 +1,8 @@
 /** Worker entry point. The SDK's runtime shuts the worker down gracefully on SIGINT/SIGTERM. */
 import { Runtime } from '@temporalio/worker';
 import { createActivities } from '../activities';
-import { httpDeploymentControl } from '../activities/deployment-control';
+import { httpDeploymentControl } from '../activities/subscription/deployment-control';
 import { createMeteringClient, createUsageMeteringClient } from '../lib/aws';
-import { loadServiceConfig } from '../lib/config';
 import { createLogger, exitWithError } from '../lib/logger';
 import { connectMongo } from '../lib/mongo';
 import { enforceProductionGuard } from '../lib/production-guard';
@@ -11,6 +10,7 @@ import { ensureIndexes } from '../lib/store/indexes';
 import { ensureRetentionIndexes, retentionRules } from '../lib/store/retention';
 import { startTracing } from '../lib/telemetry/tracing';
 import { connectClient } from '../lib/temporal';
+import { loadWorkerConfig } from './config';
 import { createWorker } from './create-worker';
 import { runtimeLogging } from './logging';
 import { ensureMeteringSchedule } from './metering-schedule';
@@ -19,24 +19,34 @@ import { registerWorkflowCounters } from './workflow-metrics';
 import { migrateLegacyWorkflows } from '../infra/migrate-legacy-workflows';
 
 async function main(): Promise<void> {
-  const config = loadServiceConfig();
+  const config = loadWorkerConfig();
   const log = createLogger('worker', config.logLevel);
   enforceProductionGuard(process.env, 'worker', (line) => log.warn(line));
   // SDK metrics (workflow task failures, schedule-to-start latency, …) and the workflows' own counters, for alerts.
   const { host, port } = config.workerMetrics;
   const { logger, logging } = runtimeLogging(log, config.logLevel);
-  Runtime.install({ logger, telemetryOptions: { logging, ...(port ? { metrics: { prometheus: { bindAddress: `${host}:${port}` } } } : {}) } });
+  Runtime.install({
+    logger,
+    telemetryOptions: { logging, ...(port ? { metrics: { prometheus: { bindAddress: `${host}:${port}` } } } : {}) },
+  });
   if (port) registerWorkflowCounters(Runtime.instance().metricMeter, config.temporal);
   const tracing = await startTracing(config.tracing, 'marketplace-worker');
   const mongo = await connectMongo(config.mongo.uri, config.mongo.database, 'marketplace-worker');
   await ensureIndexes(mongo.db);
   const client = await connectClient(config.temporal, tracing?.temporalClient);
   if (config.metering.schedule.enabled) {
-    const outcome = await ensureMeteringSchedule(client, config.temporal.taskQueue, config.metering.schedule.offsetMinutes);
+    const outcome = await ensureMeteringSchedule(
+      client,
+      config.temporal.taskQueue,
+      config.metering.schedule.offsetMinutes,
+    );
     log.info({ outcome }, `hourly metering schedule ${outcome}`);
   }
   const enforcement = await ensureRetentionIndexes(mongo.db, retentionRules(config.retention));
-  log.info({ enforcement }, `retention enforced by ${enforcement === 'ttl-indexes' ? "the store's TTL indexes and the schedule" : 'the schedule (the store has no TTL indexes)'}`);
+  log.info(
+    { enforcement },
+    `retention enforced by ${enforcement === 'ttl-indexes' ? "the store's TTL indexes and the schedule" : 'the schedule (the store has no TTL indexes)'}`,
+  );
   if (config.retention.schedule) {
     const outcome = await ensureRetentionSchedule(client, config.temporal.taskQueue);
     log.info({ outcome }, `store retention schedule ${outcome}`);
@@ -52,7 +62,10 @@ async function main(): Promise<void> {
     for (const line of moved) log.info(`legacy workflow ${line}`);
   };
   await migrate();
-  const migration = setInterval(() => void migrate().catch((error: unknown) => log.error({ err: error }, 'moving legacy workflows failed')), 60_000);
+  const migration = setInterval(
+    () => void migrate().catch((error: unknown) => log.error({ err: error }, 'moving legacy workflows failed')),
+    60_000,
+  );
   const metering = createMeteringClient(config.aws);
   const usageMetering = createUsageMeteringClient(config.aws);
   const { worker, connection } = await createWorker({
@@ -63,7 +76,9 @@ async function main(): Promise<void> {
       usageMetering,
       meteringConfig: config.metering,
       retention: config.retention,
-      ...(config.deploymentsApi.url ? { deployments: httpDeploymentControl(config.deploymentsApi.url, config.deploymentsApi.token) } : {}),
+      ...(config.deploymentsApi.url
+        ? { deployments: httpDeploymentControl(config.deploymentsApi.url, config.deploymentsApi.token) }
+        : {}),
     }),
     tracing: tracing?.temporalWorker(),
   });

@@ -5,7 +5,7 @@
  */
 import { ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
 import { upsertSchedule } from './schedules';
-import { hourlyMetering } from '../workflows/hourly-metering';
+import { hourlyMetering } from '../workflows/metering/hourly-metering';
 
 export const METERING_SCHEDULE_ID = 'hourly-metering';
 
@@ -13,7 +13,13 @@ export function meteringScheduleOptions(taskQueue: string, offsetMinutes: number
   return {
     scheduleId: METERING_SCHEDULE_ID,
     spec: { intervals: [{ every: '1 hour', offset: `${offsetMinutes} minutes` }] },
-    action: { type: 'startWorkflow', workflowType: hourlyMetering, taskQueue, args: [{}], workflowId: 'hourly-metering' },
+    action: {
+      type: 'startWorkflow',
+      workflowType: hourlyMetering,
+      taskQueue,
+      args: [{}],
+      workflowId: 'hourly-metering',
+    },
     policies: {
       // A slow run is never doubled: the next one starts after it and catches up on every hour still in the window.
       overlap: ScheduleOverlapPolicy.BUFFER_ONE,
@@ -22,6 +28,10 @@ export function meteringScheduleOptions(taskQueue: string, offsetMinutes: number
   };
 }
 
-export async function ensureMeteringSchedule(client: Client, taskQueue: string, offsetMinutes: number): Promise<'created' | 'updated'> {
+export async function ensureMeteringSchedule(
+  client: Client,
+  taskQueue: string,
+  offsetMinutes: number,
+): Promise<'created' | 'updated'> {
   return upsertSchedule(client, meteringScheduleOptions(taskQueue, offsetMinutes));
 }

@@ -5,7 +5,7 @@
  */
 import { ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
 import { upsertSchedule } from './schedules';
-import { storeRetention } from '../workflows/store-retention';
+import { storeRetention } from '../workflows/retention/store-retention';
 
 export const RETENTION_SCHEDULE_ID = 'store-retention';
 
@@ -19,6 +19,10 @@ export function retentionScheduleOptions(taskQueue: string, scheduleId = RETENTI
   };
 }
 
-export async function ensureRetentionSchedule(client: Client, taskQueue: string, scheduleId = RETENTION_SCHEDULE_ID): Promise<'created' | 'updated'> {
+export async function ensureRetentionSchedule(
+  client: Client,
+  taskQueue: string,
+  scheduleId = RETENTION_SCHEDULE_ID,
+): Promise<'created' | 'updated'> {
   return upsertSchedule(client, retentionScheduleOptions(taskQueue, scheduleId));
 }

@@ -1,5 +1,5 @@
 /** The Billing page (templates/billing.hbs): the payment method, and a cancellation while it is news. */
-import type { billingView } from '../routes/billing';
+import type { BillingView } from '../common/billing-view';
 
 export interface BillingPage {
   title: string;
@@ -21,12 +21,16 @@ export interface BillingPage {
 const LEAVING = ['final-metering', 'awaiting-unsubscribe-success'];
 const CANCELLED = ['stopping', 'grace-period', 'deleting', 'deleted', 'cancelled'];
 
-export function billingPage(billing: ReturnType<typeof billingView>): BillingPage {
+export function billingPage(billing: BillingView): BillingPage {
   const { cancellation } = billing;
   const phase = cancellation?.phase ?? '';
   const due = cancellation?.deletionDueAt ? new Date(cancellation.deletionDueAt).toUTCString() : undefined;
   const stateOf = (d: { deleted: boolean }) =>
-    d.deleted ? 'deleted' : phase === 'cancelled' || phase === 'deleted' ? 'stopped (kept)' : `stopped; to be deleted on ${due ?? 'the end of the grace period'}`;
+    d.deleted
+      ? 'deleted'
+      : phase === 'cancelled' || phase === 'deleted'
+        ? 'stopped (kept)'
+        : `stopped; to be deleted on ${due ?? 'the end of the grace period'}`;
   const leaving = LEAVING.includes(phase);
   const cancelled = CANCELLED.includes(phase);
   return {
@@ -35,7 +39,11 @@ export function billingPage(billing: ReturnType<typeof billingView>): BillingPag
     paymentMethod: billing.paymentMethod,
     paymentMethodLabel: billing.paymentMethodLabel,
     marketplace: billing.marketplace
-      ? { awsAccountId: billing.marketplace.awsAccountId, productCode: billing.marketplace.productCode, linkedOn: billing.marketplace.linkedAt.slice(0, 10) }
+      ? {
+          awsAccountId: billing.marketplace.awsAccountId,
+          productCode: billing.marketplace.productCode,
+          linkedOn: billing.marketplace.linkedAt.slice(0, 10),
+        }
       : null,
     subscription:
       leaving || cancelled
@@ -44,7 +52,11 @@ export function billingPage(billing: ReturnType<typeof billingView>): BillingPag
             leaving,
             cancelled,
             kept: phase === 'cancelled',
-            deployments: (cancellation?.stoppedDeployments ?? []).map((d) => ({ id: d.id, name: d.name, state: stateOf(d) })),
+            deployments: (cancellation?.stoppedDeployments ?? []).map((d) => ({
+              id: d.id,
+              name: d.name,
+              state: stateOf(d),
+            })),
           }
         : null,
   };

@@ -7,7 +7,7 @@
  * works while Temporal is busy or down.
  */
 import type { AccountDoc, DeploymentDoc } from '../../lib/store/accounts';
-import { linkCodeErrors, spelledAwsAccountId, type LinkOffer } from '../link-codes';
+import { linkCodeErrors, spelledAwsAccountId, type LinkOffer } from '../common/link-codes';
 import { INDEX_SCRIPT_PATH } from './index-script';
 
 export interface IndexPage {
@@ -28,7 +28,10 @@ export function indexPage(account: AccountDoc, deployments: DeploymentDoc[], lin
     deployments: deployments.map((deployment) => ({
       name: deployment.name,
       plan: deployment.plan,
-      trialEndsOn: deployment.plan === 'trial' && deployment.trialEndsAt ? deployment.trialEndsAt.toISOString().slice(0, 10) : null,
+      trialEndsOn:
+        deployment.plan === 'trial' && deployment.trialEndsAt
+          ? deployment.trialEndsAt.toISOString().slice(0, 10)
+          : null,
       state: deployment.state,
     })),
     linkProblem: link && 'problem' in link ? linkCodeErrors[link.problem].message : null,
@@ -37,7 +40,12 @@ export function indexPage(account: AccountDoc, deployments: DeploymentDoc[], lin
     // not make a planted code look more convincing.
     confirmation:
       link && 'offer' in link
-        ? { awsAccountId: spelledAwsAccountId(link.offer.awsAccountId), accountName: account.name, email: account.email, productCode: link.offer.productCode }
+        ? {
+            awsAccountId: spelledAwsAccountId(link.offer.awsAccountId),
+            accountName: account.name,
+            email: account.email,
+            productCode: link.offer.productCode,
+          }
         : null,
     scriptPath: INDEX_SCRIPT_PATH,
   };

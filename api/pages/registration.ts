@@ -1,5 +1,6 @@
 /** What the buyer sees when registration cannot go on (templates/registration-problem.hbs). */
-export type RegistrationFailure = 'invalid' | 'expired' | 'replayed' | 'unavailable' | 'busy' | 'rate-limited' | 'not-post';
+export type RegistrationFailure =
+  'invalid' | 'expired' | 'replayed' | 'unavailable' | 'busy' | 'rate-limited' | 'not-post';
 
 const explanations: Record<RegistrationFailure, { title: string; text: string }> = {
   invalid: {

@@ -38,7 +38,12 @@ export async function registerPageViews(app: FastifyInstance): Promise<void> {
   });
 }
 
-export async function sendPage<P extends keyof Pages>(reply: FastifyReply, page: P, data: Pages[P], status = 200): Promise<FastifyReply> {
+export async function sendPage<P extends keyof Pages>(
+  reply: FastifyReply,
+  page: P,
+  data: Pages[P],
+  status = 200,
+): Promise<FastifyReply> {
   const html = await reply.viewAsync(`${page}.hbs`, data);
   return reply.code(status).type('text/html; charset=utf-8').send(html);
 }

@@ -29,6 +29,8 @@ export function registerHealthRoutes(app: FastifyInstance, checks: HealthChecks)
       }),
     );
     const failed = entries.some(([, state]) => state === 'failed');
-    return reply.code(failed ? 503 : 200).send({ status: failed ? 'degraded' : 'ok', checks: Object.fromEntries(entries) });
+    return reply
+      .code(failed ? 503 : 200)
+      .send({ status: failed ? 'degraded' : 'ok', checks: Object.fromEntries(entries) });
   });
 }

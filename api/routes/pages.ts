@@ -6,13 +6,20 @@ import { hashPassword, verifyPassword } from '../../lib/passwords';
 import { randomSecret } from '../../lib/secrets';
 import { Type } from '../../lib/schema';
 import { accountsOf, deploymentsOf } from '../../lib/store/accounts';
-import { linkOfferFor } from '../link-codes';
+import { linkOfferFor } from '../common/link-codes';
 import { billingPage } from '../pages/billing-page';
 import { indexPage } from '../pages/index-page';
 import { signInPage } from '../pages/sign-in';
 import { sendPage } from '../pages/views';
-import { BINDING_COOKIE, endSession, safeLocalPath, sameOriginOnly, startSession, type SessionSettings } from '../session';
-import { billingView, latestCancellation } from './billing';
+import {
+  BINDING_COOKIE,
+  endSession,
+  safeLocalPath,
+  sameOriginOnly,
+  startSession,
+  type SessionSettings,
+} from '../common/session';
+import { billingView, latestCancellation } from '../common/billing-view';
 
 export interface PageDeps {
   db: Db;
@@ -37,17 +44,32 @@ export function registerPages(root: FastifyInstance, deps: PageDeps): void {
   app.get('/', { schema: hidden }, async (request, reply) => {
     const account = request.accountId ? await accountsOf(deps.db).findOne({ _id: request.accountId }) : null;
     if (!account) return toSignIn(request, reply, deps.signInUrl);
-    const deployments = await deploymentsOf(deps.db).find({ accountId: account._id, state: { $ne: 'deleted' } }).sort({ name: 1 }).toArray();
+    const deployments = await deploymentsOf(deps.db)
+      .find({ accountId: account._id, state: { $ne: 'deleted' } })
+      .sort({ name: 1 })
+      .toArray();
     // A code from the registration webhook is only offered for confirmation here; the buyer's click links.
     const linkCode = (request.query as { link?: unknown }).link;
-    const link = linkCode === undefined ? undefined : await linkOfferFor(deps.db, typeof linkCode === 'string' ? linkCode : '', request.cookies[BINDING_COOKIE], account._id);
+    const link =
+      linkCode === undefined
+        ? undefined
+        : await linkOfferFor(
+            deps.db,
+            typeof linkCode === 'string' ? linkCode : '',
+            request.cookies[BINDING_COOKIE],
+            account._id,
+          );
     return sendPage(reply, 'index', indexPage(account, deployments, link));
   });
 
   app.get('/billing', { schema: hidden }, async (request, reply) => {
     const account = request.accountId ? await accountsOf(deps.db).findOne({ _id: request.accountId }) : null;
     if (!account) return toSignIn(request, reply, deps.signInUrl);
-    return sendPage(reply, 'billing', billingPage(billingView(account, await latestCancellation(deps.db, account._id))));
+    return sendPage(
+      reply,
+      'billing',
+      billingPage(billingView(account, await latestCancellation(deps.db, account._id))),
+    );
   });
 
   const sameOrigin = sameOriginOnly(deps.publicBaseUrl);
@@ -91,15 +113,20 @@ export function registerPages(root: FastifyInstance, deps: PageDeps): void {
     },
     async (request, reply) => {
       const next = safeLocalPath((request.body as { next?: string } | undefined)?.next);
-      if (request.validationError) return sendPage(reply, 'sign-in', signInPage(next, 'Enter your email and password.', deps.demoAccounts), 400);
+      if (request.validationError)
+        return sendPage(reply, 'sign-in', signInPage(next, 'Enter your email and password.', deps.demoAccounts), 400);
       const account = await accountsOf(deps.db).findOne({ email: request.body.email.trim().toLowerCase() });
       const valid = await verifyPassword(request.body.password, account?.passwordHash ?? (await unknownAccountHash));
       if (!account || !valid) {
-        return sendPage(reply, 'sign-in', signInPage(next, 'That email and password do not match an account.', deps.demoAccounts), 401);
+        return sendPage(
+          reply,
+          'sign-in',
+          signInPage(next, 'That email and password do not match an account.', deps.demoAccounts),
+          401,
+        );
       }
       await startSession(reply, account, deps.session);
       return reply.redirect(next, 303);
     },
   );
-
 }

@@ -21,20 +21,45 @@ export const DEMO_ACCOUNTS: readonly DemoAccount[] = [
     paymentMethod: 'credit-card',
     creditCard: { brand: 'Visa', last4: '4242' },
   },
-  { _id: 'acct-dave', email: 'dave@example.com', name: 'Dave (Available Credits)', paymentMethod: 'available-credits', availableCredits: 250 },
+  {
+    _id: 'acct-dave',
+    email: 'dave@example.com',
+    name: 'Dave (Available Credits)',
+    paymentMethod: 'available-credits',
+    availableCredits: 250,
+  },
   {
     _id: 'acct-erin',
     email: 'erin@example.com',
     name: 'Erin (already linked)',
     paymentMethod: 'aws-marketplace',
-    marketplace: { awsAccountId: '999999999999', productCode: 'other-product', linkedAt: new Date('2026-01-01T00:00:00Z') },
+    marketplace: {
+      awsAccountId: '999999999999',
+      productCode: 'other-product',
+      linkedAt: new Date('2026-01-01T00:00:00Z'),
+    },
   },
 ];
 
 function demoDeployments(accountId: string, now: Date): DeploymentDoc[] {
   return [
-    { _id: `${accountId}-trial`, accountId, name: 'trial-broker', plan: 'trial', state: 'running', trialEndsAt: new Date(now.getTime() + 14 * 86_400_000), createdAt: now },
-    { _id: `${accountId}-prod`, accountId, name: 'production-broker', plan: 'standard', state: 'running', createdAt: now },
+    {
+      _id: `${accountId}-trial`,
+      accountId,
+      name: 'trial-broker',
+      plan: 'trial',
+      state: 'running',
+      trialEndsAt: new Date(now.getTime() + 14 * 86_400_000),
+      createdAt: now,
+    },
+    {
+      _id: `${accountId}-prod`,
+      accountId,
+      name: 'production-broker',
+      plan: 'standard',
+      state: 'running',
+      createdAt: now,
+    },
   ];
 }
 

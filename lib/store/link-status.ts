@@ -1,6 +1,6 @@
 /** Each platform account's link status, persisted so pages show it without asking Temporal. */
 import type { Db } from 'mongodb';
-import type { LinkStatus } from '../../workflows/link-model';
+import type { LinkStatus } from '../../domain/link-model';
 import { collectionOf, isDuplicateKeyError } from '../mongo';
 import { customerKey } from './marketplace';
 
@@ -10,7 +10,8 @@ export interface LinkStatusDoc extends LinkStatus {
 
 export const linkStatusesOf = collectionOf<LinkStatusDoc>('link_statuses');
 
-export const linkStatusId = (status: Pick<LinkStatus, 'awsAccountId' | 'productCode' | 'accountId'>) => `${customerKey(status)}|${status.accountId}`;
+export const linkStatusId = (status: Pick<LinkStatus, 'awsAccountId' | 'productCode' | 'accountId'>) =>
+  `${customerKey(status)}|${status.accountId}`;
 
 /**
  * Writes `status` unless a newer version is already stored: a retried or late
@@ -21,7 +22,11 @@ export const linkStatusId = (status: Pick<LinkStatus, 'awsAccountId' | 'productC
 export async function saveLinkStatus(db: Db, status: LinkStatus): Promise<void> {
   const _id = linkStatusId(status);
   try {
-    await linkStatusesOf(db).updateOne({ _id, version: { $lt: status.version } }, { $set: { ...status } }, { upsert: true });
+    await linkStatusesOf(db).updateOne(
+      { _id, version: { $lt: status.version } },
+      { $set: { ...status } },
+      { upsert: true },
+    );
   } catch (error) {
     if (!isDuplicateKeyError(error)) throw error;
   }

@@ -4,7 +4,7 @@
  * sent about them. The key of an AWS customer is its AWS account plus product.
  */
 import type { Db } from 'mongodb';
-import { sameLicense, subscriptionKey, type SubscriptionRef } from '../../workflows/subscription-identity';
+import { sameLicense, subscriptionKey, type SubscriptionRef } from '../../domain/subscription-identity';
 import { collectionOf, insertNew, isDuplicateKeyError } from '../mongo';
 import { accountsOf, mayPayThroughMarketplace } from './accounts';
 
@@ -121,7 +121,11 @@ export interface ResolvedCustomer extends AwsCustomerRef {
 }
 
 /** Idempotent: a replayed registration refreshes what AWS said and keeps the first-seen time. */
-export async function saveResolvedCustomer(db: Db, customer: ResolvedCustomer, now = new Date()): Promise<MarketplaceCustomerDoc> {
+export async function saveResolvedCustomer(
+  db: Db,
+  customer: ResolvedCustomer,
+  now = new Date(),
+): Promise<MarketplaceCustomerDoc> {
   const customers = marketplaceCustomersOf(db);
   const legacyKey = customerKey({ awsAccountId: customer.awsAccountId, productCode: customer.productCode });
   // A customer registered before licenses were keys keeps its key when it registers again with the same license.
@@ -137,7 +141,11 @@ export async function saveResolvedCustomer(db: Db, customer: ResolvedCustomer, n
     ...(customer.licenseArn ? { licenseArn: customer.licenseArn } : {}),
   };
   const upsert = () =>
-    customers.findOneAndUpdate({ _id }, { $set: fields, $setOnInsert: { firstResolvedAt: now } }, { upsert: true, returnDocument: 'after' });
+    customers.findOneAndUpdate(
+      { _id },
+      { $set: fields, $setOnInsert: { firstResolvedAt: now } },
+      { upsert: true, returnDocument: 'after' },
+    );
   // Two concurrent first registrations can both try the insert; the loser simply updates.
   const saved = await upsert().catch((error: unknown) => {
     if (isDuplicateKeyError(error)) return upsert();
@@ -152,7 +160,6 @@ export async function recordNotification(db: Db, notification: NotificationDoc):
   return (await insertNew(notificationsOf(db), [notification])).size === 0;
 }
 
-
 /** Records an acknowledged-but-unused or dead-lettered message once; returns the record as it now stands. */
 export async function recordUnprocessed(db: Db, doc: UnprocessedNotificationDoc): Promise<UnprocessedNotificationDoc> {
   const collection = unprocessedNotificationsOf(db);
@@ -165,7 +172,11 @@ export async function markForwarded(db: Db, id: string, at = new Date()): Promis
 }
 
 /** Finds the AWS account of a customer known only by its legacy CustomerIdentifier. */
-export async function findAwsAccountId(db: Db, productCode: string, customerIdentifier: string): Promise<string | undefined> {
+export async function findAwsAccountId(
+  db: Db,
+  productCode: string,
+  customerIdentifier: string,
+): Promise<string | undefined> {
   const customer = await marketplaceCustomersOf(db).findOne({ productCode, customerIdentifier });
   return customer?.awsAccountId;
 }

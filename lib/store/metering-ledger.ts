@@ -77,14 +77,22 @@ export async function freezeEntries(db: Db, entries: LedgerEntry[]): Promise<Ent
   const existing = [...(await insertNew(ledgerOf(db), entries))];
   if (existing.length === 0) return entries.map((e) => ({ ...e, status: 'pending' as const }));
   const [stored, results] = await Promise.all([
-    ledgerOf(db).find({ _id: { $in: existing } }).toArray(),
-    ledgerResultsOf(db).find({ _id: { $in: existing } }).toArray(),
+    ledgerOf(db)
+      .find({ _id: { $in: existing } })
+      .toArray(),
+    ledgerResultsOf(db)
+      .find({ _id: { $in: existing } })
+      .toArray(),
   ]);
   const entryById = new Map(stored.map((e) => [e._id, e]));
   const resultById = new Map(results.map((r) => [r._id, r]));
   return entries.map((e) => {
     const result = resultById.get(e._id);
-    return { ...(entryById.get(e._id) ?? e), status: result?.status ?? 'pending', ...(result?.meteringRecordId ? { meteringRecordId: result.meteringRecordId } : {}) };
+    return {
+      ...(entryById.get(e._id) ?? e),
+      status: result?.status ?? 'pending',
+      ...(result?.meteringRecordId ? { meteringRecordId: result.meteringRecordId } : {}),
+    };
   });
 }
 

@@ -44,7 +44,10 @@ export function meteringModelKey(entry: Pick<LedgerEntry, 'awsAccountId' | 'prod
  * claims that already existed are read back. Safe to repeat: a retried page
  * finds its own claims.
  */
-export async function claimMeteringModels<T extends Claimable>(db: Db, entries: T[]): Promise<{ allowed: T[]; conflicting: T[] }> {
+export async function claimMeteringModels<T extends Claimable>(
+  db: Db,
+  entries: T[],
+): Promise<{ allowed: T[]; conflicting: T[] }> {
   if (entries.length === 0) return { allowed: [], conflicting: [] };
   const at = new Date();
   const claims = new Map<string, MeteringModelDoc>();
@@ -55,10 +58,14 @@ export async function claimMeteringModels<T extends Claimable>(db: Db, entries: 
   }
   const existing = [...(await insertNew(meteringModelsOf(db), [...claims.values()]))];
   if (existing.length > 0) {
-    for (const stored of await meteringModelsOf(db).find({ _id: { $in: existing } }).toArray()) claims.set(stored._id, stored);
+    for (const stored of await meteringModelsOf(db)
+      .find({ _id: { $in: existing } })
+      .toArray())
+      claims.set(stored._id, stored);
   }
   const allowed: T[] = [];
   const conflicting: T[] = [];
-  for (const entry of entries) (claims.get(meteringModelKey(entry))!.model === meteringModelOf(entry) ? allowed : conflicting).push(entry);
+  for (const entry of entries)
+    (claims.get(meteringModelKey(entry))!.model === meteringModelOf(entry) ? allowed : conflicting).push(entry);
   return { allowed, conflicting };
 }

@@ -51,7 +51,8 @@ export type RetentionEnforcement = 'ttl-indexes' | 'scheduled-clean-up';
 const NOT_IMPLEMENTED = 238;
 const INDEX_OPTIONS_CONFLICT = 85;
 
-const codeOf = (error: unknown) => (typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined);
+const codeOf = (error: unknown) =>
+  typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
 
 /**
  * One index per rule on its field: a TTL index where the store has them (an
@@ -71,7 +72,10 @@ export async function ensureRetentionIndexes(db: Db, rules: RetentionRule[]): Pr
         enforcement = 'scheduled-clean-up';
         await collection.createIndex(key);
       } else if (codeOf(error) === INDEX_OPTIONS_CONFLICT) {
-        await db.command({ collMod: rule.collection, index: { keyPattern: key, expireAfterSeconds: rule.keepSeconds } });
+        await db.command({
+          collMod: rule.collection,
+          index: { keyPattern: key, expireAfterSeconds: rule.keepSeconds },
+        });
       } else {
         throw error;
       }
@@ -88,7 +92,10 @@ export async function ensureRetentionIndexes(db: Db, rules: RetentionRule[]): Pr
 export async function deleteExpiredBatch(db: Db, rule: RetentionRule, now: number, batchSize: number): Promise<number> {
   const collection = db.collection<{ _id: unknown }>(rule.collection);
   const expired = { [rule.field]: { $lt: new Date(now - rule.keepSeconds * 1000) } };
-  const batch = await collection.find(expired, { projection: { _id: 1 } }).limit(batchSize).toArray();
+  const batch = await collection
+    .find(expired, { projection: { _id: 1 } })
+    .limit(batchSize)
+    .toArray();
   if (batch.length === 0) return 0;
   const { deletedCount } = await collection.deleteMany({ _id: { $in: batch.map((doc) => doc._id) }, ...expired });
   return deletedCount;

@@ -7,7 +7,7 @@
  * attributed to exactly one subscription is recorded, never guessed.
  */
 import type { Db } from 'mongodb';
-import { sameLicense, subscriptionKey, type SubscriptionRef } from '../../workflows/subscription-identity';
+import { sameLicense, subscriptionKey, type SubscriptionRef } from '../../domain/subscription-identity';
 import { marketplaceCustomersOf, type MarketplaceCustomerDoc } from './marketplace';
 
 export interface NotificationNames {
@@ -39,19 +39,26 @@ function storeCustomers(db: Db): Customers {
   return {
     byId: (_id) => customers.findOne({ _id }),
     ofAccount: (awsAccountId) => customers.find({ awsAccountId }).limit(2).toArray(),
-    ofAccountAndProduct: (awsAccountId, productCode) => customers.find({ productCode, awsAccountId }).limit(2).toArray(),
-    ofIdentifier: (productCode, customerIdentifier) => customers.find({ productCode, customerIdentifier }).limit(2).toArray(),
+    ofAccountAndProduct: (awsAccountId, productCode) =>
+      customers.find({ productCode, awsAccountId }).limit(2).toArray(),
+    ofIdentifier: (productCode, customerIdentifier) =>
+      customers.find({ productCode, customerIdentifier }).limit(2).toArray(),
   };
 }
 
 async function lookUp(customers: Customers, names: NotificationNames): Promise<SubscriptionRef | undefined> {
   if (names.licenseArn) {
-    const licensed = await customers.byId(subscriptionKey({ awsAccountId: '', productCode: '', licenseArn: names.licenseArn }));
+    const licensed = await customers.byId(
+      subscriptionKey({ awsAccountId: '', productCode: '', licenseArn: names.licenseArn }),
+    );
     if (licensed) return refOfCustomer(licensed);
   }
   // An event naming a license belongs to another purchase than a customer registered with a different one.
   const sole = (matches: MarketplaceCustomerDoc[]) =>
-    matches.length === 1 && !(names.licenseArn && matches[0]!.licenseArn && !sameLicense(names.licenseArn, matches[0]!.licenseArn)) ? refOfCustomer(matches[0]!) : undefined;
+    matches.length === 1 &&
+    !(names.licenseArn && matches[0]!.licenseArn && !sameLicense(names.licenseArn, matches[0]!.licenseArn))
+      ? refOfCustomer(matches[0]!)
+      : undefined;
   // AWS's agreement events may name only the buyer's account (no product, no license): enough when it has one subscription with us.
   if (!names.productCode) return names.awsAccountId ? sole(await customers.ofAccount(names.awsAccountId)) : undefined;
   // Two purchases of one product by one account: a message without a license cannot say which one it means.
@@ -97,7 +104,9 @@ export function createSubscriptionLookup(db: Db, options: { refreshMs?: number }
   async function refresh(): Promise<void> {
     const start = Date.now();
     const from = lastRefreshStart === undefined ? undefined : new Date(lastRefreshStart - OVERLAP_MS);
-    const fresh = await marketplaceCustomersOf(db).find(from ? { lastResolvedAt: { $gte: from } } : {}).toArray();
+    const fresh = await marketplaceCustomersOf(db)
+      .find(from ? { lastResolvedAt: { $gte: from } } : {})
+      .toArray();
     for (const doc of fresh) {
       // A customer saved again under other names leaves the old ones, so memory never answers for names the store no longer has.
       const previous = byId.get(doc._id);

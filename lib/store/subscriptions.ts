@@ -3,7 +3,7 @@
  * and what a new run of the workflow starts from. Only the workflow writes it.
  */
 import type { Db } from 'mongodb';
-import type { SubscriptionSnapshot } from '../../workflows/subscription-model';
+import type { SubscriptionSnapshot } from '../../domain/subscription-model';
 import { collectionOf, isDuplicateKeyError } from '../mongo';
 
 export interface SubscriptionDoc {
@@ -21,11 +21,25 @@ export interface SubscriptionDoc {
 export const subscriptionsOf = collectionOf<SubscriptionDoc>('subscriptions');
 
 /** Writes `snapshot` unless a newer version is stored (then the upsert's insert meets the unique _id: nothing to do). */
-export async function saveSubscriptionState(db: Db, key: string, snapshot: SubscriptionSnapshot, version: number): Promise<void> {
+export async function saveSubscriptionState(
+  db: Db,
+  key: string,
+  snapshot: SubscriptionSnapshot,
+  version: number,
+): Promise<void> {
   try {
     await subscriptionsOf(db).updateOne(
       { _id: key, version: { $lt: version } },
-      { $set: { state: snapshot, phase: snapshot.phase, version, updatedAt: new Date(), ...(snapshot.owner ? { accountId: snapshot.owner } : {}) }, ...(snapshot.owner ? {} : { $unset: { accountId: '' } }) },
+      {
+        $set: {
+          state: snapshot,
+          phase: snapshot.phase,
+          version,
+          updatedAt: new Date(),
+          ...(snapshot.owner ? { accountId: snapshot.owner } : {}),
+        },
+        ...(snapshot.owner ? {} : { $unset: { accountId: '' } }),
+      },
       { upsert: true },
     );
   } catch (error) {

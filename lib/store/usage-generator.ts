@@ -14,7 +14,10 @@ function unit(seed: string): number {
   return createHash('sha256').update(seed).digest().readUInt32BE(0) / 0xffffffff;
 }
 
-export function usageFor(deployment: Pick<DeploymentDoc, '_id' | 'accountId' | 'plan' | 'state'>, hour: Date): UsageDoc | undefined {
+export function usageFor(
+  deployment: Pick<DeploymentDoc, '_id' | 'accountId' | 'plan' | 'state'>,
+  hour: Date,
+): UsageDoc | undefined {
   if (deployment.state !== 'running') return undefined;
   // Busier in the (UTC) afternoon, quiet at night.
   const daily = 0.55 + 0.45 * Math.sin(((hour.getUTCHours() - 8) / 24) * 2 * Math.PI);
@@ -35,7 +38,9 @@ export async function seedUsage(db: Db, hours: number, now = Date.now()): Promis
   const deployments = await deploymentsOf(db).find({ state: 'running' }).toArray();
   const current = hourStart(now).getTime();
   const docs = deployments.flatMap((deployment) =>
-    Array.from({ length: hours + 1 }, (_, i) => usageFor(deployment, new Date(current - i * HOUR_MS))).filter((doc): doc is UsageDoc => Boolean(doc)),
+    Array.from({ length: hours + 1 }, (_, i) => usageFor(deployment, new Date(current - i * HOUR_MS))).filter(
+      (doc): doc is UsageDoc => Boolean(doc),
+    ),
   );
   await bulkWriteInChunks(
     usageOf(db),

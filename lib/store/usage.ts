@@ -25,10 +25,16 @@ export function hourStart(at: Date | number): Date {
 }
 
 /** Each account's usage in one hour, summed over its deployments, per platform metric. */
-export async function usageByAccount(db: Db, accountIds: string[], hour: Date): Promise<Map<string, Record<string, number>>> {
+export async function usageByAccount(
+  db: Db,
+  accountIds: string[],
+  hour: Date,
+): Promise<Map<string, Record<string, number>>> {
   const totals = new Map<string, Record<string, number>>();
   if (accountIds.length === 0) return totals;
-  const docs = await usageOf(db).find({ accountId: { $in: accountIds }, hour }).toArray();
+  const docs = await usageOf(db)
+    .find({ accountId: { $in: accountIds }, hour })
+    .toArray();
   for (const doc of docs) {
     const sum = totals.get(doc.accountId) ?? {};
     for (const [metric, quantity] of Object.entries(doc.quantities)) sum[metric] = (sum[metric] ?? 0) + quantity;

@@ -11,7 +11,13 @@ import { OTLPTraceExporter as OtlpProtobufExporter } from '@opentelemetry/export
 import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
 import { detectResourcesSync, envDetectorSync, Resource } from '@opentelemetry/resources';
-import { BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import {
+  BatchSpanProcessor,
+  ConsoleSpanExporter,
+  SimpleSpanProcessor,
+  type SpanExporter,
+  type SpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import type { ClientInterceptors } from '@temporalio/client';
@@ -36,7 +42,11 @@ export interface Tracing {
   /** For the worker: a span per workflow run, update, signal and activity, in the caller's trace. */
   temporalWorker(): { interceptors: WorkerInterceptors; sinks: InjectedSinks<OpenTelemetrySinks> };
   /** A consumer span around the processing of one queue message; the outcome becomes an attribute. */
-  traceMessage: <T extends string>(queueUrl: string, messageId: string | undefined, work: () => Promise<T>) => Promise<T>;
+  traceMessage: <T extends string>(
+    queueUrl: string,
+    messageId: string | undefined,
+    work: () => Promise<T>,
+  ) => Promise<T>;
   /** Sends the spans still buffered; called once, at exit. */
   shutdown(): Promise<void>;
 }
@@ -51,16 +61,23 @@ function exporterFor(config: TracingConfig): SpanExporter {
 
 export function startTracingSdk(config: TracingConfig, service: string, options: TracingOptions): Tracing {
   // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win over the process's own name.
-  const resource = new Resource({ [ATTR_SERVICE_NAME]: service }).merge(detectResourcesSync({ detectors: [envDetectorSync] }));
+  const resource = new Resource({ [ATTR_SERVICE_NAME]: service }).merge(
+    detectResourcesSync({ detectors: [envDetectorSync] }),
+  );
   const exporter = exporterFor(config);
-  const processor: SpanProcessor = config.exporter === 'console' ? new SimpleSpanProcessor(exporter) : new BatchSpanProcessor(exporter);
+  const processor: SpanProcessor =
+    config.exporter === 'console' ? new SimpleSpanProcessor(exporter) : new BatchSpanProcessor(exporter);
   const provider = new NodeTracerProvider({ resource, spanProcessors: [processor] });
   // The global provider, the AsyncLocalStorage context manager and the W3C propagators (or OTEL_PROPAGATORS).
   provider.register();
   const unregister = options.http
     ? registerInstrumentations({
         tracerProvider: provider,
-        instrumentations: [new HttpInstrumentation({ ignoreIncomingRequestHook: (request) => PROBES.has((request.url ?? '').split('?')[0]!) })],
+        instrumentations: [
+          new HttpInstrumentation({
+            ignoreIncomingRequestHook: (request) => PROBES.has((request.url ?? '').split('?')[0]!),
+          }),
+        ],
       })
     : () => undefined;
   const tracer: Tracer = trace.getTracer('marketplace-billing');
@@ -72,7 +89,12 @@ export function startTracingSdk(config: TracingConfig, service: string, options:
     temporalWorker: () => ({
       interceptors: {
         workflowModules: [require.resolve('@temporalio/interceptors-opentelemetry/lib/workflow-interceptors')],
-        activity: [(ctx) => ({ inbound: new OpenTelemetryActivityInboundInterceptor(ctx), outbound: new OpenTelemetryActivityOutboundInterceptor(ctx) })],
+        activity: [
+          (ctx) => ({
+            inbound: new OpenTelemetryActivityInboundInterceptor(ctx),
+            outbound: new OpenTelemetryActivityOutboundInterceptor(ctx),
+          }),
+        ],
       },
       sinks: { exporter: workflowExporter },
     }),

@@ -12,7 +12,11 @@ export type { Tracing } from './tracing-sdk';
 export type TracedService = 'marketplace-api' | 'marketplace-poller' | 'marketplace-worker';
 
 /** Call first in a process: the HTTP instrumentation must be in place before a server listens or a request is sent. */
-export async function startTracing(config: TracingConfig, service: TracedService, options: TracingOptions = {}): Promise<Tracing | undefined> {
+export async function startTracing(
+  config: TracingConfig,
+  service: TracedService,
+  options: TracingOptions = {},
+): Promise<Tracing | undefined> {
   if (config.exporter === 'none') return undefined;
   const { startTracingSdk } = await import('./tracing-sdk');
   return startTracingSdk(config, service, options);

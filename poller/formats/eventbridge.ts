@@ -33,7 +33,7 @@
  */
 import { checkWith, Type, type SchemaIssue, type Static, type TSchema } from '../../lib/schema';
 import type { NotificationAction } from '../../lib/store/marketplace';
-import { normalizeLicenseArn } from '../../workflows/subscription-identity';
+import { normalizeLicenseArn } from '../../domain/subscription-identity';
 import { describeIssues, type Classified, type EventFields, type IgnoredNotification } from './classified';
 
 export const EVENT_SOURCE = 'aws.agreement-marketplace';
@@ -61,15 +61,26 @@ const MEANING_OF_EVENT = new Map<string, Meaning>([
   ['License Deprovisioned', { action: 'unsubscribe-success' }],
   // Entitlements matter to contracts; a pay-as-you-go subscription is unchanged.
   ['License Updated', NO_SUBSCRIPTION_CHANGE],
-  ['Purchase Agreement Ending', { noChange: 'a reminder before the agreement ends (it may still renew); the end itself is Purchase Agreement Ended' }],
+  [
+    'Purchase Agreement Ending',
+    {
+      noChange: 'a reminder before the agreement ends (it may still renew); the end itself is Purchase Agreement Ended',
+    },
+  ],
 ]);
 
 /** Families of events, by the start of their name. */
 const MEANING_OF_FAMILY: ReadonlyArray<readonly [string, Meaning]> = [
-  ['Agreement Cancellation Request', { noChange: 'a cancellation request; an approved one ends with Purchase Agreement Ended' }],
+  [
+    'Agreement Cancellation Request',
+    { noChange: 'a cancellation request; an approved one ends with Purchase Agreement Ended' },
+  ],
   ['Purchase Agreement Billing Adjustment', { noChange: 'a billing adjustment (refund); no subscription change' }],
   ['Purchase Agreement Advisory', NO_SUBSCRIPTION_CHANGE],
-  ['Purchase Agreement Renewal', { noChange: 'renewal terms; a renewal arrives as Purchase Agreement Created (intent RENEW)' }],
+  [
+    'Purchase Agreement Renewal',
+    { noChange: 'renewal terms; a renewal arrives as Purchase Agreement Created (intent RENEW)' },
+  ],
 ];
 
 const ROLE = / - (Manufacturer|Proposer|Acceptor)$/;
@@ -88,7 +99,9 @@ const EventHead = Type.Object({
 /** The detail of an event we act on. */
 const AgreementEvent = Type.Object({
   detail: Type.Object({
-    agreement: Maybe(Type.Object({ id: Maybe(Type.String()), intent: Maybe(Type.String()), status: Maybe(Type.String()) })),
+    agreement: Maybe(
+      Type.Object({ id: Maybe(Type.String()), intent: Maybe(Type.String()), status: Maybe(Type.String()) }),
+    ),
     acceptor: Type.Object({ accountId: Type.String({ pattern: '^[0-9]{12}$' }) }),
     offer: Maybe(Type.Object({ id: Maybe(Type.String()) })),
     // Absent from AWS's agreement samples, and without a code in the newer ones.
@@ -99,7 +112,9 @@ const AgreementEvent = Type.Object({
 type AgreementDetail = Static<typeof AgreementEvent>['detail'];
 
 export function looksLikeEventBridgeEvent(json: unknown): boolean {
-  return typeof json === 'object' && json !== null && Object.hasOwn(json, 'detail-type') && Object.hasOwn(json, 'source');
+  return (
+    typeof json === 'object' && json !== null && Object.hasOwn(json, 'detail-type') && Object.hasOwn(json, 'source')
+  );
 }
 
 export function classifyEventBridgeEvent(json: unknown): Classified {
@@ -108,15 +123,20 @@ export function classifyEventBridgeEvent(json: unknown): Classified {
   const { id: messageId, source, 'detail-type': detailType } = head.value;
   const common = { messageId, format: 'eventbridge' as const, detailType, ...sentAtOf(head.value.time) };
   // Someone else's event on our queue: understood enough to acknowledge, never ours to retry.
-  if (source !== EVENT_SOURCE) return { kind: 'ignored', ...common, reason: `event source "${source.slice(0, 80)}" is not ${EVENT_SOURCE}` };
+  if (source !== EVENT_SOURCE)
+    return { kind: 'ignored', ...common, reason: `event source "${source.slice(0, 80)}" is not ${EVENT_SOURCE}` };
   const meaning = meaningOf(detailType);
-  if ('noChange' in meaning) return { kind: 'ignored', ...common, ...looselyNamedCustomer(json), reason: meaning.noChange };
+  if ('noChange' in meaning)
+    return { kind: 'ignored', ...common, ...looselyNamedCustomer(json), reason: meaning.noChange };
   const parsed = checkWith(AgreementEvent, json);
   if (!parsed.ok) return { kind: 'poison', reason: `EventBridge event: ${describeIssues(parsed.issues)}` };
   const { detail } = parsed.value;
   const subscription = subscriptionOf(detail);
   if (!subscription.productCode && !subscription.licenseArn && !subscription.agreementId) {
-    return { kind: 'poison', reason: `EventBridge ${detailType.slice(0, 80)} cannot be correlated: no product code, license ARN or agreement id` };
+    return {
+      kind: 'poison',
+      reason: `EventBridge ${detailType.slice(0, 80)} cannot be correlated: no product code, license ARN or agreement id`,
+    };
   }
   const intent = present(detail.agreement?.intent);
   const offerIdentifier = present(detail.offer?.id);
@@ -135,7 +155,12 @@ export function classifyEventBridgeEvent(json: unknown): Classified {
 function unreadableHead(json: unknown, issues: SchemaIssue[]): Classified {
   const head = json as { id?: unknown; source?: unknown };
   if (typeof head.id === 'string' && head.id && head.source !== EVENT_SOURCE) {
-    return { kind: 'ignored', messageId: head.id, format: 'eventbridge', reason: `event source "${printable(head.source)}" is not ${EVENT_SOURCE}` };
+    return {
+      kind: 'ignored',
+      messageId: head.id,
+      format: 'eventbridge',
+      reason: `event source "${printable(head.source)}" is not ${EVENT_SOURCE}`,
+    };
   }
   return { kind: 'poison', reason: `EventBridge event: ${describeIssues(issues)}` };
 }
@@ -169,7 +194,8 @@ function subscriptionOf(detail: AgreementDetail): Pick<EventFields, 'productCode
 function looselyNamedCustomer(json: unknown): Pick<IgnoredNotification, 'productCode' | 'awsAccountId'> {
   const productCode = textAt(json, 'detail', 'product', 'code');
   // Cancellation-request events name the buyer inside the agreement.
-  const awsAccountId = textAt(json, 'detail', 'acceptor', 'accountId') ?? textAt(json, 'detail', 'agreement', 'acceptorId');
+  const awsAccountId =
+    textAt(json, 'detail', 'acceptor', 'accountId') ?? textAt(json, 'detail', 'agreement', 'acceptorId');
   return {
     ...(productCode ? { productCode } : {}),
     ...(awsAccountId && /^[0-9]{12}$/.test(awsAccountId) ? { awsAccountId } : {}),
@@ -177,12 +203,16 @@ function looselyNamedCustomer(json: unknown): Pick<IgnoredNotification, 'product
 }
 
 function textAt(value: unknown, ...path: string[]): string | undefined {
-  const found = path.reduce<unknown>((node, key) => (typeof node === 'object' && node !== null ? (node as Record<string, unknown>)[key] : undefined), value);
+  const found = path.reduce<unknown>(
+    (node, key) => (typeof node === 'object' && node !== null ? (node as Record<string, unknown>)[key] : undefined),
+    value,
+  );
   return typeof found === 'string' ? present(found) : undefined;
 }
 
 /** A value from an unchecked body, safe to print: objects can carry a toString of their own. */
-const printable = (value: unknown): string => (typeof value === 'string' ? value.slice(0, 80) : `(${value === null ? 'null' : typeof value})`);
+const printable = (value: unknown): string =>
+  typeof value === 'string' ? value.slice(0, 80) : `(${value === null ? 'null' : typeof value})`;
 
 const present = (value: string | null | undefined): string | undefined => value?.trim() || undefined;
 

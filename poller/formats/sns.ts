@@ -8,7 +8,12 @@ import { SnsEnvelope } from '../../lib/sns-envelope';
 import type { NotificationAction } from '../../lib/store/marketplace';
 import { describeIssues, jsonOf, type Classified, type EventFields } from './classified';
 
-const ACTIONS = ['subscribe-success', 'subscribe-fail', 'unsubscribe-pending', 'unsubscribe-success'] as const satisfies readonly NotificationAction[];
+const ACTIONS = [
+  'subscribe-success',
+  'subscribe-fail',
+  'unsubscribe-pending',
+  'unsubscribe-success',
+] as const satisfies readonly NotificationAction[];
 
 /** Any action string is accepted here: an unknown one is recorded and acknowledged, not retried. */
 const SubscriptionMessage = Type.Object({
@@ -51,11 +56,21 @@ export function classifySubscriptionMessage(
     ...(message['customer-aws-account-id'] ? { awsAccountId: message['customer-aws-account-id'] } : {}),
   };
   if (!customer.customerIdentifier && !customer.awsAccountId) {
-    return { kind: 'poison', reason: `${format} message names no customer (customer-identifier or customer-aws-account-id)` };
+    return {
+      kind: 'poison',
+      reason: `${format} message names no customer (customer-identifier or customer-aws-account-id)`,
+    };
   }
   const { action } = message;
   if (!isKnownAction(action)) {
-    return { kind: 'ignored', messageId: id, format, ...(sentAt ? { sentAt } : {}), reason: `unknown action "${action.slice(0, 80)}"`, ...customer };
+    return {
+      kind: 'ignored',
+      messageId: id,
+      format,
+      ...(sentAt ? { sentAt } : {}),
+      reason: `unknown action "${action.slice(0, 80)}"`,
+      ...customer,
+    };
   }
   const fields: EventFields = {
     ...customer,
@@ -70,12 +85,19 @@ export function classifySubscriptionMessage(
 /** Parses the envelope only; the caller checks its topic and signature before trusting the message inside. */
 export function parseSnsEnvelope(json: unknown): { ok: true; envelope: SnsEnvelope } | { ok: false; reason: string } {
   const parsed = checkWith(SnsEnvelope, json);
-  return parsed.ok ? { ok: true, envelope: parsed.value } : { ok: false, reason: `SNS envelope: ${describeIssues(parsed.issues)}` };
+  return parsed.ok
+    ? { ok: true, envelope: parsed.value }
+    : { ok: false, reason: `SNS envelope: ${describeIssues(parsed.issues)}` };
 }
 
 export function classifyEnvelopeMessage(envelope: SnsEnvelope): Classified {
   const sentAt = new Date(envelope.Timestamp);
   const inner = jsonOf(envelope.Message);
   if (inner === undefined) return { kind: 'poison', reason: 'SNS message is not JSON' };
-  return classifySubscriptionMessage(inner, envelope.MessageId, 'sns', Number.isNaN(sentAt.getTime()) ? undefined : sentAt);
+  return classifySubscriptionMessage(
+    inner,
+    envelope.MessageId,
+    'sns',
+    Number.isNaN(sentAt.getTime()) ? undefined : sentAt,
+  );
 }

@@ -5,7 +5,7 @@ import type { Client } from '@temporalio/client';
 import type { Db } from 'mongodb';
 import type { ResolvedRegistration } from '../../activities/marketplace';
 import { buildApp, type ApiSettings } from '../../api/app';
-import { loadServiceConfig } from '../../lib/config';
+import { loadApiConfig } from '../../api/config';
 import { SESSION_AUDIENCE } from '../../lib/session-token';
 
 export const TEST_SIGNING_KEY = 'test-only-session-signing-key-0123456789abcdef';
@@ -19,8 +19,13 @@ export function testApiSettings(overrides: Partial<ApiSettings> = {}): ApiSettin
     demoAccounts: true,
     signInUrl: '/signin',
     // Suites drive many requests from one address: only the rate-limit tests set real limits.
-    rateLimits: { registrationPerMinute: 100_000, signInPerMinute: 100_000, linksPerMinute: 100_000, resolveCustomerPerSecond: 1000 },
-    timeouts: loadServiceConfig({}).httpServer.timeouts,
+    rateLimits: {
+      registrationPerMinute: 100_000,
+      signInPerMinute: 100_000,
+      linksPerMinute: 100_000,
+      resolveCustomerPerSecond: 1000,
+    },
+    timeouts: loadApiConfig({}).httpServer.timeouts,
     ...overrides,
   };
 }
@@ -43,7 +48,8 @@ export async function startApi(deps: {
     const app = await buildApp({
       db: deps.db,
       temporal: deps.temporal,
-      resolveCustomer: deps.resolveCustomer ?? (() => Promise.reject(new Error('ResolveCustomer is not wired in this test'))),
+      resolveCustomer:
+        deps.resolveCustomer ?? (() => Promise.reject(new Error('ResolveCustomer is not wired in this test'))),
       settings: testApiSettings({ publicBaseUrl: `http://127.0.0.1:${port}`, ...deps.settings }),
       logLevel: 'silent',
     });
@@ -122,7 +128,11 @@ export class Browser {
         ...(body?.json !== undefined ? { 'content-type': 'application/json' } : {}),
         ...headers,
       },
-      body: body?.form ? new URLSearchParams(body.form).toString() : body?.json !== undefined ? JSON.stringify(body.json) : undefined,
+      body: body?.form
+        ? new URLSearchParams(body.form).toString()
+        : body?.json !== undefined
+          ? JSON.stringify(body.json)
+          : undefined,
     });
     for (const line of response.headers.getSetCookie()) {
       const [pair, ...attributes] = line.split(';');

@@ -8,15 +8,25 @@ const root = join(__dirname, '..', '..');
 const SCRIPTS = { api: 'api/server.js', worker: 'worker/main.js', poller: 'poller/main.js' } as const;
 
 /** Ready once `port` accepts connections; its output goes to the run's log folder. */
-export async function startBuilt(program: keyof typeof SCRIPTS, env: Record<string, string>, port: number): Promise<ManagedProcess> {
+export async function startBuilt(
+  program: keyof typeof SCRIPTS,
+  env: Record<string, string>,
+  port: number,
+): Promise<ManagedProcess> {
   const script = join(root, 'dist', SCRIPTS[program]);
-  if (!existsSync(script)) throw new Error(`dist/${SCRIPTS[program]} is missing: run \`npm run build\` (infra/test.sh does)`);
+  if (!existsSync(script))
+    throw new Error(`dist/${SCRIPTS[program]} is missing: run \`npm run build\` (infra/test.sh does)`);
   const name = uniqueName(program);
   return startProcess({
     name,
     command: join(root, 'node_modules', '.bin', 'node'),
     args: [script],
-    env: { MONGODB_URI: testServers.mongoUri(), TEMPORAL_ADDRESS: testServers.temporal().address, TEMPORAL_NAMESPACE: testServers.temporal().namespace, ...env },
+    env: {
+      MONGODB_URI: testServers.mongoUri(),
+      TEMPORAL_ADDRESS: testServers.temporal().address,
+      TEMPORAL_NAMESPACE: testServers.temporal().namespace,
+      ...env,
+    },
     logFile: join(process.env[TEST_ENV.runDir] ?? root, 'logs', `${name}.log`),
     ready: () => portOpen(port),
   });

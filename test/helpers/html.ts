@@ -13,7 +13,10 @@ export interface PageElement {
 
 const isElement = (node: Node): node is Element => 'tagName' in node;
 // A <template>'s content is a fragment of its own, but it is still markup the page carries.
-const childrenOf = (node: Node): Node[] => [...('childNodes' in node ? node.childNodes : []), ...('content' in node ? [node.content] : [])];
+const childrenOf = (node: Node): Node[] => [
+  ...('childNodes' in node ? node.childNodes : []),
+  ...('content' in node ? [node.content] : []),
+];
 
 function textOf(node: Node): string {
   if (node.nodeName === '#text') return (node as DefaultTreeAdapterMap['textNode']).value;
@@ -50,7 +53,11 @@ export class ParsedPage {
   /** Every element and comment in document order, elements with their attribute names: what injected markup changes. */
   shape(): string[] {
     return this.nodes.flatMap((node) =>
-      isElement(node) ? [`${node.tagName}[${node.attrs.map((a) => a.name).join(' ')}]`] : node.nodeName === '#comment' ? ['#comment'] : [],
+      isElement(node)
+        ? [`${node.tagName}[${node.attrs.map((a) => a.name).join(' ')}]`]
+        : node.nodeName === '#comment'
+          ? ['#comment']
+          : [],
     );
   }
 

@@ -7,7 +7,7 @@ import { createActivities } from '../../activities';
 import { createMarketplaceActivities, type ResolvedRegistration } from '../../activities/marketplace';
 import { createMeteringClient, createSnsClient, createSqsClient } from '../../lib/aws';
 import type { ApiSettings } from '../../api/app';
-import { loadServiceConfig } from '../../lib/config';
+import { loadMeteringConfig } from '../../lib/config';
 import { connectMongo, type MongoHandle } from '../../lib/mongo';
 import { ensureIndexes } from '../../lib/store/indexes';
 import { connectClient } from '../../lib/temporal';
@@ -15,14 +15,15 @@ import { ensureLocalAwsResources, type LocalAwsResources } from '../../infra/ser
 import { createNotificationPoller } from '../../poller/create-poller';
 import { createPollerMetrics, type PollerMetrics } from '../../poller/metrics';
 import type { PollerOptions } from '../../poller/sqs-poller';
-import type { PollerConfig, QueueFormat } from '../../lib/config';
+import type { QueueFormat } from '../../lib/config';
+import type { PollerConfig } from '../../poller/config';
 import type { SignatureVersion } from '../../sandbox/sns-signing';
 import { createWorker } from '../../worker/create-worker';
 import type { Client } from '@temporalio/client';
 import { startApi, type RunningApi } from './api';
 import { startSandbox, type RunningSandbox } from './sandbox';
 import { testPollerConfig, testServers, uniqueName } from './test-env';
-import { REGISTRATION_PATH } from '../../api/routes/registration';
+import { REGISTRATION_PATH } from '../../api/routes/linking/registration';
 
 export interface LinkingStack {
   api: RunningApi;
@@ -73,17 +74,43 @@ export async function startLinkingStack(
   const marketplace: Partial<ReturnType<typeof createMarketplaceActivities>> = {};
   // The API starts a subscription's workflow on the buyer's link request: it passes the same settings as the poller.
   const gracePeriodMs = options.gracePeriodMs ?? 3 * 24 * 3_600_000;
-  const settings: Partial<ApiSettings> = { taskQueue: temporalConfig.taskQueue, cancellation: { gracePeriodMs }, ...options.settings };
-  const api = await startApi({ db: mongo.db, temporal, resolveCustomer: (token) => marketplace.resolveCustomer!(token), settings });
-  const sandbox = await startSandbox({ productCode, sns, snsTopicArn: aws.topicArn, sqs, eventBridgeQueueUrl: aws.eventBridgeQueueUrl, registrationUrl: `${api.url}${REGISTRATION_PATH}`, signSns: options.signSns });
+  const settings: Partial<ApiSettings> = {
+    taskQueue: temporalConfig.taskQueue,
+    cancellation: { gracePeriodMs },
+    ...options.settings,
+  };
+  const api = await startApi({
+    db: mongo.db,
+    temporal,
+    resolveCustomer: (token) => marketplace.resolveCustomer!(token),
+    settings,
+  });
+  const sandbox = await startSandbox({
+    productCode,
+    sns,
+    snsTopicArn: aws.topicArn,
+    sqs,
+    eventBridgeQueueUrl: aws.eventBridgeQueueUrl,
+    registrationUrl: `${api.url}${REGISTRATION_PATH}`,
+    signSns: options.signSns,
+  });
   const metering = createMeteringClient({ ...awsConfig, endpoints: { ...awsConfig.endpoints, metering: sandbox.url } });
   Object.assign(marketplace, createMarketplaceActivities({ metering }));
 
-  const { worker, connection } = await createWorker({ temporal: temporalConfig, activities: createActivities({ db: mongo.db, metering, usageMetering: metering, meteringConfig: loadServiceConfig({}).metering }) });
+  const { worker, connection } = await createWorker({
+    temporal: temporalConfig,
+    activities: createActivities({
+      db: mongo.db,
+      metering,
+      usageMetering: metering,
+      meteringConfig: loadMeteringConfig({}),
+    }),
+  });
   const workerDone = worker.run();
 
   const pollerLog: string[] = [];
-  const record = (level: string) => (fields: object, message: string) => pollerLog.push(`${level} ${message} ${JSON.stringify(fields)}`);
+  const record = (level: string) => (fields: object, message: string) =>
+    pollerLog.push(`${level} ${message} ${JSON.stringify(fields)}`);
   const stopPoller = new AbortController();
   const pollerMetrics = createPollerMetrics();
   // As in production: the SNS queue (signed envelopes only, unless a test says otherwise) and the EventBridge rule's queue.
@@ -110,7 +137,10 @@ export async function startLinkingStack(
       certificateRetry: options.certificateRetry,
     });
   const pollers = [await pollerOf(aws.queueUrl), await pollerOf(aws.eventBridgeQueueUrl, ['eventbridge'])];
-  const pollerDone = options.inProcessPoller === false ? Promise.resolve() : Promise.all(pollers.map(({ poller }) => poller.run(stopPoller.signal)));
+  const pollerDone =
+    options.inProcessPoller === false
+      ? Promise.resolve()
+      : Promise.all(pollers.map(({ poller }) => poller.run(stopPoller.signal)));
 
   return {
     api,

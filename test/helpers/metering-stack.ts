@@ -7,14 +7,14 @@ import type { Client } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import { createActivities } from '../../activities';
 import { createUsageMeteringClient } from '../../lib/aws';
-import { loadServiceConfig, type MeteringConfig } from '../../lib/config';
+import { loadMeteringConfig, type MeteringConfig } from '../../lib/config';
 import { connectMongo, type MongoHandle } from '../../lib/mongo';
 import { ensureIndexes } from '../../lib/store/indexes';
 import { customerKey, marketplaceLinksOf, type MarketplaceLinkDoc } from '../../lib/store/marketplace';
 import { meteringHoursOf } from '../../lib/store/metering-ledger';
 import { HOUR_MS, hourStart, usageOf } from '../../lib/store/usage';
 import { connectClient } from '../../lib/temporal';
-import { hourlyMetering, type HourlyMeteringInput } from '../../workflows/hourly-metering';
+import { hourlyMetering, type HourlyMeteringInput } from '../../workflows/metering/hourly-metering';
 import { createWorker } from '../../worker/create-worker';
 import { startSandbox, type RunningSandbox } from './sandbox';
 import { testServers, uniqueName } from './test-env';
@@ -60,13 +60,17 @@ export interface MeteringStack {
   onlyDue(...keep: Date[]): Promise<void>;
   run(input?: HourlyMeteringInput): Promise<ReturnType<typeof hourlyMetering> extends Promise<infer R> ? R : never>;
   batchCalls(): Promise<{ calls: number; outcomes: Record<string, number>; statuses: Record<string, number> }>;
-  usage(): Promise<Array<{ customerId: string; meteredBy: MeteredBy; dimension: string; hour: string; quantity: number }>>;
+  usage(): Promise<
+    Array<{ customerId: string; meteredBy: MeteredBy; dimension: string; hour: string; quantity: number }>
+  >;
   stopWorker(): Promise<void>;
   startWorker(): Promise<void>;
   stop(): Promise<void>;
 }
 
-export async function startMeteringStack(options: { config?: Partial<MeteringConfig>; startWorker?: boolean } = {}): Promise<MeteringStack> {
+export async function startMeteringStack(
+  options: { config?: Partial<MeteringConfig>; startWorker?: boolean } = {},
+): Promise<MeteringStack> {
   const productCode = uniqueName('meter-prod');
   const mongo = await connectMongo(testServers.mongoUri(), uniqueName('metering'));
   await ensureIndexes(mongo.db);
@@ -74,7 +78,7 @@ export async function startMeteringStack(options: { config?: Partial<MeteringCon
   const temporalConfig = testServers.temporal();
   const temporal = await connectClient(temporalConfig);
   const config: MeteringConfig = {
-    ...loadServiceConfig({}).metering,
+    ...loadMeteringConfig({}),
     ratePerSecond: 100,
     schedule: { enabled: false, offsetMinutes: 5 },
     ...options.config,
@@ -82,7 +86,12 @@ export async function startMeteringStack(options: { config?: Partial<MeteringCon
   const metering = createUsageMeteringClient({ region: 'us-east-1', endpoints: { metering: sandbox.url } });
   const lastHour = hourStart(Date.now() - HOUR_MS);
   const linkOf = (c: SandboxCustomerView, by: MeteredBy, hour: Date): MarketplaceLinkDoc => {
-    const identifiers = by === 'license' ? { licenseArn: c.licenseArn } : c.customerIdentifier ? { customerIdentifier: c.customerIdentifier } : {};
+    const identifiers =
+      by === 'license'
+        ? { licenseArn: c.licenseArn }
+        : c.customerIdentifier
+          ? { customerIdentifier: c.customerIdentifier }
+          : {};
     const ref = { awsAccountId: c.customerAwsAccountId, productCode: c.productCode, ...identifiers };
     return {
       _id: customerKey(ref),
@@ -102,7 +111,16 @@ export async function startMeteringStack(options: { config?: Partial<MeteringCon
     taskQueue: temporalConfig.taskQueue,
     config,
     lastHour,
-    async addCustomers(count, { model = 'account', usage, hour = lastHour, awsAccountId, linkBy = model === 'account' ? 'license' : 'customer-identifier' } = {}) {
+    async addCustomers(
+      count,
+      {
+        model = 'account',
+        usage,
+        hour = lastHour,
+        awsAccountId,
+        linkBy = model === 'account' ? 'license' : 'customer-identifier',
+      } = {},
+    ) {
       const customers: SandboxCustomerView[] = [];
       for (let i = 0; i < count; i += 1) {
         const created = await sandbox.control<{ customer: SandboxCustomerView }>('POST', '/control/customers', {
@@ -115,7 +133,17 @@ export async function startMeteringStack(options: { config?: Partial<MeteringCon
       await marketplaceLinksOf(mongo.db).insertMany(customers.map((c) => linkOf(c, linkBy, hour)));
       const usageDocs = customers.flatMap((c, i) => {
         const quantities = usage?.(i);
-        return quantities ? [{ _id: `dep-${c._id}|${hour.toISOString()}`, accountId: `acct-${c._id}`, deploymentId: `dep-${c._id}`, hour, quantities }] : [];
+        return quantities
+          ? [
+              {
+                _id: `dep-${c._id}|${hour.toISOString()}`,
+                accountId: `acct-${c._id}`,
+                deploymentId: `dep-${c._id}`,
+                hour,
+                quantities,
+              },
+            ]
+          : [];
       });
       if (usageDocs.length > 0) await usageOf(mongo.db).insertMany(usageDocs);
       return customers;
@@ -126,29 +154,61 @@ export async function startMeteringStack(options: { config?: Partial<MeteringCon
       if (!current) throw new Error(`customer ${customer._id} is not linked`);
       // One link per platform account (unique index): the old one goes before the new one comes.
       await links.deleteOne({ _id: current._id });
-      await links.insertOne({ ...linkOf(customer, by, lastHour), reservedAt: current.reservedAt, activatedAt: current.activatedAt });
+      await links.insertOne({
+        ...linkOf(customer, by, lastHour),
+        reservedAt: current.reservedAt,
+        activatedAt: current.activatedAt,
+      });
     },
     async onlyDue(...keep) {
       const kept = new Set(keep.map((h) => h.toISOString()));
-      const hours = Array.from({ length: 30 }, (_, i) => new Date(lastHour.getTime() - i * HOUR_MS).toISOString()).filter((h) => !kept.has(h));
+      const hours = Array.from({ length: 30 }, (_, i) =>
+        new Date(lastHour.getTime() - i * HOUR_MS).toISOString(),
+      ).filter((h) => !kept.has(h));
       await meteringHoursOf(mongo.db).bulkWrite(
         hours.map((h) => ({
-          updateOne: { filter: { _id: h }, update: { $set: { state: 'complete' as const, customers: 0, records: 0, conflicts: 0, notSubscribed: 0, at: new Date() } }, upsert: true },
+          updateOne: {
+            filter: { _id: h },
+            update: {
+              $set: {
+                state: 'complete' as const,
+                customers: 0,
+                records: 0,
+                conflicts: 0,
+                notSubscribed: 0,
+                at: new Date(),
+              },
+            },
+            upsert: true,
+          },
         })),
       );
     },
     run(input = {}) {
-      return temporal.workflow.execute(hourlyMetering, { taskQueue: temporalConfig.taskQueue, workflowId: uniqueName('metering'), args: [input] });
+      return temporal.workflow.execute(hourlyMetering, {
+        taskQueue: temporalConfig.taskQueue,
+        workflowId: uniqueName('metering'),
+        args: [input],
+      });
     },
     async batchCalls() {
-      const summary = await sandbox.control<Record<string, { calls: number; outcomes: Record<string, number>; statuses: Record<string, number> }>>('GET', '/control/calls/summary');
+      const summary = await sandbox.control<
+        Record<string, { calls: number; outcomes: Record<string, number>; statuses: Record<string, number> }>
+      >('GET', '/control/calls/summary');
       return summary.body.BatchMeterUsage ?? { calls: 0, outcomes: {}, statuses: {} };
     },
     async usage() {
-      return (await sandbox.control<Array<{ customerId: string; meteredBy: MeteredBy; dimension: string; hour: string; quantity: number }>>('GET', '/control/usage?limit=100000')).body;
+      return (
+        await sandbox.control<
+          Array<{ customerId: string; meteredBy: MeteredBy; dimension: string; hour: string; quantity: number }>
+        >('GET', '/control/usage?limit=100000')
+      ).body;
     },
     async startWorker() {
-      const created = await createWorker({ temporal: temporalConfig, activities: createActivities({ db: mongo.db, metering, usageMetering: metering, meteringConfig: config }) });
+      const created = await createWorker({
+        temporal: temporalConfig,
+        activities: createActivities({ db: mongo.db, metering, usageMetering: metering, meteringConfig: config }),
+      });
       worker = { ...created, running: created.worker.run() };
     },
     async stopWorker() {

@@ -17,17 +17,19 @@ export interface RunningSandbox extends Sandbox {
   close(): Promise<void>;
 }
 
-export async function startSandbox(options: {
-  quotaRps?: number;
-  productCode?: string;
-  sns?: SNSClient;
-  snsTopicArn?: string;
-  sqs?: SQSClient;
-  eventBridgeQueueUrl?: string;
-  registrationUrl?: string;
-  /** Sign SNS envelopes with the run's local certificate (default) or publish unsigned through moto. */
-  signSns?: false | SignatureVersion;
-} = {}): Promise<RunningSandbox> {
+export async function startSandbox(
+  options: {
+    quotaRps?: number;
+    productCode?: string;
+    sns?: SNSClient;
+    snsTopicArn?: string;
+    sqs?: SQSClient;
+    eventBridgeQueueUrl?: string;
+    registrationUrl?: string;
+    /** Sign SNS envelopes with the run's local certificate (default) or publish unsigned through moto. */
+    signSns?: false | SignatureVersion;
+  } = {},
+): Promise<RunningSandbox> {
   const mongo = await connectMongo(testServers.mongoUri(), uniqueName('sandbox'));
   const sandbox = await buildSandbox({
     db: mongo.db,
@@ -40,7 +42,8 @@ export async function startSandbox(options: {
     snsTopicArn: options.snsTopicArn,
     sqs: options.sqs,
     eventBridgeQueueUrl: options.eventBridgeQueueUrl,
-    snsSigning: options.signSns === false ? undefined : { key: testServers.snsSigningKey(), version: options.signSns ?? '1' },
+    snsSigning:
+      options.signSns === false ? undefined : { key: testServers.snsSigningKey(), version: options.signSns ?? '1' },
   });
   const url = await sandbox.app.listen({ host: '127.0.0.1', port: 0 });
   sandbox.setPublicUrl(url);

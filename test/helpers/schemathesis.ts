@@ -93,11 +93,16 @@ export async function runSchemathesis(options: FuzzOptions): Promise<FuzzResult>
       ...Object.entries(options.headers).flatMap(([name, value]) => ['-H', `${name}: ${value}`]),
     ];
     const { exitCode, output } = await new Promise<{ exitCode: number; output: string }>((resolve) => {
-      execFile(join(venvBin, 'schemathesis'), args, { cwd: workDir, timeout: options.timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-        // A number is its exit code; otherwise it did not run to the end (not installed: run infra/install.sh; or timed out).
-        const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
-        resolve({ exitCode: code, output: `${stdout}${stderr}${code === -1 ? error!.message : ''}` });
-      });
+      execFile(
+        join(venvBin, 'schemathesis'),
+        args,
+        { cwd: workDir, timeout: options.timeoutMs, maxBuffer: 64 * 1024 * 1024 },
+        (error, stdout, stderr) => {
+          // A number is its exit code; otherwise it did not run to the end (not installed: run infra/install.sh; or timed out).
+          const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
+          resolve({ exitCode: code, output: `${stdout}${stderr}${code === -1 ? error!.message : ''}` });
+        },
+      );
     });
     const report = readdirSync(workDir).find((name) => name.endsWith('.ndjson'));
     if (!report) throw new Error(`schemathesis wrote no report (exit ${exitCode}):\n${output}`);
@@ -138,5 +143,12 @@ function summarise(ndjson: string): Omit<FuzzResult, 'exitCode' | 'output'> {
       if (!failures.has(key)) failures.set(key, { check: check.name, operation, code, message: failure.message ?? '' });
     }
   }
-  return { operations: [...operations].sort(), requests, statuses, failures: [...failures.values()], failedCases, serverErrors };
+  return {
+    operations: [...operations].sort(),
+    requests,
+    statuses,
+    failures: [...failures.values()],
+    failedCases,
+    serverErrors,
+  };
 }

@@ -8,14 +8,20 @@ import type { Db } from 'mongodb';
 import { marketplaceCustomersOf, saveResolvedCustomer } from '../../lib/store/marketplace';
 import { refOfCustomer } from '../../lib/store/subscription-lookup';
 import type { SandboxCustomer } from '../../sandbox/store';
-import { normalizeLicenseArn, subscriptionWorkflowId, type SubscriptionRef } from '../../workflows/subscription-identity';
-import { subscriptionStateQuery } from '../../workflows/subscription-messages';
-import type { SubscriptionView } from '../../workflows/subscription-model';
+import { normalizeLicenseArn, subscriptionWorkflowId, type SubscriptionRef } from '../../domain/subscription-identity';
+import { subscriptionStateQuery } from '../../domain/subscription-messages';
+import type { SubscriptionView } from '../../domain/subscription-model';
 import { eventually } from './time-skipping';
 
 /** The registered subscription of an AWS account's purchase of a product (throws when it is not registered). */
-export async function registeredRef(db: Db, names: { awsAccountId: string; productCode: string }): Promise<SubscriptionRef> {
-  const doc = await marketplaceCustomersOf(db).findOne({ awsAccountId: names.awsAccountId, productCode: names.productCode });
+export async function registeredRef(
+  db: Db,
+  names: { awsAccountId: string; productCode: string },
+): Promise<SubscriptionRef> {
+  const doc = await marketplaceCustomersOf(db).findOne({
+    awsAccountId: names.awsAccountId,
+    productCode: names.productCode,
+  });
   if (!doc) throw new Error(`no registered subscription of ${names.awsAccountId} to ${names.productCode}`);
   return refOfCustomer(doc);
 }
@@ -24,7 +30,11 @@ export async function subscriptionIdOf(db: Db, names: { awsAccountId: string; pr
   return subscriptionWorkflowId(await registeredRef(db, names));
 }
 
-export async function subscriptionHandle(temporal: Client, db: Db, names: { awsAccountId: string; productCode: string }): Promise<WorkflowHandle> {
+export async function subscriptionHandle(
+  temporal: Client,
+  db: Db,
+  names: { awsAccountId: string; productCode: string },
+): Promise<WorkflowHandle> {
   return temporal.workflow.getHandle(await subscriptionIdOf(db, names));
 }
 
@@ -36,9 +46,14 @@ export function subscriptionState(handle: WorkflowHandle): Promise<SubscriptionV
  * Polls the workflow's state until `accept` holds. The workflow may not exist
  * yet (its first signal or update is on the way), so "not found" is retried too.
  */
-export function eventuallyState(handle: WorkflowHandle, accept: (state: SubscriptionView) => boolean, attempts = 400): Promise<SubscriptionView> {
+export function eventuallyState(
+  handle: WorkflowHandle,
+  accept: (state: SubscriptionView) => boolean,
+  attempts = 400,
+): Promise<SubscriptionView> {
   return eventually(
-    () => subscriptionState(handle).catch((error: unknown) => ({ notFound: String(error) }) as unknown as SubscriptionView),
+    () =>
+      subscriptionState(handle).catch((error: unknown) => ({ notFound: String(error) }) as unknown as SubscriptionView),
     (state) => 'phase' in state && accept(state),
     attempts,
   );

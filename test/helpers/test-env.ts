@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { ensureSigningKey } from '../../sandbox/sns-signing';
-import { loadServiceConfig, type AwsConfig, type PollerConfig, type TemporalConfig } from '../../lib/config';
+import type { AwsConfig, TemporalConfig } from '../../lib/config';
+import { loadPollerConfig, type PollerConfig } from '../../poller/config';
 
 /** Variables through which global-setup tells each test file where its servers are. */
 export const TEST_ENV = {
@@ -41,5 +42,10 @@ export const testServers = {
 
 /** The poller's settings for tests: its defaults, with a short shutdown and any free metrics port. */
 export function testPollerConfig(overrides: Partial<PollerConfig> = {}): PollerConfig {
-  return { ...loadServiceConfig({}).poller, shutdownTimeoutMs: 10_000, metrics: { host: '127.0.0.1', port: 0 }, ...overrides };
+  return {
+    ...loadPollerConfig({}).poller,
+    shutdownTimeoutMs: 10_000,
+    metrics: { host: '127.0.0.1', port: 0 },
+    ...overrides,
+  };
 }

@@ -2,7 +2,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { SearchAttributeType } from '@temporalio/common';
 import { binaries } from '../../infra/paths';
-import { customSearchAttributes } from '../../lib/search-attributes';
+import { customSearchAttributes } from '../../domain/search-attributes';
 
 // temporal.api.enums.v1.IndexedValueType
 const indexedValueTypes: Record<SearchAttributeType, number> = {
@@ -39,8 +39,17 @@ export async function eventually<T>(read: () => Promise<T>, accept: (value: T) =
 }
 
 /** Runs `run` while a worker for the project's workflows and the given activities polls a fresh task queue. */
-export async function withTestWorker<T>(env: TestWorkflowEnvironment, activities: object, run: (taskQueue: string) => Promise<T>): Promise<T> {
+export async function withTestWorker<T>(
+  env: TestWorkflowEnvironment,
+  activities: object,
+  run: (taskQueue: string) => Promise<T>,
+): Promise<T> {
   const taskQueue = `tq-${Math.random().toString(36).slice(2, 10)}`;
-  const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowsPath: require.resolve('../../workflows'), activities });
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowsPath: require.resolve('../../workflows'),
+    activities,
+  });
   return worker.runUntil(run(taskQueue));
 }

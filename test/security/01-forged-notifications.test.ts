@@ -13,11 +13,18 @@ import { createSqsClient } from '../../lib/aws';
 import { notificationsOf, unprocessedNotificationsOf } from '../../lib/store/marketplace';
 import { queueDepth } from '../../infra/servers';
 import { sumOfSeries } from '../../poller/metrics';
-import { enqueueBodies, eventBridgeBody, rawMessageBody, snsEnvelopeBody, syntheticCustomer, type SnsSigner } from '../../sandbox/notification-bodies';
+import {
+  enqueueBodies,
+  eventBridgeBody,
+  rawMessageBody,
+  snsEnvelopeBody,
+  syntheticCustomer,
+  type SnsSigner,
+} from '../../sandbox/notification-bodies';
 import { signedEnvelope } from '../../sandbox/sns-signing';
 import { snsMessage } from '../../sandbox/notifications';
 import type { SandboxCustomer } from '../../sandbox/store';
-import { subscriptionWorkflowId } from '../../workflows/subscription-identity';
+import { subscriptionWorkflowId } from '../../domain/subscription-identity';
 import { startLinkingStack, type LinkingStack } from '../helpers/linking-stack';
 import { eventIds, eventuallyState, registerSyntheticCustomer } from '../helpers/subscription';
 import { testServers } from '../helpers/test-env';
@@ -72,28 +79,40 @@ async function produce(bodies: string[]): Promise<void> {
   }
 }
 
-const without = (fields: Record<string, unknown>, ...names: string[]) => Object.fromEntries(Object.entries(fields).filter(([name]) => !names.includes(name)));
+const without = (fields: Record<string, unknown>, ...names: string[]) =>
+  Object.fromEntries(Object.entries(fields).filter(([name]) => !names.includes(name)));
 
 /** Each forger builds the i-th forged body aimed at `victim`. */
 type Forger = (victim: SandboxCustomer, i: number) => string;
 
 function forgers(): Record<string, Forger> {
-  const envelopeOf = (victim: SandboxCustomer, action = 'unsubscribe-success') => JSON.parse(snsEnvelopeBody(victim, action, signer)) as Record<string, unknown>;
+  const envelopeOf = (victim: SandboxCustomer, action = 'unsubscribe-success') =>
+    JSON.parse(snsEnvelopeBody(victim, action, signer)) as Record<string, unknown>;
   return {
     // The inner message alone, as SNS raw delivery would carry it.
     'raw delivery': (victim) => rawMessageBody(victim, 'unsubscribe-success'),
     // An EventBridge event from "the future": it would sort after every real notification.
     'EventBridge event dated 2099': (victim) => {
-      const event = JSON.parse(eventBridgeBody(victim, 'License Deprovisioned - Manufacturer').body) as Record<string, unknown>;
+      const event = JSON.parse(eventBridgeBody(victim, 'License Deprovisioned - Manufacturer').body) as Record<
+        string,
+        unknown
+      >;
       return JSON.stringify({ ...event, time: '2099-01-01T00:00:00Z' });
     },
-    'unsigned envelope': (victim) => JSON.stringify(without(envelopeOf(victim), 'Signature', 'SigningCertURL', 'SignatureVersion')),
+    'unsigned envelope': (victim) =>
+      JSON.stringify(without(envelopeOf(victim), 'Signature', 'SigningCertURL', 'SignatureVersion')),
     // The issue's attack: drop `Type`, and the message fields sit at the top as in a raw delivery.
-    'envelope without Type': (victim) => JSON.stringify({ ...without(envelopeOf(victim), 'Type'), ...snsMessage(victim, 'unsubscribe-success') }),
+    'envelope without Type': (victim) =>
+      JSON.stringify({ ...without(envelopeOf(victim), 'Type'), ...snsMessage(victim, 'unsubscribe-success') }),
     'envelope signed by another key': (victim) =>
       JSON.stringify(
         signedEnvelope(
-          { topicArn: signer.topicArn, message: JSON.stringify(snsMessage(victim, 'unsubscribe-success')), certUrl: attackerCertUrl, version: '2' },
+          {
+            topicArn: signer.topicArn,
+            message: JSON.stringify(snsMessage(victim, 'unsubscribe-success')),
+            certUrl: attackerCertUrl,
+            version: '2',
+          },
           attackerKey,
         ),
       ),
@@ -101,7 +120,11 @@ function forgers(): Record<string, Forger> {
       const genuine = envelopeOf(victim, 'subscribe-success');
       return JSON.stringify({ ...genuine, Message: JSON.stringify(snsMessage(victim, 'unsubscribe-success')) });
     },
-    'crafted SignatureVersion': (victim, i) => JSON.stringify({ ...envelopeOf(victim), SignatureVersion: ['constructor', '__proto__', 'toString', 'hasOwnProperty'][i % 4] }),
+    'crafted SignatureVersion': (victim, i) =>
+      JSON.stringify({
+        ...envelopeOf(victim),
+        SignatureVersion: ['constructor', '__proto__', 'toString', 'hasOwnProperty'][i % 4],
+      }),
     'certificate on a look-alike host': (victim, i) =>
       JSON.stringify({
         ...envelopeOf(victim),
@@ -112,10 +135,17 @@ function forgers(): Record<string, Forger> {
           'https://user@sns.us-east-1.amazonaws.com/SimpleNotificationService-0123.pem',
         ][i % 4],
       }),
-    'a body that is not JSON': (victim, i) => (i % 2 ? `\uFEFF${rawMessageBody(victim, 'unsubscribe-success')}` : `unsubscribe-success ${victim.customerAwsAccountId}`),
-    'JSON that is not an object': (victim, i) => JSON.stringify([[snsMessage(victim, 'unsubscribe-success')], 'unsubscribe-success', null, 42][i % 4]),
+    'a body that is not JSON': (victim, i) =>
+      i % 2
+        ? `\uFEFF${rawMessageBody(victim, 'unsubscribe-success')}`
+        : `unsubscribe-success ${victim.customerAwsAccountId}`,
+    'JSON that is not an object': (victim, i) =>
+      JSON.stringify([[snsMessage(victim, 'unsubscribe-success')], 'unsubscribe-success', null, 42][i % 4]),
     'envelope from another topic': (victim) =>
-      snsEnvelopeBody(victim, 'unsubscribe-success', { ...signer, topicArn: `${signer.topicArn.replace(/:[^:]+$/, ':')}attacker-topic` }),
+      snsEnvelopeBody(victim, 'unsubscribe-success', {
+        ...signer,
+        topicArn: `${signer.topicArn.replace(/:[^:]+$/, ':')}attacker-topic`,
+      }),
   };
 }
 
@@ -128,7 +158,11 @@ describe('issue 12 point 1: forged notifications', () => {
       const ref = await registerSyntheticCustomer(stack.mongo.db, customer);
       const body = snsEnvelopeBody(customer, 'subscribe-success', signer);
       await send(body);
-      victims.push({ customer, workflowId: subscriptionWorkflowId(ref), genuineId: (JSON.parse(body) as { MessageId: string }).MessageId });
+      victims.push({
+        customer,
+        workflowId: subscriptionWorkflowId(ref),
+        genuineId: (JSON.parse(body) as { MessageId: string }).MessageId,
+      });
     }
     for (const victim of victims) {
       await eventuallyState(stack.temporal.workflow.getHandle(victim.workflowId), (s) => s.aws.status === 'subscribed');
@@ -145,12 +179,20 @@ describe('issue 12 point 1: forged notifications', () => {
         const customer = nextCustomer();
         const ref = await registerSyntheticCustomer(stack.mongo.db, customer);
         const body = snsEnvelopeBody(customer, 'subscribe-success', signer);
-        return { workflowId: subscriptionWorkflowId(ref), id: (JSON.parse(body) as { MessageId: string }).MessageId, body };
+        return {
+          workflowId: subscriptionWorkflowId(ref),
+          id: (JSON.parse(body) as { MessageId: string }).MessageId,
+          body,
+        };
       }),
     );
     const half = Math.floor(forged.length / 2);
     await produce([...forged.slice(0, half), ...bystanders.map((b) => b.body), ...forged.slice(half)]);
-    await eventually(() => queueDepth(sqs, stack.aws.queueUrl), (depth) => depth === 0, 6000);
+    await eventually(
+      () => queueDepth(sqs, stack.aws.queueUrl),
+      (depth) => depth === 0,
+      6000,
+    );
 
     // Every forged message was dead-lettered, each as untrusted, each on its first receipt, and none recorded in the store.
     const dead = await deadLetters(sqs, stack.aws.deadLetterQueueUrl, forged.length);
@@ -162,13 +204,22 @@ describe('issue 12 point 1: forged notifications', () => {
     expect(await unprocessedNotificationsOf(stack.mongo.db).countDocuments({})).toBe(0);
 
     // No effect: only the genuine notifications reached the store and the workflows.
-    expect(await notificationsOf(stack.mongo.db).countDocuments({ handedOffAt: { $exists: true } })).toBe(victims.length + bystanders.length);
+    expect(await notificationsOf(stack.mongo.db).countDocuments({ handedOffAt: { $exists: true } })).toBe(
+      victims.length + bystanders.length,
+    );
     for (const victim of victims) {
       const state = await eventuallyState(stack.temporal.workflow.getHandle(victim.workflowId), () => true);
-      expect({ phase: state.phase, aws: state.aws.status, events: eventIds(state) }).toEqual({ phase: 'registered', aws: 'subscribed', events: [victim.genuineId] });
+      expect({ phase: state.phase, aws: state.aws.status, events: eventIds(state) }).toEqual({
+        phase: 'registered',
+        aws: 'subscribed',
+        events: [victim.genuineId],
+      });
     }
     for (const bystander of bystanders) {
-      const state = await eventuallyState(stack.temporal.workflow.getHandle(bystander.workflowId), (s) => s.history.length === 1);
+      const state = await eventuallyState(
+        stack.temporal.workflow.getHandle(bystander.workflowId),
+        (s) => s.history.length === 1,
+      );
       expect(eventIds(state)).toEqual([bystander.id]);
     }
 
@@ -198,10 +249,19 @@ describe('issue 12 point 1: forged notifications', () => {
     const genuine = JSON.parse(snsEnvelopeBody(victim, 'subscribe-success', signer)) as { MessageId: string };
     await send(JSON.stringify(genuine));
 
-    await eventuallyState(stack.temporal.workflow.getHandle(subscriptionWorkflowId(ref)), (s) => s.history.length === 1);
-    await eventually(() => queueDepth(sqs, stack.aws.queueUrl), (depth) => depth === 0, 600);
+    await eventuallyState(
+      stack.temporal.workflow.getHandle(subscriptionWorkflowId(ref)),
+      (s) => s.history.length === 1,
+    );
+    await eventually(
+      () => queueDepth(sqs, stack.aws.queueUrl),
+      (depth) => depth === 0,
+      600,
+    );
     // The copies read by the test before stay invisible: only these come back.
-    const dead = (await deadLetters(sqs, stack.aws.deadLetterQueueUrl, hostile.length)).filter((copy) => sent.some((m) => m.MessageId === copy.sourceMessageId));
+    const dead = (await deadLetters(sqs, stack.aws.deadLetterQueueUrl, hostile.length)).filter((copy) =>
+      sent.some((m) => m.MessageId === copy.sourceMessageId),
+    );
     expect(dead).toHaveLength(hostile.length);
     expect(dead.every((copy) => copy.reason.startsWith('untrusted: ') && copy.receiveCount === '1')).toBe(true);
     // The 200 KB body travels cut to 64 KiB, with its size and hash.
@@ -213,20 +273,38 @@ describe('issue 12 point 1: forged notifications', () => {
 
   it('never pauses intake for a message the dead-letter queue refuses: it is left to the redrive policy', async () => {
     // A dead-letter queue that takes smaller messages than the queue: the copy of a 2 KB forged body is refused for good.
-    await sqs.send(new SetQueueAttributesCommand({ QueueUrl: stack.aws.deadLetterQueueUrl, Attributes: { MaximumMessageSize: '1024' } }));
+    await sqs.send(
+      new SetQueueAttributesCommand({
+        QueueUrl: stack.aws.deadLetterQueueUrl,
+        Attributes: { MaximumMessageSize: '1024' },
+      }),
+    );
     try {
       const victim = nextCustomer();
       const ref = await registerSyntheticCustomer(stack.mongo.db, victim);
       const pausesBefore = await metricTotal('marketplace_notification_intake_pauses_total');
-      await send(JSON.stringify({ ...JSON.parse(rawMessageBody(victim, 'unsubscribe-success')), padding: 'x'.repeat(2048) }));
+      await send(
+        JSON.stringify({ ...JSON.parse(rawMessageBody(victim, 'unsubscribe-success')), padding: 'x'.repeat(2048) }),
+      );
       const genuine = JSON.parse(snsEnvelopeBody(victim, 'subscribe-success', signer)) as { MessageId: string };
       await send(JSON.stringify(genuine));
-      await eventuallyState(stack.temporal.workflow.getHandle(subscriptionWorkflowId(ref)), (s) => s.history.length === 1);
-      await eventually(() => metricTotal('marketplace_notifications_dead_letter_refused_total'), (n) => n >= 1);
+      await eventuallyState(
+        stack.temporal.workflow.getHandle(subscriptionWorkflowId(ref)),
+        (s) => s.history.length === 1,
+      );
+      await eventually(
+        () => metricTotal('marketplace_notifications_dead_letter_refused_total'),
+        (n) => n >= 1,
+      );
       expect(await metricTotal('marketplace_notification_intake_pauses_total')).toBe(pausesBefore);
       expect(stack.pollerLog.some((line) => line.includes('the dead-letter queue refused the copy'))).toBe(true);
     } finally {
-      await sqs.send(new SetQueueAttributesCommand({ QueueUrl: stack.aws.deadLetterQueueUrl, Attributes: { MaximumMessageSize: '262144' } }));
+      await sqs.send(
+        new SetQueueAttributesCommand({
+          QueueUrl: stack.aws.deadLetterQueueUrl,
+          Attributes: { MaximumMessageSize: '262144' },
+        }),
+      );
     }
   }, 120_000);
 
@@ -234,19 +312,34 @@ describe('issue 12 point 1: forged notifications', () => {
     const victim = nextCustomer();
     const ref = await registerSyntheticCustomer(stack.mongo.db, victim);
     const pausesBefore = await metricTotal('marketplace_notification_intake_pauses_total');
-    const event = JSON.parse(eventBridgeBody(victim, 'Purchase Agreement Created - Manufacturer').body) as Record<string, unknown>;
+    const event = JSON.parse(eventBridgeBody(victim, 'Purchase Agreement Created - Manufacturer').body) as Record<
+      string,
+      unknown
+    >;
     const bodies = [
-      ...['constructor', '__proto__', 'toString', 'hasOwnProperty'].map((name) => JSON.stringify({ ...event, id: `${name}-${victim._id}`, 'detail-type': `${name} - Manufacturer` })),
+      ...['constructor', '__proto__', 'toString', 'hasOwnProperty'].map((name) =>
+        JSON.stringify({ ...event, id: `${name}-${victim._id}`, 'detail-type': `${name} - Manufacturer` }),
+      ),
       JSON.stringify({ id: `source-${victim._id}`, 'detail-type': 'x', source: { toString: 1 } }),
     ];
-    for (const body of bodies) await sqs.send(new SendMessageCommand({ QueueUrl: stack.aws.eventBridgeQueueUrl, MessageBody: body }));
+    for (const body of bodies)
+      await sqs.send(new SendMessageCommand({ QueueUrl: stack.aws.eventBridgeQueueUrl, MessageBody: body }));
     const genuine = eventBridgeBody(victim, 'Purchase Agreement Created - Manufacturer');
     await sqs.send(new SendMessageCommand({ QueueUrl: stack.aws.eventBridgeQueueUrl, MessageBody: genuine.body }));
 
-    const state = await eventuallyState(stack.temporal.workflow.getHandle(subscriptionWorkflowId(ref)), (s) => s.history.length === 1);
+    const state = await eventuallyState(
+      stack.temporal.workflow.getHandle(subscriptionWorkflowId(ref)),
+      (s) => s.history.length === 1,
+    );
     expect(eventIds(state)).toEqual([genuine.id]);
-    await eventually(() => queueDepth(sqs, stack.aws.eventBridgeQueueUrl), (depth) => depth === 0, 600);
-    const ignored = await unprocessedNotificationsOf(stack.mongo.db).find({ _id: { $in: bodies.map((body) => (JSON.parse(body) as { id: string }).id) } }).toArray();
+    await eventually(
+      () => queueDepth(sqs, stack.aws.eventBridgeQueueUrl),
+      (depth) => depth === 0,
+      600,
+    );
+    const ignored = await unprocessedNotificationsOf(stack.mongo.db)
+      .find({ _id: { $in: bodies.map((body) => (JSON.parse(body) as { id: string }).id) } })
+      .toArray();
     expect(ignored.map((doc) => doc.outcome)).toEqual(bodies.map(() => 'ignored'));
     expect(await metricTotal('marketplace_notification_intake_pauses_total')).toBe(pausesBefore);
   }, 120_000);

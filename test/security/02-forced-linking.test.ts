@@ -14,7 +14,7 @@ import { DEMO_PASSWORD } from '../../lib/store/demo-accounts';
 import { linkStatusesOf } from '../../lib/store/link-status';
 import { marketplaceLinksOf, notificationsOf } from '../../lib/store/marketplace';
 import { linkCodesOf, linkCodeUsesOf } from '../../lib/store/registrations';
-import { SESSION_COOKIE } from '../../api/session';
+import { SESSION_COOKIE } from '../../api/common/session';
 import { Browser, sessionFor, type HttpResponse } from '../helpers/api';
 import { startLinkingStack, type LinkingStack } from '../helpers/linking-stack';
 import { uniqueName } from '../helpers/test-env';
@@ -47,9 +47,18 @@ describe('issue 12 point 2: forced linking', () => {
   async function signedInVictim() {
     const _id = uniqueName('acct');
     const name = `Victim ${_id}`;
-    await accountsOf(stack.mongo.db).insertOne({ _id, email: `${_id}@example.com`, name, paymentMethod: 'none', passwordHash: await hashPassword(DEMO_PASSWORD), createdAt: new Date() });
+    await accountsOf(stack.mongo.db).insertOne({
+      _id,
+      email: `${_id}@example.com`,
+      name,
+      paymentMethod: 'none',
+      passwordHash: await hashPassword(DEMO_PASSWORD),
+      createdAt: new Date(),
+    });
     const browser = new Browser(stack.api.url);
-    expect((await browser.postForm('/signin', { email: `${_id}@example.com`, password: DEMO_PASSWORD })).status).toBe(303);
+    expect((await browser.postForm('/signin', { email: `${_id}@example.com`, password: DEMO_PASSWORD })).status).toBe(
+      303,
+    );
     return { _id, name, browser };
   }
 
@@ -58,7 +67,10 @@ describe('issue 12 point 2: forced linking', () => {
    * cross-site POST carries no SameSite=Lax session cookie; the redirects that
    * follow are top-level GETs, which do. Returns the last answer and the link code.
    */
-  async function crossSitePost(browser: Browser, form: Record<string, string>): Promise<{ page: HttpResponse; code: string }> {
+  async function crossSitePost(
+    browser: Browser,
+    form: Record<string, string>,
+  ): Promise<{ page: HttpResponse; code: string }> {
     const session = browser.cookies.get(SESSION_COOKIE)!;
     browser.cookies.delete(SESSION_COOKIE);
     let answer = await browser.postForm('/marketplace/register', form);
@@ -74,7 +86,9 @@ describe('issue 12 point 2: forced linking', () => {
 
   const nothingLinkedFor = async (victim: { _id: string; browser: Browser }) => {
     expect((await victim.browser.get('/api/links/current')).status).toBe(404);
-    expect(await linkCodeUsesOf(stack.mongo.db).countDocuments({ accountId: victim._id, declinedAt: { $exists: false } })).toBe(0);
+    expect(
+      await linkCodeUsesOf(stack.mongo.db).countDocuments({ accountId: victim._id, declinedAt: { $exists: false } }),
+    ).toBe(0);
     expect(await linkStatusesOf(stack.mongo.db).countDocuments({ accountId: victim._id })).toBe(0);
     expect(await marketplaceLinksOf(stack.mongo.db).countDocuments({ accountId: victim._id })).toBe(0);
     expect(await accountsOf(stack.mongo.db).findOne({ _id: victim._id })).toMatchObject({ paymentMethod: 'none' });
@@ -83,12 +97,17 @@ describe('issue 12 point 2: forced linking', () => {
   it('the webhook and the index page link nothing: the page asks, naming the AWS account, the product and the account (never the unverified offer type)', async () => {
     const attacker = await subscribe({ freeTrial: true });
     const victim = await signedInVictim();
-    const { page, code } = await crossSitePost(victim.browser, { 'x-amzn-marketplace-token': attacker.token, 'x-amzn-marketplace-offer-type': 'free-trial' });
+    const { page, code } = await crossSitePost(victim.browser, {
+      'x-amzn-marketplace-token': attacker.token,
+      'x-amzn-marketplace-offer-type': 'free-trial',
+    });
     expect(page.status).toBe(200);
     expect(code).toMatch(/^[A-Za-z0-9_-]{43}$/);
 
     expect(page.text).toContain('id="link-confirmation"');
-    expect(page.text).toContain(`AWS account <strong>${spelled(attacker.customer.customerAwsAccountId)}</strong> will pay for <strong>${victim.name}</strong>`);
+    expect(page.text).toContain(
+      `AWS account <strong>${spelled(attacker.customer.customerAwsAccountId)}</strong> will pay for <strong>${victim.name}</strong>`,
+    );
     expect(page.text).toContain(`<code>${stack.productCode}</code>`);
     // The offer type is whatever the posting page wrote: it must not make a planted code look genuine.
     expect(page.text).not.toMatch(/free trial/i);
@@ -99,13 +118,22 @@ describe('issue 12 point 2: forced linking', () => {
     await nothingLinkedFor(victim);
 
     // AWS confirms the attacker's subscription: the victim's account is still untouched.
-    await stack.sandbox.control('POST', `/control/customers/${attacker.customer._id}/notifications`, { action: 'subscribe-success' });
-    await eventually(() => notificationsOf(stack.mongo.db).countDocuments({ awsAccountId: attacker.customer.customerAwsAccountId }), (n) => n === 1);
+    await stack.sandbox.control('POST', `/control/customers/${attacker.customer._id}/notifications`, {
+      action: 'subscribe-success',
+    });
+    await eventually(
+      () => notificationsOf(stack.mongo.db).countDocuments({ awsAccountId: attacker.customer.customerAwsAccountId }),
+      (n) => n === 1,
+    );
     await nothingLinkedFor(victim);
 
     // The buyer's own click (the Link button's request) is what links.
     const linked = await victim.browser.postJson('/api/links', { linkCode: code });
-    expect([linked.status, linked.json().phase, linked.json().accountId]).toEqual([202, expect.stringMatching(/waiting-for-aws|linked/), victim._id]);
+    expect([linked.status, linked.json().phase, linked.json().accountId]).toEqual([
+      202,
+      expect.stringMatching(/waiting-for-aws|linked/),
+      victim._id,
+    ]);
   });
 
   it('"Not me" spends the code: repeats answer the same, the Link request is refused, and nothing links', async () => {
@@ -115,7 +143,12 @@ describe('issue 12 point 2: forced linking', () => {
 
     const declined = await victim.browser.postJson('/api/links/decline', { linkCode: code });
     expect(declined.status).toBe(200);
-    expect(declined.json()).toEqual({ state: 'declined', awsAccountId: attacker.customer.customerAwsAccountId, productCode: stack.productCode, message: expect.stringMatching(/Nothing was linked/) });
+    expect(declined.json()).toEqual({
+      state: 'declined',
+      awsAccountId: attacker.customer.customerAwsAccountId,
+      productCode: stack.productCode,
+      message: expect.stringMatching(/Nothing was linked/),
+    });
     const again = await victim.browser.postJson('/api/links/decline', { linkCode: code });
     expect([again.status, again.json()]).toEqual([200, declined.json()]);
     expect(await linkCodeUsesOf(stack.mongo.db).countDocuments({ accountId: victim._id })).toBe(1);
@@ -146,11 +179,22 @@ describe('issue 12 point 2: forced linking', () => {
     const unknown = await victim.browser.get(`/?link=${'A'.repeat(43)}`);
     expect([unknown.text.includes(awsId), /not known/.test(unknown.text)]).toEqual([false, true]);
     const malformed = await victim.browser.get('/?link=%3Cscript%3E');
-    expect([malformed.status, malformed.text.includes('<script>'), /not known/.test(malformed.text)]).toEqual([200, false, true]);
+    expect([malformed.status, malformed.text.includes('<script>'), /not known/.test(malformed.text)]).toEqual([
+      200,
+      false,
+      true,
+    ]);
 
-    await linkCodesOf(stack.mongo.db).updateOne({ awsAccountId: attacker.customer.customerAwsAccountId }, { $set: { expiresAt: new Date(Date.now() - 1000) } });
+    await linkCodesOf(stack.mongo.db).updateOne(
+      { awsAccountId: attacker.customer.customerAwsAccountId },
+      { $set: { expiresAt: new Date(Date.now() - 1000) } },
+    );
     const expired = await victim.browser.get(`/?link=${code}`);
-    expect([expired.text.includes(awsId), /expired/.test(expired.text), expired.text.includes('id="link-confirm"')]).toEqual([false, true, false]);
+    expect([
+      expired.text.includes(awsId),
+      /expired/.test(expired.text),
+      expired.text.includes('id="link-confirm"'),
+    ]).toEqual([false, true, false]);
     await nothingLinkedFor(victim);
   });
 
@@ -166,7 +210,12 @@ describe('issue 12 point 2: forced linking', () => {
     const noSession = await anonymous.postJson('/api/links/decline', { linkCode: code });
     expect([noSession.status, noSession.json().error]).toEqual([401, 'Unauthorized']);
 
-    const crossSite = await buyer.browser.request('POST', '/api/links/decline', { json: { linkCode: code } }, { origin: 'https://evil.example' });
+    const crossSite = await buyer.browser.request(
+      'POST',
+      '/api/links/decline',
+      { json: { linkCode: code } },
+      { origin: 'https://evil.example' },
+    );
     expect([crossSite.status, crossSite.json().error]).toEqual([403, 'CrossSiteRequest']);
 
     const otherBrowser = new Browser(stack.api.url);
@@ -190,16 +239,23 @@ describe('issue 12 point 2: forced linking', () => {
     const second = await subscribe();
     const late2 = await signedInVictim();
     const { code: expiring } = await crossSitePost(late2.browser, { 'x-amzn-marketplace-token': second.token });
-    await linkCodesOf(stack.mongo.db).updateOne({ awsAccountId: second.customer.customerAwsAccountId }, { $set: { expiresAt: new Date(Date.now() - 1000) } });
+    await linkCodesOf(stack.mongo.db).updateOne(
+      { awsAccountId: second.customer.customerAwsAccountId },
+      { $set: { expiresAt: new Date(Date.now() - 1000) } },
+    );
     const expired = await late2.browser.postJson('/api/links/decline', { linkCode: expiring });
     expect([expired.status, expired.json().error]).toEqual([410, 'LinkCodeExpired']);
   });
 
   it('documents the decline endpoint and its answers in the OpenAPI document', async () => {
-    const openapi = (await new Browser(stack.api.url).get('/openapi.json')).json<{ paths: Record<string, Record<string, { responses: Record<string, unknown>; requestBody?: unknown }>> }>();
+    const openapi = (await new Browser(stack.api.url).get('/openapi.json')).json<{
+      paths: Record<string, Record<string, { responses: Record<string, unknown>; requestBody?: unknown }>>;
+    }>();
     const decline = openapi.paths['/api/links/decline']?.post;
     expect(decline).toBeDefined();
-    expect(Object.keys(decline!.responses)).toEqual(expect.arrayContaining(['200', '400', '401', '403', '404', '409', '410']));
+    expect(Object.keys(decline!.responses)).toEqual(
+      expect.arrayContaining(['200', '400', '401', '403', '404', '409', '410']),
+    );
     expect(decline!.requestBody).toBeDefined();
     expect(Object.keys(openapi.paths['/api/links']!.post!.responses)).toContain('410');
   });

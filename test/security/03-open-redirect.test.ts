@@ -81,7 +81,9 @@ describe('issue 12 point 3: open redirect', () => {
     temporal = await connectClient(testServers.temporal());
     api = await startApi({ db: mongo.db, temporal });
     signedIn = new Browser(api.url);
-    expect((await signedIn.postForm('/signin', { email: 'alice@example.com', password: DEMO_PASSWORD })).status).toBe(303);
+    expect((await signedIn.postForm('/signin', { email: 'alice@example.com', password: DEMO_PASSWORD })).status).toBe(
+      303,
+    );
   });
   afterAll(async () => {
     await api?.close();
@@ -104,7 +106,11 @@ describe('issue 12 point 3: open redirect', () => {
   });
 
   it.each(HOSTILE)('POST /signin with next=%j signs in and goes home, never elsewhere', async (next) => {
-    const response = await new Browser(api.url).postForm('/signin', { email: 'alice@example.com', password: DEMO_PASSWORD, next });
+    const response = await new Browser(api.url).postForm('/signin', {
+      email: 'alice@example.com',
+      password: DEMO_PASSWORD,
+      next,
+    });
     const location = response.headers.get('location')!;
     expect(leavesOrigin(location, api.url)).toBe(false);
     expect([response.status, location]).toEqual([303, '/']);
@@ -114,13 +120,21 @@ describe('issue 12 point 3: open redirect', () => {
     for (const [next, expected] of LOCAL) {
       const get = await signedIn.get(`/signin?next=${encodeURIComponent(next)}`);
       expect([next, get.status, get.headers.get('location')]).toEqual([next, 303, expected]);
-      const post = await new Browser(api.url).postForm('/signin', { email: 'alice@example.com', password: DEMO_PASSWORD, next });
+      const post = await new Browser(api.url).postForm('/signin', {
+        email: 'alice@example.com',
+        password: DEMO_PASSWORD,
+        next,
+      });
       expect([next, post.status, post.headers.get('location')]).toEqual([next, 303, expected]);
     }
   });
 
   it('refuses a hostile next on a failed sign-in too: the form it shows again carries "/"', async () => {
-    const response = await new Browser(api.url).postForm('/signin', { email: 'alice@example.com', password: 'wrong', next: '/.//evil.example' });
+    const response = await new Browser(api.url).postForm('/signin', {
+      email: 'alice@example.com',
+      password: 'wrong',
+      next: '/.//evil.example',
+    });
     expect(response.status).toBe(401);
     expect(response.text).toContain('<input type="hidden" name="next" value="/">');
   });

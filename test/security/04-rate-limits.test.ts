@@ -13,7 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { Browser, startApi } from '../helpers/api';
 import { startLinkingStack, type LinkingStack } from '../helpers/linking-stack';
-import { loadServiceConfig } from '../../lib/config';
+import { loadApiConfig } from '../../api/config';
 import { DEMO_PASSWORD, seedDemoAccounts } from '../../lib/store/demo-accounts';
 
 const LIMITS = { registrationPerMinute: 5, signInPerMinute: 5, linksPerMinute: 5, resolveCustomerPerSecond: 3 };
@@ -40,15 +40,20 @@ function client(ip: string, spoofed?: () => string) {
   const forwarded = () => ({ 'x-forwarded-for': spoofed ? `${spoofed()}, ${ip}` : ip });
   return {
     browser,
-    register: (token: string) => browser.request('POST', '/marketplace/register', { form: { 'x-amzn-marketplace-token': token } }, forwarded()),
-    signIn: (email: string, password: string) => browser.request('POST', '/signin', { form: { email, password } }, forwarded()),
+    register: (token: string) =>
+      browser.request('POST', '/marketplace/register', { form: { 'x-amzn-marketplace-token': token } }, forwarded()),
+    signIn: (email: string, password: string) =>
+      browser.request('POST', '/signin', { form: { email, password } }, forwarded()),
     link: (linkCode: string) => browser.request('POST', '/api/links', { json: { linkCode } }, forwarded()),
   };
 }
 
 /** ResolveCustomer calls the sandbox answered, by outcome (ok, InvalidTokenException, ThrottlingException, …). */
 async function resolveCalls(since: Date): Promise<{ byOutcome: Record<string, number>; at: number[] }> {
-  const calls = await stack.sandbox.store.calls.find({ operation: 'ResolveCustomer', at: { $gte: since } }).sort({ at: 1 }).toArray();
+  const calls = await stack.sandbox.store.calls
+    .find({ operation: 'ResolveCustomer', at: { $gte: since } })
+    .sort({ at: 1 })
+    .toArray();
   const byOutcome: Record<string, number> = {};
   for (const call of calls) byOutcome[call.outcome] = (byOutcome[call.outcome] ?? 0) + 1;
   return { byOutcome, at: calls.map((call) => call.at.getTime()) };
@@ -108,7 +113,9 @@ describe('issue 12 point 4: rate limits', () => {
     const since = new Date();
     const token = (await stack.sandbox.control<{ token: string }>('POST', '/control/customers', {})).body.token;
     const attackers = Array.from({ length: 25 }, (_, i) => client(`203.0.113.${i + 100}`));
-    const flood = Promise.all(attackers.flatMap((attacker) => [attacker.register(fakeToken()), attacker.register(fakeToken())]));
+    const flood = Promise.all(
+      attackers.flatMap((attacker) => [attacker.register(fakeToken()), attacker.register(fakeToken())]),
+    );
     // A real buyer arrives in the middle of it: one place in the queue per client puts it behind one call per attacker, not behind the flood.
     await new Promise((resolve) => setTimeout(resolve, 200));
     const buyer = await client('198.51.100.50').register(token);
@@ -130,7 +137,6 @@ describe('issue 12 point 4: rate limits', () => {
       expect(Number(answer.headers.get('retry-after'))).toBeGreaterThan(0);
       expect(answer.text).toContain('data-problem="busy"');
     }
-
   });
 
   it('refuses a token of the wrong shape without spending a ResolveCustomer call', async () => {
@@ -152,7 +158,8 @@ describe('issue 12 point 4: rate limits', () => {
 
   it('stops a sign-in brute force after the limit, for that client only', async () => {
     const attacker = client('192.0.2.66');
-    for (let i = 0; i < LIMITS.signInPerMinute; i++) expect((await attacker.signIn('alice@example.com', `guess-${i}`)).status).toBe(401);
+    for (let i = 0; i < LIMITS.signInPerMinute; i++)
+      expect((await attacker.signIn('alice@example.com', `guess-${i}`)).status).toBe(401);
     const locked = await attacker.signIn('alice@example.com', DEMO_PASSWORD);
     expect(locked.status).toBe(429);
     expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(0);
@@ -168,18 +175,28 @@ describe('issue 12 point 4: rate limits', () => {
     for (let i = 0; i < LIMITS.linksPerMinute; i++) expect((await buyer.link('A'.repeat(43))).status).toBe(404);
     const limited = await buyer.link('A'.repeat(43));
     expect(limited.status).toBe(429);
-    expect(limited.json()).toEqual({ error: 'TooManyRequests', message: expect.stringMatching(/Too many requests.*retry in/i) });
+    expect(limited.json()).toEqual({
+      error: 'TooManyRequests',
+      message: expect.stringMatching(/Too many requests.*retry in/i),
+    });
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
   });
 
   it('reads TRUST_PROXY as a hop count or addresses, and refuses a value that would believe any client', () => {
-    expect(loadServiceConfig({}).httpServer.trustProxy).toBeUndefined();
-    expect(loadServiceConfig({ TRUST_PROXY: '1' }).httpServer.trustProxy).toBe(1);
-    expect(loadServiceConfig({ TRUST_PROXY: '10.0.0.0/8,fd00::/8,loopback' }).httpServer.trustProxy).toBe('10.0.0.0/8,fd00::/8,loopback');
+    expect(loadApiConfig({}).httpServer.trustProxy).toBeUndefined();
+    expect(loadApiConfig({ TRUST_PROXY: '1' }).httpServer.trustProxy).toBe(1);
+    expect(loadApiConfig({ TRUST_PROXY: '10.0.0.0/8,fd00::/8,loopback' }).httpServer.trustProxy).toBe(
+      '10.0.0.0/8,fd00::/8,loopback',
+    );
     for (const value of ['true', '10.0.0.0/33', 'lb.example', '10.0.0.1/8/8']) {
-      expect(() => loadServiceConfig({ TRUST_PROXY: value })).toThrow(/TRUST_PROXY/);
+      expect(() => loadApiConfig({ TRUST_PROXY: value })).toThrow(/TRUST_PROXY/);
     }
-    expect(loadServiceConfig({}).rateLimits).toEqual({ registrationPerMinute: 10, signInPerMinute: 10, linksPerMinute: 30, resolveCustomerPerSecond: 5 });
+    expect(loadApiConfig({}).rateLimits).toEqual({
+      registrationPerMinute: 10,
+      signInPerMinute: 10,
+      linksPerMinute: 30,
+      resolveCustomerPerSecond: 5,
+    });
   });
 
   it('ignores X-Forwarded-For unless a proxy is trusted: rotating it does not escape the limit', async () => {
@@ -193,7 +210,16 @@ describe('issue 12 point 4: rate limits', () => {
       const browser = new Browser(direct.url);
       const answers = [];
       for (let i = 0; i < LIMITS.registrationPerMinute + 3; i++) {
-        answers.push((await browser.request('POST', '/marketplace/register', { form: { 'x-amzn-marketplace-token': 'short' } }, { 'x-forwarded-for': `198.18.0.${i}` })).status);
+        answers.push(
+          (
+            await browser.request(
+              'POST',
+              '/marketplace/register',
+              { form: { 'x-amzn-marketplace-token': 'short' } },
+              { 'x-forwarded-for': `198.18.0.${i}` },
+            )
+          ).status,
+        );
       }
       expect(answers).toEqual([...Array(LIMITS.registrationPerMinute).fill(400), 429, 429, 429]);
     } finally {

@@ -6,7 +6,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import type { Client } from '@temporalio/client';
-import { loadServiceConfig } from '../../lib/config';
+import { loadApiConfig } from '../../api/config';
 import { connectMongo, type MongoHandle } from '../../lib/mongo';
 import { connectClient } from '../../lib/temporal';
 import { startApi, type RunningApi } from '../helpers/api';
@@ -74,8 +74,15 @@ describe('issue 12 point 5: slow clients', () => {
   const closeTimes = (outcomes: Outcome[]) => outcomes.map((o) => o.closedAfterMs ?? Infinity);
 
   it('has finite defaults, and refuses a headers timeout longer than the request timeout', () => {
-    expect(loadServiceConfig({}).httpServer.timeouts).toEqual({ headersMs: 10_000, requestMs: 30_000, connectionMs: 60_000, keepAliveMs: 72_000 });
-    expect(() => loadServiceConfig({ API_HEADERS_TIMEOUT_SECONDS: '40', API_REQUEST_TIMEOUT_SECONDS: '30' })).toThrow(/API_HEADERS_TIMEOUT_SECONDS/);
+    expect(loadApiConfig({}).httpServer.timeouts).toEqual({
+      headersMs: 10_000,
+      requestMs: 30_000,
+      connectionMs: 60_000,
+      keepAliveMs: 72_000,
+    });
+    expect(() => loadApiConfig({ API_HEADERS_TIMEOUT_SECONDS: '40', API_REQUEST_TIMEOUT_SECONDS: '30' })).toThrow(
+      /API_HEADERS_TIMEOUT_SECONDS/,
+    );
   });
 
   it(`closes ${CONNECTIONS} connections that never finish their headers (headers timeout), and keeps serving others`, async () => {
@@ -88,7 +95,8 @@ describe('issue 12 point 5: slow clients', () => {
   });
 
   it(`closes ${CONNECTIONS} connections that trickle a body (request timeout), answering 408`, async () => {
-    const head = 'POST /signin HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\n';
+    const head =
+      'POST /signin HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\n';
     const outcomes = await many(() => slowClient(port, head, 'a'));
     expect(Math.max(...closeTimes(outcomes))).toBeLessThan(TIMEOUTS.requestMs + SLACK_MS);
     for (const outcome of outcomes) expect(outcome.received).toMatch(/^HTTP\/1\.1 408 /);

@@ -37,15 +37,29 @@ describe('issue 12 point 6: crafted SignatureVersion', () => {
     it('dead-letters each crafted envelope on its first receive as untrusted, and never pauses intake', async () => {
       const victim = syntheticCustomer(Date.now() % 1_000_000_000, stack.productCode);
       await registerSyntheticCustomer(stack.mongo.db, victim);
-      const send = (body: string) => sqs.send(new SendMessageCommand({ QueueUrl: stack.aws.queueUrl, MessageBody: body }));
+      const send = (body: string) =>
+        sqs.send(new SendMessageCommand({ QueueUrl: stack.aws.queueUrl, MessageBody: body }));
       const crafted = await Promise.all(
-        CRAFTED.map((version) => send(JSON.stringify({ ...JSON.parse(snsEnvelopeBody(victim, 'unsubscribe-success', signer)), SignatureVersion: version }))),
+        CRAFTED.map((version) =>
+          send(
+            JSON.stringify({
+              ...JSON.parse(snsEnvelopeBody(victim, 'unsubscribe-success', signer)),
+              SignatureVersion: version,
+            }),
+          ),
+        ),
       );
       const genuine = JSON.parse(snsEnvelopeBody(victim, 'subscribe-success', signer)) as { MessageId: string };
       await send(JSON.stringify(genuine));
 
-      await eventually(() => notificationsOf(stack.mongo.db).findOne({ _id: genuine.MessageId }), (doc) => Boolean(doc?.handedOffAt));
-      await eventually(() => queueDepth(sqs, stack.aws.queueUrl), (depth) => depth === 0);
+      await eventually(
+        () => notificationsOf(stack.mongo.db).findOne({ _id: genuine.MessageId }),
+        (doc) => Boolean(doc?.handedOffAt),
+      );
+      await eventually(
+        () => queueDepth(sqs, stack.aws.queueUrl),
+        (depth) => depth === 0,
+      );
       const dead = await deadLetters(sqs, stack.aws.deadLetterQueueUrl, CRAFTED.length);
       const craftedIds = new Set(crafted.map((sent) => sent.MessageId!));
       expect(dead.every((copy) => craftedIds.has(copy.sourceMessageId))).toBe(true);
@@ -56,7 +70,9 @@ describe('issue 12 point 6: crafted SignatureVersion', () => {
       expect(sumOfSeries(metrics, 'marketplace_notification_hand_off_failures_total')).toBe(0);
       expect(sumOfSeries(metrics, 'marketplace_notification_intake_pauses_total')).toBe(0);
       // Only the genuine notification had an effect.
-      expect(await notificationsOf(stack.mongo.db).countDocuments({ awsAccountId: victim.customerAwsAccountId })).toBe(1);
+      expect(await notificationsOf(stack.mongo.db).countDocuments({ awsAccountId: victim.customerAwsAccountId })).toBe(
+        1,
+      );
     });
   });
 });

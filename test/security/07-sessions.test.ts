@@ -18,7 +18,11 @@ const PREVIOUS_KEY = 'the-previous-session-signing-key-0123456789';
 const secret = (key: string) => new TextEncoder().encode(key);
 
 /** A token as the platform would issue it, with a JWT library of its own. */
-function platformToken(claims: JWTPayload, key = TEST_SIGNING_KEY, options: { expiresIn?: string | number; alg?: string } = {}) {
+function platformToken(
+  claims: JWTPayload,
+  key = TEST_SIGNING_KEY,
+  options: { expiresIn?: string | number; alg?: string } = {},
+) {
   return new SignJWT(claims)
     .setProtectedHeader({ alg: options.alg ?? 'HS256', typ: 'JWT' })
     .setIssuedAt()
@@ -26,7 +30,8 @@ function platformToken(claims: JWTPayload, key = TEST_SIGNING_KEY, options: { ex
     .sign(secret(key));
 }
 
-const decodePart = (part: string) => JSON.parse(Buffer.from(part, 'base64url').toString('utf8')) as Record<string, unknown>;
+const decodePart = (part: string) =>
+  JSON.parse(Buffer.from(part, 'base64url').toString('utf8')) as Record<string, unknown>;
 
 describe('issue 12 point 7: sessions are standard tokens, and sign-out ends them', () => {
   let mongo: MongoHandle;
@@ -37,7 +42,11 @@ describe('issue 12 point 7: sessions are standard tokens, and sign-out ends them
     mongo = await connectMongo(testServers.mongoUri(), uniqueName('sessions'));
     await seedDemoAccounts(mongo.db);
     temporal = await connectClient(testServers.temporal());
-    api = await startApi({ db: mongo.db, temporal, settings: { session: { signingKeys: [TEST_SIGNING_KEY, PREVIOUS_KEY], ttlSeconds: 3600 } } });
+    api = await startApi({
+      db: mongo.db,
+      temporal,
+      settings: { session: { signingKeys: [TEST_SIGNING_KEY, PREVIOUS_KEY], ttlSeconds: 3600 } },
+    });
   });
   afterAll(async () => {
     await api?.close();
@@ -79,7 +88,9 @@ describe('issue 12 point 7: sessions are standard tokens, and sign-out ends them
     const token = await platformToken({ sub: 'acct-bob', sv: 0, aud: AUDIENCE });
     expect(await billingWith(token)).toMatchObject({ status: 200, body: { accountId: 'acct-bob' } });
     const browser = new Browser(api.url);
-    const cookieName = [...(await signIn('carol@example.com')).browser.cookies.keys()].find((name) => name.endsWith('mp_session'))!;
+    const cookieName = [...(await signIn('carol@example.com')).browser.cookies.keys()].find((name) =>
+      name.endsWith('mp_session'),
+    )!;
     browser.cookies.set(cookieName, token);
     const billing = await browser.get('/api/billing');
     expect([billing.status, billing.json().accountId]).toEqual([200, 'acct-bob']);
@@ -113,7 +124,11 @@ describe('issue 12 point 7: sessions are standard tokens, and sign-out ends them
   it('ends every session of the account at sign-out, on other devices too', async () => {
     const laptop = await signIn('bob@example.com');
     const phone = await signIn('bob@example.com');
-    const platformIssued = await platformToken({ sub: 'acct-bob', sv: ((await accountsOf(mongo.db).findOne({ _id: 'acct-bob' }))?.sessionVersion ?? 0), aud: AUDIENCE });
+    const platformIssued = await platformToken({
+      sub: 'acct-bob',
+      sv: (await accountsOf(mongo.db).findOne({ _id: 'acct-bob' }))?.sessionVersion ?? 0,
+      aud: AUDIENCE,
+    });
     expect((await billingWith(phone.token)).status).toBe(200);
     expect((await billingWith(platformIssued)).status).toBe(200);
     expect((await laptop.browser.request('POST', '/signout')).status).toBe(303);
@@ -127,7 +142,10 @@ describe('issue 12 point 7: sessions are standard tokens, and sign-out ends them
   it('keeps the previous key valid for rotation, and refuses every other token', async () => {
     const sv = (await accountsOf(mongo.db).findOne({ _id: 'acct-dave' }))?.sessionVersion ?? 0;
     const claims = { sub: 'acct-dave', sv, aud: AUDIENCE };
-    expect(await billingWith(await platformToken(claims, PREVIOUS_KEY))).toMatchObject({ status: 200, body: { accountId: 'acct-dave' } });
+    expect(await billingWith(await platformToken(claims, PREVIOUS_KEY))).toMatchObject({
+      status: 200,
+      body: { accountId: 'acct-dave' },
+    });
 
     const none = `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url')}.${Buffer.from(
       JSON.stringify({ ...claims, iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 600 }),
@@ -144,7 +162,10 @@ describe('issue 12 point 7: sessions are standard tokens, and sign-out ends them
       ['a future session version', await platformToken({ ...claims, sv: sv + 1 })],
       ['an unknown account', await platformToken({ ...claims, sub: 'acct-nobody' })],
       ['no subject', await platformToken({ sv, aud: AUDIENCE })],
-      ['the retired v1 format', `v1.${Buffer.from(JSON.stringify({ sub: 'acct-dave', iat: 1, exp: 4102444800 })).toString('base64url')}.x`],
+      [
+        'the retired v1 format',
+        `v1.${Buffer.from(JSON.stringify({ sub: 'acct-dave', iat: 1, exp: 4102444800 })).toString('base64url')}.x`,
+      ],
       ['garbage', 'not.a.token'],
     ];
     for (const [name, token] of refused) {

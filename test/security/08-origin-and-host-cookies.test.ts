@@ -43,12 +43,16 @@ const errorOf = (body: string) => (JSON.parse(body) as { error?: string }).error
 /** A POST with headers a browser controls and fetch() does not let us set (Host), as a load balancer forwards it. */
 function rawPost(url: string, path: string, headers: Record<string, string>, body: string): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
-    const request = httpRequest(new URL(path, url), { method: 'POST', headers: { ...headers, 'content-length': Buffer.byteLength(body) } }, (response) => {
-      let text = '';
-      response.setEncoding('utf8');
-      response.on('data', (chunk: string) => (text += chunk));
-      response.on('end', () => resolve({ status: response.statusCode!, headers: response.headers, body: text }));
-    });
+    const request = httpRequest(
+      new URL(path, url),
+      { method: 'POST', headers: { ...headers, 'content-length': Buffer.byteLength(body) } },
+      (response) => {
+        let text = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (text += chunk));
+        response.on('end', () => resolve({ status: response.statusCode!, headers: response.headers, body: text }));
+      },
+    );
     request.on('error', reject);
     request.end(body);
   });
@@ -79,8 +83,10 @@ describe('issue 12 point 8: strict Origin check and __Host- cookies', () => {
     await mongo?.close();
   });
 
-  const sessionVersion = async (accountId: string) => (await accountsOf(mongo.db).findOne({ _id: accountId }))?.sessionVersion ?? 0;
-  const signInForm = (email = 'bob@example.com') => new URLSearchParams({ email, password: DEMO_PASSWORD, next: '/' }).toString();
+  const sessionVersion = async (accountId: string) =>
+    (await accountsOf(mongo.db).findOne({ _id: accountId }))?.sessionVersion ?? 0;
+  const signInForm = (email = 'bob@example.com') =>
+    new URLSearchParams({ email, password: DEMO_PASSWORD, next: '/' }).toString();
   const form = { 'content-type': 'application/x-www-form-urlencoded' };
   const json = { 'content-type': 'application/json' };
   const linkBody = JSON.stringify({ linkCode: 'A'.repeat(43) });
@@ -105,20 +111,24 @@ describe('issue 12 point 8: strict Origin check and __Host- cookies', () => {
     'null',
   ];
 
-  it.each(refusedOrigins)('refuses Origin %s on every cookie-authenticated POST, and changes nothing', async (origin) => {
-    const before = await sessionVersion('acct-alice');
-    const answers = await postAll({ origin, host: 'billing.example' });
-    for (const [route, answer] of Object.entries(answers)) {
-      expect([route, answer.status, errorOf(answer.body)]).toEqual([route, 403, 'CrossSiteRequest']);
-      expect(answer.headers['set-cookie']).toBeUndefined();
-    }
-    expect(await sessionVersion('acct-alice')).toBe(before);
-  });
+  it.each(refusedOrigins)(
+    'refuses Origin %s on every cookie-authenticated POST, and changes nothing',
+    async (origin) => {
+      const before = await sessionVersion('acct-alice');
+      const answers = await postAll({ origin, host: 'billing.example' });
+      for (const [route, answer] of Object.entries(answers)) {
+        expect([route, answer.status, errorOf(answer.body)]).toEqual([route, 403, 'CrossSiteRequest']);
+        expect(answer.headers['set-cookie']).toBeUndefined();
+      }
+      expect(await sessionVersion('acct-alice')).toBe(before);
+    },
+  );
 
   it('never trusts an origin made from the Host header', async () => {
     for (const origin of [`http://${host}`, `https://${host}`]) {
       const answers = await postAll({ origin });
-      for (const [route, answer] of Object.entries(answers)) expect([origin, route, answer.status]).toEqual([origin, route, 403]);
+      for (const [route, answer] of Object.entries(answers))
+        expect([origin, route, answer.status]).toEqual([origin, route, 403]);
     }
   });
 
@@ -150,10 +160,24 @@ describe('issue 12 point 8: strict Origin check and __Host- cookies', () => {
     expect(await sessionVersion('acct-alice')).toBe(before);
 
     // A header no cross-site form or fetch can send without a CORS preflight, which this API never grants.
-    const bearer = await rawPost(api.url, '/api/links', { ...json, authorization: `Bearer ${sessionFor('acct-alice', await sessionVersion('acct-alice'))}` }, linkBody);
+    const bearer = await rawPost(
+      api.url,
+      '/api/links',
+      { ...json, authorization: `Bearer ${sessionFor('acct-alice', await sessionVersion('acct-alice'))}` },
+      linkBody,
+    );
     expect([bearer.status, errorOf(bearer.body)]).toEqual([404, 'UnknownLinkCode']);
     // The same from another site is refused all the same.
-    const crossSite = await rawPost(api.url, '/api/links', { ...json, origin: 'https://evil.example', authorization: `Bearer ${sessionFor('acct-alice', await sessionVersion('acct-alice'))}` }, linkBody);
+    const crossSite = await rawPost(
+      api.url,
+      '/api/links',
+      {
+        ...json,
+        origin: 'https://evil.example',
+        authorization: `Bearer ${sessionFor('acct-alice', await sessionVersion('acct-alice'))}`,
+      },
+      linkBody,
+    );
     expect(crossSite.status).toBe(403);
   });
 
@@ -201,7 +225,10 @@ describe('issue 12 point 8: strict Origin check and __Host- cookies', () => {
   it('keeps plain names without Secure on a plain-http public URL (the local stack), where Safari drops Secure cookies', async () => {
     const local = await startApi({ db: mongo.db, temporal });
     try {
-      const signedIn = await new Browser(local.url).postForm('/signin', { email: 'carol@example.com', password: DEMO_PASSWORD });
+      const signedIn = await new Browser(local.url).postForm('/signin', {
+        email: 'carol@example.com',
+        password: DEMO_PASSWORD,
+      });
       const [session] = signedIn.headers.getSetCookie();
       expect(session).toMatch(/^mp_session=/);
       expect(session).not.toMatch(/; Secure/);
@@ -216,18 +243,41 @@ describe('issue 12 point 8: strict Origin check and __Host- cookies', () => {
     let publicUrl: string;
 
     beforeAll(async () => {
-      if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: infra/install.sh installs Debian's chromium package`);
+      if (!existsSync(CHROMIUM))
+        throw new Error(`Chromium not found at ${CHROMIUM}: infra/install.sh installs Debian's chromium package`);
       const dir = mkdtempSync(join(tmpdir(), 'host-cookies-'));
-      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
-        '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'rsa:2048',
+          '-nodes',
+          '-days',
+          '1',
+          '-subj',
+          '/CN=127.0.0.1',
+          '-addext',
+          'subjectAltName=IP:127.0.0.1',
+          '-keyout',
+          join(dir, 'key.pem'),
+          '-out',
+          join(dir, 'cert.pem'),
+        ],
+        { stdio: 'ignore' },
+      );
       // The load balancer: terminates TLS and forwards the bytes to the API.
       let target = 0;
-      tls = createTlsServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }, (socket) => {
-        const upstream = connect(target, '127.0.0.1');
-        socket.pipe(upstream).pipe(socket);
-        socket.on('error', () => upstream.destroy());
-        upstream.on('error', () => socket.destroy());
-      });
+      tls = createTlsServer(
+        { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) },
+        (socket) => {
+          const upstream = connect(target, '127.0.0.1');
+          socket.pipe(upstream).pipe(socket);
+          socket.on('error', () => upstream.destroy());
+          upstream.on('error', () => socket.destroy());
+        },
+      );
       await new Promise<void>((resolve) => tls.listen(0, '127.0.0.1', resolve));
       publicUrl = `https://127.0.0.1:${(tls.address() as AddressInfo).port}`;
       secure = await startApi({ db: mongo.db, temporal, settings: { publicBaseUrl: publicUrl } });
@@ -239,7 +289,11 @@ describe('issue 12 point 8: strict Origin check and __Host- cookies', () => {
     });
 
     it('keeps the __Host- session cookie, sends it back, and loses it at sign-out', async () => {
-      const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+      const browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        headless: true,
+        args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+      });
       try {
         const context = await browser.newContext({ ignoreHTTPSErrors: true });
         const page = await context.newPage();
@@ -249,7 +303,9 @@ describe('issue 12 point 8: strict Origin check and __Host- cookies', () => {
         await Promise.all([page.waitForURL(`${publicUrl}/billing`), page.click('#sign-in')]);
         expect(await page.locator('#payment-method').textContent()).toBe('AWS Marketplace Subscription');
         const cookies = await context.cookies(publicUrl);
-        expect(cookies.map((c) => [c.name, c.secure, c.httpOnly, c.sameSite, c.path])).toEqual([['__Host-mp_session', true, true, 'Lax', '/']]);
+        expect(cookies.map((c) => [c.name, c.secure, c.httpOnly, c.sameSite, c.path])).toEqual([
+          ['__Host-mp_session', true, true, 'Lax', '/'],
+        ]);
         // The sign-out form on our own page passes the Origin check, and the cookie is gone.
         await Promise.all([page.waitForURL(`${publicUrl}/signin`), page.click('form[action="/signout"] button')]);
         expect(await context.cookies(publicUrl)).toEqual([]);

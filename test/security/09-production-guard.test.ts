@@ -13,16 +13,30 @@ import { freePort, portOpen, startProcess, type ManagedProcess } from '../../inf
 import { localEnvValues, stackServiceEnv } from '../../infra/stack-env';
 import type { ServiceRole } from '../../lib/production-guard';
 import { TEST_ENV, testServers, uniqueName } from '../helpers/test-env';
-import { LOCAL_ENDPOINTS as local, STRONG_KEY, UNSAFE_NAMES, UNSAFE_ON_REAL_AWS } from '../fixtures/production-settings';
+import {
+  LOCAL_ENDPOINTS as local,
+  STRONG_KEY,
+  UNSAFE_NAMES,
+  UNSAFE_ON_REAL_AWS,
+} from '../fixtures/production-settings';
 
 const root = join(__dirname, '..', '..');
 const node = join(root, 'node_modules', '.bin', 'node');
-const scripts: Record<ServiceRole, string> = { api: 'api/server.js', worker: 'worker/main.js', poller: 'poller/main.js' };
+const scripts: Record<ServiceRole, string> = {
+  api: 'api/server.js',
+  worker: 'worker/main.js',
+  poller: 'poller/main.js',
+};
 
 /** Runs a built program to its exit (it must exit on its own) and returns its exit code and output. */
-function runToExit(role: ServiceRole, env: Record<string, string>, timeoutMs = 30_000): Promise<{ code: number | null; output: string }> {
+function runToExit(
+  role: ServiceRole,
+  env: Record<string, string>,
+  timeoutMs = 30_000,
+): Promise<{ code: number | null; output: string }> {
   const script = join(root, 'dist', scripts[role]);
-  if (!existsSync(script)) throw new Error(`dist/${scripts[role]} is missing: run \`npm run build\` (infra/test.sh does)`);
+  if (!existsSync(script))
+    throw new Error(`dist/${scripts[role]} is missing: run \`npm run build\` (infra/test.sh does)`);
   return new Promise((resolve, reject) => {
     // Only what is given: no test-server variables leak in, and nothing reaches AWS before the guard.
     const child = spawn(node, [script], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -43,18 +57,30 @@ function runToExit(role: ServiceRole, env: Record<string, string>, timeoutMs = 3
 describe('issue 12 point 9: production guard (the real processes)', () => {
   jest.setTimeout(120_000);
   // Nothing listens here: a process that got past the guard would fail on the store instead, without the names.
-  const unreachableStore = { MONGODB_URI: 'mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=500', TEMPORAL_ADDRESS: '127.0.0.1:9' };
+  const unreachableStore = {
+    MONGODB_URI: 'mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=500',
+    TEMPORAL_ADDRESS: '127.0.0.1:9',
+  };
 
-  it.each(['api', 'worker', 'poller'] as const)('%s refuses to start with unsafe settings against real AWS, naming each', async (role) => {
-    const { code, output } = await runToExit(role, { ...UNSAFE_ON_REAL_AWS, ...unreachableStore });
-    expect(code).not.toBe(0);
-    const expected = role === 'api' ? [...UNSAFE_NAMES, 'PUBLIC_BASE_URL'] : UNSAFE_NAMES;
-    for (const name of expected) expect(output).toContain(name);
-    expect(output).not.toContain('changeme');
-  });
+  it.each(['api', 'worker', 'poller'] as const)(
+    '%s refuses to start with unsafe settings against real AWS, naming each',
+    async (role) => {
+      const { code, output } = await runToExit(role, { ...UNSAFE_ON_REAL_AWS, ...unreachableStore });
+      expect(code).not.toBe(0);
+      const expected = role === 'api' ? [...UNSAFE_NAMES, 'PUBLIC_BASE_URL'] : UNSAFE_NAMES;
+      for (const name of expected) expect(output).toContain(name);
+      expect(output).not.toContain('changeme');
+    },
+  );
 
   it('the api refuses demo accounts behind an https URL even with local AWS endpoints', async () => {
-    const { code, output } = await runToExit('api', { ...local, ...unreachableStore, PUBLIC_BASE_URL: 'https://billing.example.com', DEMO_ACCOUNTS: 'true', SESSION_SIGNING_KEY: STRONG_KEY });
+    const { code, output } = await runToExit('api', {
+      ...local,
+      ...unreachableStore,
+      PUBLIC_BASE_URL: 'https://billing.example.com',
+      DEMO_ACCOUNTS: 'true',
+      SESSION_SIGNING_KEY: STRONG_KEY,
+    });
     expect(code).not.toBe(0);
     expect(output).toMatch(/PUBLIC_BASE_URL is https/);
     expect(output).toContain('DEMO_ACCOUNTS');
@@ -67,7 +93,12 @@ describe('issue 12 point 9: production guard (the real processes)', () => {
     });
 
     it('still start the api, the worker and the poller', async () => {
-      const [apiPort, pollerMetrics, workerMetrics, sandboxPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+      const [apiPort, pollerMetrics, workerMetrics, sandboxPort] = await Promise.all([
+        freePort(),
+        freePort(),
+        freePort(),
+        freePort(),
+      ]);
       const temporal = testServers.temporal(uniqueName('guard'));
       // The file as the stack reads it, pointed at this run's servers the way the local-stack test does.
       const fileEnv = localEnvValues(readFileSync(join(root, 'infra', 'local.env'), 'utf8'), {
@@ -93,7 +124,13 @@ describe('issue 12 point 9: production guard (the real processes)', () => {
         productCode: fileEnv.SANDBOX_PRODUCT_CODE!,
       });
       const env = {
-        ...stackServiceEnv({ localEnv: fileEnv, environment: {}, resources, dataDir: join(process.env[TEST_ENV.runDir]!, 'guard'), sessionKey: () => STRONG_KEY }),
+        ...stackServiceEnv({
+          localEnv: fileEnv,
+          environment: {},
+          resources,
+          dataDir: join(process.env[TEST_ENV.runDir]!, 'guard'),
+          sessionKey: () => STRONG_KEY,
+        }),
         // Schedules are namespace-wide: this run must not replace the ones other tests create.
         METERING_SCHEDULE: 'false',
         RETENTION_SCHEDULE: 'false',
@@ -101,7 +138,15 @@ describe('issue 12 point 9: production guard (the real processes)', () => {
       };
       const logDir = join(process.env[TEST_ENV.runDir]!, 'logs');
       const start = (role: ServiceRole, ready: () => Promise<boolean>) =>
-        startProcess({ name: `guard-${role}`, command: node, args: [join(root, 'dist', scripts[role])], env, logFile: join(logDir, `guard-${role}.log`), ready, readyTimeoutMs: 60_000 });
+        startProcess({
+          name: `guard-${role}`,
+          command: node,
+          args: [join(root, 'dist', scripts[role])],
+          env,
+          logFile: join(logDir, `guard-${role}.log`),
+          ready,
+          readyTimeoutMs: 60_000,
+        });
       running.push(await start('worker', () => portOpen(workerMetrics)));
       running.push(await start('poller', () => portOpen(pollerMetrics)));
       running.push(await start('api', () => portOpen(apiPort)));

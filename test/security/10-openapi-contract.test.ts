@@ -33,11 +33,18 @@ interface OpenApiDocument {
 
 const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
 
-function operationsOf(document: OpenApiDocument): Array<{ label: string; method: string; path: string; operation: Operation }> {
+function operationsOf(
+  document: OpenApiDocument,
+): Array<{ label: string; method: string; path: string; operation: Operation }> {
   return Object.entries(document.paths).flatMap(([path, item]) =>
     Object.entries(item)
       .filter(([method]) => HTTP_METHODS.includes(method))
-      .map(([method, operation]) => ({ label: `${method.toUpperCase()} ${path}`, method: method.toUpperCase(), path, operation })),
+      .map(([method, operation]) => ({
+        label: `${method.toUpperCase()} ${path}`,
+        method: method.toUpperCase(),
+        path,
+        operation,
+      })),
   );
 }
 
@@ -109,7 +116,10 @@ describe('issue 12 point 10: the OpenAPI document matches the API', () => {
   it('finds no contract failure in any check', () => {
     expect(result.failures).toEqual([]);
     // Errors (an operation it could not test, a request that never got an answer) show only in its exit and output.
-    expect({ exitCode: result.exitCode, output: result.exitCode === 0 ? '' : result.output.slice(-4000) }).toEqual({ exitCode: 0, output: '' });
+    expect({ exitCode: result.exitCode, output: result.exitCode === 0 ? '' : result.output.slice(-4000) }).toEqual({
+      exitCode: 0,
+      output: '',
+    });
   });
 
   it('answers a body over the limit with 413, declared for every operation that takes a body', async () => {
@@ -119,11 +129,18 @@ describe('issue 12 point 10: the OpenAPI document matches the API', () => {
     for (const { label, method, path, operation } of withBody) {
       const response = await fetch(`${stack.api.url}${path}`, {
         method,
-        headers: { authorization: `Bearer ${sessionFor(accountId)}`, origin, 'content-type': Object.keys(operation.requestBody!.content)[0]! },
+        headers: {
+          authorization: `Bearer ${sessionFor(accountId)}`,
+          origin,
+          'content-type': Object.keys(operation.requestBody!.content)[0]!,
+        },
         body: 'x'.repeat(1024 * 1024),
       });
       expect({ label, status: response.status }).toEqual({ label, status: 413 });
-      expect({ label, declared: Object.keys(operation.responses).some((status) => ['413', '4XX'].includes(status)) }).toEqual({ label, declared: true });
+      expect({
+        label,
+        declared: Object.keys(operation.responses).some((status) => ['413', '4XX'].includes(status)),
+      }).toEqual({ label, declared: true });
     }
   });
 

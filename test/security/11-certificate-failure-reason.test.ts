@@ -51,18 +51,30 @@ describe('issue 12 point 11: a certificate that cannot be fetched', () => {
     const customer = syntheticCustomer(Date.now() % 1_000_000_000, stack.productCode);
     await registerSyntheticCustomer(stack.mongo.db, customer);
     const message = JSON.stringify(snsMessage(customer, 'subscribe-success'));
-    const held = signedEnvelope({ topicArn: signer.topicArn, message, certUrl: unavailableCertUrl, version: '2' }, signer.key);
-    const sent = await sqs.send(new SendMessageCommand({ QueueUrl: stack.aws.queueUrl, MessageBody: JSON.stringify(held) }));
+    const held = signedEnvelope(
+      { topicArn: signer.topicArn, message, certUrl: unavailableCertUrl, version: '2' },
+      signer.key,
+    );
+    const sent = await sqs.send(
+      new SendMessageCommand({ QueueUrl: stack.aws.queueUrl, MessageBody: JSON.stringify(held) }),
+    );
     // Meanwhile a genuine notification goes through: one unverifiable message never stops intake.
     const genuine = JSON.parse(snsEnvelopeBody(customer, 'subscribe-fail', signer)) as { MessageId: string };
     await sqs.send(new SendMessageCommand({ QueueUrl: stack.aws.queueUrl, MessageBody: JSON.stringify(genuine) }));
-    await eventually(() => notificationsOf(stack.mongo.db).findOne({ _id: genuine.MessageId }), (doc) => Boolean(doc?.handedOffAt));
+    await eventually(
+      () => notificationsOf(stack.mongo.db).findOne({ _id: genuine.MessageId }),
+      (doc) => Boolean(doc?.handedOffAt),
+    );
 
     const dead = await eventually(
       async () =>
         (
           await sqs.send(
-            new ReceiveMessageCommand({ QueueUrl: stack.aws.deadLetterQueueUrl, WaitTimeSeconds: 1, MessageAttributeNames: ['All'] }),
+            new ReceiveMessageCommand({
+              QueueUrl: stack.aws.deadLetterQueueUrl,
+              WaitTimeSeconds: 1,
+              MessageAttributeNames: ['All'],
+            }),
           )
         ).Messages ?? [],
       (messages) => messages.length > 0,
@@ -73,7 +85,9 @@ describe('issue 12 point 11: a certificate that cannot be fetched', () => {
     expect(dead[0]!.MessageAttributes).toMatchObject({
       sourceMessageId: { StringValue: sent.MessageId },
       receiveCount: { StringValue: '3' },
-      reason: { StringValue: 'untrusted: still unverifiable after 3 receives: signing certificate: fetching it answered 503' },
+      reason: {
+        StringValue: 'untrusted: still unverifiable after 3 receives: signing certificate: fetching it answered 503',
+      },
     });
     // Fetched once per receive: a failure is never cached.
     expect(certFetches).toBe(3);

@@ -5,9 +5,16 @@
  * stack at a certificate or topic of their own.
  */
 import { localEnvValues, stackServiceEnv } from '../../infra/stack-env';
-import { loadServiceConfig } from '../../lib/config';
+import { loadPollerConfig } from '../../poller/config';
 
-const FILE = ['# a comment', 'API_PORT=3000', 'SANDBOX_PORT=4580', 'AWS_ENDPOINT_URL_SQS=http://127.0.0.1:4566', 'DEMO_ACCOUNTS=true', ''].join('\n');
+const FILE = [
+  '# a comment',
+  'API_PORT=3000',
+  'SANDBOX_PORT=4580',
+  'AWS_ENDPOINT_URL_SQS=http://127.0.0.1:4566',
+  'DEMO_ACCOUNTS=true',
+  '',
+].join('\n');
 const resources = {
   queueUrl: 'http://127.0.0.1:4566/000000000000/marketplace-notifications',
   deadLetterQueueUrl: 'http://127.0.0.1:4566/000000000000/marketplace-notifications-dlq',
@@ -31,8 +38,16 @@ function stackEnv(environment: Record<string, string | undefined>) {
 
 describe('issue 12 point 11: the local stack lets the environment win', () => {
   it("reads infra/local.env's values, the environment's where it sets one", () => {
-    expect(localEnvValues(FILE, {})).toEqual({ API_PORT: '3000', SANDBOX_PORT: '4580', AWS_ENDPOINT_URL_SQS: 'http://127.0.0.1:4566', DEMO_ACCOUNTS: 'true' });
-    expect(localEnvValues(FILE, { API_PORT: '8080', DEMO_ACCOUNTS: '' })).toMatchObject({ API_PORT: '8080', DEMO_ACCOUNTS: 'true' });
+    expect(localEnvValues(FILE, {})).toEqual({
+      API_PORT: '3000',
+      SANDBOX_PORT: '4580',
+      AWS_ENDPOINT_URL_SQS: 'http://127.0.0.1:4566',
+      DEMO_ACCOUNTS: 'true',
+    });
+    expect(localEnvValues(FILE, { API_PORT: '8080', DEMO_ACCOUNTS: '' })).toMatchObject({
+      API_PORT: '8080',
+      DEMO_ACCOUNTS: 'true',
+    });
   });
 
   it("without an operator's values: the stack's topic and the sandbox's certificate", () => {
@@ -47,18 +62,23 @@ describe('issue 12 point 11: the local stack lets the environment win', () => {
     expect(generated).toBe(1);
   });
 
-  it("SNS_TRUSTED_CERT_URLS and SNS_TOPIC_ARN set in the environment are the ones the processes get", () => {
+  it('SNS_TRUSTED_CERT_URLS and SNS_TOPIC_ARN set in the environment are the ones the processes get', () => {
     const { env } = stackEnv({ SNS_TRUSTED_CERT_URLS: MY_CERT, SNS_TOPIC_ARN: MY_TOPIC });
     expect(env.SNS_TRUSTED_CERT_URLS).toBe(MY_CERT);
     expect(env.SNS_TOPIC_ARN).toBe(MY_TOPIC);
     // What the poller then trusts, through the real configuration module.
-    const poller = loadServiceConfig(env).poller;
+    const poller = loadPollerConfig(env).poller;
     expect(poller.trustedCertUrls).toEqual([MY_CERT]);
     expect(poller.topicArns).toEqual([MY_TOPIC]);
   });
 
   it('every other value the stack computes yields to the environment too, and no key is generated when one is set', () => {
-    const mine = { SQS_QUEUE_URL: 'http://127.0.0.1:4566/000000000000/mine', SANDBOX_SNS_TOPIC_ARN: MY_TOPIC, SANDBOX_SNS_SIGNING_DIR: '/keys', SESSION_SIGNING_KEY: 'operator-key-'.padEnd(48, 'y') };
+    const mine = {
+      SQS_QUEUE_URL: 'http://127.0.0.1:4566/000000000000/mine',
+      SANDBOX_SNS_TOPIC_ARN: MY_TOPIC,
+      SANDBOX_SNS_SIGNING_DIR: '/keys',
+      SESSION_SIGNING_KEY: 'operator-key-'.padEnd(48, 'y'),
+    };
     const { env, generated } = stackEnv(mine);
     expect(env).toMatchObject(mine);
     expect(generated).toBe(0);

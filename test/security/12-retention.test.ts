@@ -11,7 +11,8 @@ import type { Worker } from '@temporalio/worker';
 import type { Db } from 'mongodb';
 import { createActivities } from '../../activities';
 import { createMeteringClient } from '../../lib/aws';
-import { loadServiceConfig } from '../../lib/config';
+import { loadMeteringConfig } from '../../lib/config';
+import { loadWorkerConfig } from '../../worker/config';
 import { connectMongo, type MongoHandle } from '../../lib/mongo';
 import { ensureIndexes } from '../../lib/store/indexes';
 import { notificationsOf, unprocessedNotificationsOf } from '../../lib/store/marketplace';
@@ -21,14 +22,14 @@ import { ensureRetentionIndexes, retentionRules } from '../../lib/store/retentio
 import { connectClient } from '../../lib/temporal';
 import { ensureRetentionSchedule } from '../../worker/retention-schedule';
 import { createWorker } from '../../worker/create-worker';
-import { storeRetention } from '../../workflows/store-retention';
+import { storeRetention } from '../../workflows/retention/store-retention';
 import { testServers, uniqueName } from '../helpers/test-env';
 import { eventually } from '../helpers/time-skipping';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 const ago = (ms: number) => new Date(Date.now() - ms);
-const LEDGER_DAYS = loadServiceConfig({}).retention.meteringLedgerDays;
+const LEDGER_DAYS = loadWorkerConfig({}).retention.meteringLedgerDays;
 const ref = { awsAccountId: '123456789012', productCode: 'retention-product' };
 
 let mongo: MongoHandle;
@@ -59,7 +60,12 @@ async function seed(target: Db): Promise<void> {
   ]);
   // Many old notifications: the clean-up works through them in several bounded batches.
   await notificationsOf(target).insertMany(
-    Array.from({ length: 120 }, (_, i) => ({ _id: `old-${String(i).padStart(3, '0')}`, action: 'subscribe-success' as const, ...ref, receivedAt: ago(90 * DAY + HOUR + i) })),
+    Array.from({ length: 120 }, (_, i) => ({
+      _id: `old-${String(i).padStart(3, '0')}`,
+      action: 'subscribe-success' as const,
+      ...ref,
+      receivedAt: ago(90 * DAY + HOUR + i),
+    })),
   );
   // Still inside the period: longer than SQS keeps a message (14 days), so a redelivery is still recognised.
   await notificationsOf(target).insertMany([
@@ -67,11 +73,36 @@ async function seed(target: Db): Promise<void> {
     { _id: 'notification-89-days', action: 'unsubscribe-success', ...ref, receivedAt: ago(89 * DAY) },
   ]);
   await unprocessedNotificationsOf(target).insertMany([
-    { _id: 'dead-letter-old', outcome: 'dead-lettered', reason: 'untrusted', sqsMessageId: 'm1', recordedAt: ago(30 * DAY + HOUR) },
-    { _id: 'ignored-old', outcome: 'ignored', reason: 'unknown product', sqsMessageId: 'm2', recordedAt: ago(31 * DAY) },
-    { _id: 'dead-letter-recent', outcome: 'dead-lettered', reason: 'untrusted', sqsMessageId: 'm3', recordedAt: ago(20 * DAY) },
+    {
+      _id: 'dead-letter-old',
+      outcome: 'dead-lettered',
+      reason: 'untrusted',
+      sqsMessageId: 'm1',
+      recordedAt: ago(30 * DAY + HOUR),
+    },
+    {
+      _id: 'ignored-old',
+      outcome: 'ignored',
+      reason: 'unknown product',
+      sqsMessageId: 'm2',
+      recordedAt: ago(31 * DAY),
+    },
+    {
+      _id: 'dead-letter-recent',
+      outcome: 'dead-lettered',
+      reason: 'untrusted',
+      sqsMessageId: 'm3',
+      recordedAt: ago(20 * DAY),
+    },
   ]);
-  const entry = (id: string, hour: Date) => ({ _id: id, ...ref, dimension: 'session_hours', hour, quantity: 1, createdAt: hour });
+  const entry = (id: string, hour: Date) => ({
+    _id: id,
+    ...ref,
+    dimension: 'session_hours',
+    hour,
+    quantity: 1,
+    createdAt: hour,
+  });
   await ledgerOf(target).insertMany([
     entry('ledger-past-retention', ago((LEDGER_DAYS + 1) * DAY)),
     entry('ledger-within-retention', ago((LEDGER_DAYS - 1) * DAY)),
@@ -84,7 +115,15 @@ async function seed(target: Db): Promise<void> {
     { _id: 'ledger-last-hour', status: 'sent', at: ago(HOUR / 2) },
   ]);
   await meteringHoursOf(target).insertMany([
-    { _id: 'hour-past-retention', state: 'complete', customers: 1, records: 1, conflicts: 0, notSubscribed: 0, at: ago((LEDGER_DAYS + 1) * DAY) },
+    {
+      _id: 'hour-past-retention',
+      state: 'complete',
+      customers: 1,
+      records: 1,
+      conflicts: 0,
+      notSubscribed: 0,
+      at: ago((LEDGER_DAYS + 1) * DAY),
+    },
     { _id: 'hour-recent', state: 'complete', customers: 1, records: 1, conflicts: 0, notSubscribed: 0, at: ago(HOUR) },
   ]);
 }
@@ -100,7 +139,13 @@ beforeAll(async () => {
   const metering = createMeteringClient({ region: 'us-east-1', endpoints: { metering: 'http://127.0.0.1:9' } });
   ({ worker } = await createWorker({
     temporal: temporalConfig,
-    activities: createActivities({ db, metering, usageMetering: metering, meteringConfig: loadServiceConfig({}).metering, retention: { meteringLedgerDays: LEDGER_DAYS } }),
+    activities: createActivities({
+      db,
+      metering,
+      usageMetering: metering,
+      meteringConfig: loadMeteringConfig({}),
+      retention: { meteringLedgerDays: LEDGER_DAYS },
+    }),
   }));
   running = worker.run();
 });
@@ -122,13 +167,20 @@ describe('issue 12 point 12: retention', () => {
     expect(await ensureRetentionIndexes(db, rules)).toBe('scheduled-clean-up');
     for (const rule of rules) {
       const indexes = await db.collection(rule.collection).listIndexes().toArray();
-      expect([rule.collection, indexes.some((index: { key: Record<string, unknown> }) => Object.keys(index.key).join() === rule.field)]).toEqual([rule.collection, true]);
+      expect([
+        rule.collection,
+        indexes.some((index: { key: Record<string, unknown> }) => Object.keys(index.key).join() === rule.field),
+      ]).toEqual([rule.collection, true]);
     }
   });
 
   it('the clean-up workflow removes what expired, keeps the rest, and repeating it changes nothing', async () => {
     await seed(db);
-    const result = await temporal.workflow.execute(storeRetention, { taskQueue, workflowId: uniqueName('store-retention'), args: [{ batchSize: 50 }] });
+    const result = await temporal.workflow.execute(storeRetention, {
+      taskQueue,
+      workflowId: uniqueName('store-retention'),
+      args: [{ batchSize: 50 }],
+    });
     expect(result.deleted).toEqual({
       link_codes: 1,
       link_code_uses: 1,
@@ -152,18 +204,37 @@ describe('issue 12 point 12: retention', () => {
     expect(await ids(ledgerResultsOf(db))).toEqual(['ledger-last-hour', 'ledger-within-retention']);
     expect(await ids(meteringHoursOf(db))).toEqual(['hour-recent']);
 
-    const again = await temporal.workflow.execute(storeRetention, { taskQueue, workflowId: uniqueName('store-retention'), args: [{}] });
+    const again = await temporal.workflow.execute(storeRetention, {
+      taskQueue,
+      workflowId: uniqueName('store-retention'),
+      args: [{}],
+    });
     expect(Object.values(again.deleted).every((n) => n === 0)).toBe(true);
     expect(again.calls).toBe(1);
     expect(await ids(notificationsOf(db))).toEqual(['notification-15-days', 'notification-89-days']);
   });
 
   it('stops after its bounded number of calls and says more is left for the next run', async () => {
-    await notificationsOf(db).insertMany(Array.from({ length: 30 }, (_, i) => ({ _id: `backlog-${i}`, action: 'subscribe-fail' as const, ...ref, receivedAt: ago(100 * DAY) })));
-    const first = await temporal.workflow.execute(storeRetention, { taskQueue, workflowId: uniqueName('store-retention'), args: [{ batchSize: 10, maxCalls: 2 }] });
+    await notificationsOf(db).insertMany(
+      Array.from({ length: 30 }, (_, i) => ({
+        _id: `backlog-${i}`,
+        action: 'subscribe-fail' as const,
+        ...ref,
+        receivedAt: ago(100 * DAY),
+      })),
+    );
+    const first = await temporal.workflow.execute(storeRetention, {
+      taskQueue,
+      workflowId: uniqueName('store-retention'),
+      args: [{ batchSize: 10, maxCalls: 2 }],
+    });
     expect(first).toMatchObject({ calls: 2, more: true });
     expect(first.deleted.notifications).toBe(20);
-    const second = await temporal.workflow.execute(storeRetention, { taskQueue, workflowId: uniqueName('store-retention'), args: [{ batchSize: 10, maxCalls: 2 }] });
+    const second = await temporal.workflow.execute(storeRetention, {
+      taskQueue,
+      workflowId: uniqueName('store-retention'),
+      args: [{ batchSize: 10, maxCalls: 2 }],
+    });
     expect(second.deleted.notifications).toBe(10);
     expect(await notificationsOf(db).countDocuments({ _id: { $regex: '^backlog-' } })).toBe(0);
   });
@@ -171,7 +242,7 @@ describe('issue 12 point 12: retention', () => {
   it('never keeps the metering ledger for less than a month, whatever is asked', () => {
     const short = retentionRules({ meteringLedgerDays: 1 }).find((rule) => rule.collection === 'metering_ledger')!;
     expect(short.keepSeconds).toBeGreaterThanOrEqual(32 * 86_400);
-    expect(() => loadServiceConfig({ METERING_LEDGER_RETENTION_DAYS: '7' })).toThrow(/METERING_LEDGER_RETENTION_DAYS/);
+    expect(() => loadWorkerConfig({ METERING_LEDGER_RETENTION_DAYS: '7' })).toThrow(/METERING_LEDGER_RETENTION_DAYS/);
   });
 
   it('the hourly schedule is created once, updated on the next start, and its run cleans up', async () => {
@@ -182,11 +253,21 @@ describe('issue 12 point 12: retention', () => {
     try {
       const described = await handle.describe();
       expect(described.spec.intervals).toEqual([{ every: HOUR, offset: 35 * 60_000 }]);
-      await redeemedTokensOf(db).insertOne({ _id: 'token-from-the-schedule', ...ref, bindingHash: 'b', redeemedAt: ago(40 * DAY) });
+      await redeemedTokensOf(db).insertOne({
+        _id: 'token-from-the-schedule',
+        ...ref,
+        bindingHash: 'b',
+        redeemedAt: ago(40 * DAY),
+      });
       await handle.trigger();
-      const run = await eventually(() => handle.describe(), (d) => d.info.recentActions.length > 0);
+      const run = await eventually(
+        () => handle.describe(),
+        (d) => d.info.recentActions.length > 0,
+      );
       const started = run.info.recentActions[0]!.action.workflow;
-      const result = await temporal.workflow.getHandle<typeof storeRetention>(started.workflowId, started.firstExecutionRunId).result();
+      const result = await temporal.workflow
+        .getHandle<typeof storeRetention>(started.workflowId, started.firstExecutionRunId)
+        .result();
       expect(result.deleted.redeemed_registration_tokens).toBe(1);
       expect(await redeemedTokensOf(db).countDocuments({ _id: 'token-from-the-schedule' })).toBe(0);
       expect(await ids(redeemedTokensOf(db))).toEqual(['token-recent']);

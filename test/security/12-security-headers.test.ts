@@ -11,7 +11,7 @@ import { connectMongo, type MongoHandle } from '../../lib/mongo';
 import { connectClient } from '../../lib/temporal';
 import { seedDemoAccounts } from '../../lib/store/demo-accounts';
 import { indexScript } from '../../api/pages/index-script';
-import { cookieName, SESSION_COOKIE } from '../../api/session';
+import { cookieName, SESSION_COOKIE } from '../../api/common/session';
 import { sessionFor, startApi, type RunningApi } from '../helpers/api';
 import { testServers, uniqueName } from '../helpers/test-env';
 
@@ -44,7 +44,9 @@ function expectSecurityHeaders(response: Response, options: { https: boolean; fo
   expect(response.headers.get('x-frame-options')).toBe('DENY');
   expect(response.headers.get('referrer-policy')).toBe('same-origin');
   expect(response.headers.get('x-content-type-options')).toBe('nosniff');
-  expect(response.headers.get('strict-transport-security')).toBe(options.https ? 'max-age=31536000; includeSubDomains' : null);
+  expect(response.headers.get('strict-transport-security')).toBe(
+    options.https ? 'max-age=31536000; includeSubDomains' : null,
+  );
 }
 
 /** Script only from files we serve: no inline <script> body and no on…= handler attributes. */
@@ -58,8 +60,11 @@ describe('issue 12 point 12: security headers', () => {
   let temporal: Client;
   let api: RunningApi;
   // Under both names: over https the session cookie is `__Host-` prefixed (api/session.ts).
-  const session = { cookie: `${SESSION_COOKIE}=${sessionFor('acct-alice')}; ${cookieName(SESSION_COOKIE, true)}=${sessionFor('acct-alice')}` };
-  const get = (path: string, headers: Record<string, string> = {}, base = api.url) => fetch(`${base}${path}`, { headers, redirect: 'manual' });
+  const session = {
+    cookie: `${SESSION_COOKIE}=${sessionFor('acct-alice')}; ${cookieName(SESSION_COOKIE, true)}=${sessionFor('acct-alice')}`,
+  };
+  const get = (path: string, headers: Record<string, string> = {}, base = api.url) =>
+    fetch(`${base}${path}`, { headers, redirect: 'manual' });
 
   beforeAll(async () => {
     mongo = await connectMongo(testServers.mongoUri(), uniqueName('headers'));
@@ -100,9 +105,18 @@ describe('issue 12 point 12: security headers', () => {
   });
 
   it('sends the headers on JSON answers and redirects', async () => {
-    for (const [path, status] of [['/api/billing', 200], ['/api/links/current', 404], ['/openapi.json', 200], ['/health', 200]] as const) {
+    for (const [path, status] of [
+      ['/api/billing', 200],
+      ['/api/links/current', 404],
+      ['/openapi.json', 200],
+      ['/health', 200],
+    ] as const) {
       const response = await get(path, session);
-      expect([path, response.status, response.headers.get('content-type')]).toEqual([path, status, expect.stringMatching(/^application\/json/)]);
+      expect([path, response.status, response.headers.get('content-type')]).toEqual([
+        path,
+        status,
+        expect.stringMatching(/^application\/json/),
+      ]);
       expectSecurityHeaders(response, { https: false });
     }
     const redirect = await get('/');
@@ -111,7 +125,13 @@ describe('issue 12 point 12: security headers', () => {
   });
 
   it('keeps every private answer out of shared caches; only the static script may be cached', async () => {
-    for (const [path, headers] of [['/', session], ['/billing', session], ['/api/billing', session], ['/api/links/current', session], ['/', {}]] as const) {
+    for (const [path, headers] of [
+      ['/', session],
+      ['/billing', session],
+      ['/api/billing', session],
+      ['/api/links/current', session],
+      ['/', {}],
+    ] as const) {
       expect([path, (await get(path, headers)).headers.get('cache-control')]).toEqual([path, 'no-store']);
     }
     expect((await get('/assets/index.js')).headers.get('cache-control')).toBe('public, max-age=300');
@@ -128,7 +148,11 @@ describe('issue 12 point 12: security headers', () => {
       ['malformed URL', get('/api/links/%E0%A4%A'), 400],
       ['GET on the webhook', get('/marketplace/register'), 405],
       ['a method the path lacks', fetch(`${api.url}/api/links`, { method: 'PUT' }), 405],
-      ['too large', post('/api/links', JSON.stringify({ linkCode: 'x'.repeat(70_000) }), 'application/json', session), 413],
+      [
+        'too large',
+        post('/api/links', JSON.stringify({ linkCode: 'x'.repeat(70_000) }), 'application/json', session),
+        413,
+      ],
       ['unsupported type', post('/api/links', 'x', 'text/csv', session), 415],
     ];
     for (const [name, pending, status] of answers) {
@@ -155,7 +179,11 @@ describe('issue 12 point 12: security headers', () => {
     const https = await startApi({
       db: mongo.db,
       temporal,
-      settings: { publicBaseUrl: 'https://billing.example', signInUrl: 'https://platform.example/login', demoAccounts: false },
+      settings: {
+        publicBaseUrl: 'https://billing.example',
+        signInUrl: 'https://platform.example/login',
+        demoAccounts: false,
+      },
     });
     try {
       // A Bearer token: over https the session cookie travels under another (`__Host-`) name.
@@ -164,7 +192,10 @@ describe('issue 12 point 12: security headers', () => {
       expect(page.status).toBe(200);
       // Sign-out redirects to the platform's sign-in; browsers apply form-action to the redirect too.
       expectSecurityHeaders(page, { https: true, formAction: ["'self'", 'https://platform.example'] });
-      expectSecurityHeaders(await get('/api/links/current', bearer, https.url), { https: true, formAction: ["'self'", 'https://platform.example'] });
+      expectSecurityHeaders(await get('/api/links/current', bearer, https.url), {
+        https: true,
+        formAction: ["'self'", 'https://platform.example'],
+      });
     } finally {
       await https.close();
     }

@@ -16,7 +16,12 @@ describe('AWS Marketplace sandbox: buyer side', () => {
   const productCode = uniqueName('prod');
 
   beforeAll(async () => {
-    resources = await ensureLocalAwsResources({ endpoint: testServers.awsEndpoint(), region: aws.region, queueName: uniqueName('q'), productCode });
+    resources = await ensureLocalAwsResources({
+      endpoint: testServers.awsEndpoint(),
+      region: aws.region,
+      queueName: uniqueName('q'),
+      productCode,
+    });
     sandbox = await startSandbox({
       productCode,
       sns,
@@ -33,7 +38,9 @@ describe('AWS Marketplace sandbox: buyer side', () => {
   });
 
   async function receiveBodies(queueUrl = resources.queueUrl): Promise<unknown[]> {
-    const { Messages } = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 5 }));
+    const { Messages } = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 5 }),
+    );
     return (Messages ?? []).map((m) => JSON.parse(m.Body!) as unknown);
   }
 
@@ -58,15 +65,25 @@ describe('AWS Marketplace sandbox: buyer side', () => {
   });
 
   it('publishes subscribe-success through SNS, arriving in SQS in the SNS envelope', async () => {
-    const { body } = await sandbox.control<{ customer: { _id: string; customerAwsAccountId: string; offerId: string } }>('POST', '/control/customers', {
+    const { body } = await sandbox.control<{
+      customer: { _id: string; customerAwsAccountId: string; offerId: string };
+    }>('POST', '/control/customers', {
       model: 'legacy',
     });
-    const published = await sandbox.control<{ messageId: string }>('POST', `/control/customers/${body.customer._id}/notifications`, {
-      action: 'subscribe-success',
-    });
+    const published = await sandbox.control<{ messageId: string }>(
+      'POST',
+      `/control/customers/${body.customer._id}/notifications`,
+      {
+        action: 'subscribe-success',
+      },
+    );
     expect(published.status).toBe(202);
     const [envelope] = (await receiveBodies()) as Array<Record<string, string>>;
-    expect(envelope).toMatchObject({ Type: 'Notification', TopicArn: resources.topicArn, MessageId: published.body.messageId });
+    expect(envelope).toMatchObject({
+      Type: 'Notification',
+      TopicArn: resources.topicArn,
+      MessageId: published.body.messageId,
+    });
     expect(JSON.parse(envelope!.Message!)).toMatchObject({
       action: 'subscribe-success',
       'product-code': productCode,
@@ -78,8 +95,12 @@ describe('AWS Marketplace sandbox: buyer side', () => {
   });
 
   it('sends unsubscribe actions without an offer identifier', async () => {
-    const { body } = await sandbox.control<{ customer: { _id: string } }>('POST', '/control/customers', { subscribed: true });
-    await sandbox.control('POST', `/control/customers/${body.customer._id}/notifications`, { action: 'unsubscribe-pending' });
+    const { body } = await sandbox.control<{ customer: { _id: string } }>('POST', '/control/customers', {
+      subscribed: true,
+    });
+    await sandbox.control('POST', `/control/customers/${body.customer._id}/notifications`, {
+      action: 'unsubscribe-pending',
+    });
     const [envelope] = (await receiveBodies()) as Array<Record<string, string>>;
     const message = JSON.parse(envelope!.Message!) as Record<string, string>;
     expect(message.action).toBe('unsubscribe-pending');
@@ -87,7 +108,9 @@ describe('AWS Marketplace sandbox: buyer side', () => {
   });
 
   it('sends EventBridge agreement events as the bare event JSON, to the queue an EventBridge rule targets', async () => {
-    const { body } = await sandbox.control<{ customer: { _id: string; customerAwsAccountId: string; licenseArn: string } }>('POST', '/control/customers', {});
+    const { body } = await sandbox.control<{
+      customer: { _id: string; customerAwsAccountId: string; licenseArn: string };
+    }>('POST', '/control/customers', {});
     const sent = await sandbox.control<{ eventId: string }>('POST', `/control/customers/${body.customer._id}/events`, {
       detailType: 'Purchase Agreement Ended - Manufacturer',
     });
@@ -108,9 +131,13 @@ describe('AWS Marketplace sandbox: buyer side', () => {
 
   it('refuses unknown actions and customers with a 4xx and publishes nothing', async () => {
     const { body } = await sandbox.control<{ customer: { _id: string } }>('POST', '/control/customers', {});
-    const badAction = await sandbox.control('POST', `/control/customers/${body.customer._id}/notifications`, { action: 'subscribe-maybe' });
+    const badAction = await sandbox.control('POST', `/control/customers/${body.customer._id}/notifications`, {
+      action: 'subscribe-maybe',
+    });
     expect(badAction.status).toBe(400);
-    const noCustomer = await sandbox.control('POST', '/control/customers/nope/notifications', { action: 'subscribe-success' });
+    const noCustomer = await sandbox.control('POST', '/control/customers/nope/notifications', {
+      action: 'subscribe-success',
+    });
     expect(noCustomer.status).toBe(404);
     expect(await receiveBodies()).toEqual([]);
   });
@@ -122,8 +149,19 @@ describe('AWS Marketplace sandbox: buyer page buttons', () => {
     const sqs = createSqsClient(aws);
     const sns = createSnsClient(aws);
     const productCode = uniqueName('prod');
-    const resources = await ensureLocalAwsResources({ endpoint: testServers.awsEndpoint(), region: aws.region, queueName: uniqueName('q'), productCode });
-    const sandbox = await startSandbox({ productCode, sns, snsTopicArn: resources.topicArn, sqs, eventBridgeQueueUrl: resources.eventBridgeQueueUrl });
+    const resources = await ensureLocalAwsResources({
+      endpoint: testServers.awsEndpoint(),
+      region: aws.region,
+      queueName: uniqueName('q'),
+      productCode,
+    });
+    const sandbox = await startSandbox({
+      productCode,
+      sns,
+      snsTopicArn: resources.topicArn,
+      sqs,
+      eventBridgeQueueUrl: resources.eventBridgeQueueUrl,
+    });
     try {
       const { body } = await sandbox.control<{ customer: { _id: string } }>('POST', '/control/customers', {});
       const form = (fields: string) =>
@@ -136,7 +174,9 @@ describe('AWS Marketplace sandbox: buyer page buttons', () => {
       const pressed = await form('action=subscribe-success');
       expect(pressed.status).toBe(303);
       expect(pressed.headers.get('location')).toBe('/');
-      const { Messages } = await sqs.send(new ReceiveMessageCommand({ QueueUrl: resources.queueUrl, WaitTimeSeconds: 5 }));
+      const { Messages } = await sqs.send(
+        new ReceiveMessageCommand({ QueueUrl: resources.queueUrl, WaitTimeSeconds: 5 }),
+      );
       const envelope = JSON.parse(Messages![0]!.Body!) as { Message: string };
       expect((JSON.parse(envelope.Message) as { action: string }).action).toBe('subscribe-success');
       expect((await form('action=delete-everything')).status).toBe(400);

@@ -1,13 +1,15 @@
 /** The sandbox through the unmodified AWS SDK: the documented fields, rules and every error kind. */
-import {
-  BatchMeterUsageCommand,
-  ResolveCustomerCommand,
-  type UsageRecord,
-} from '@aws-sdk/client-marketplace-metering';
+import { BatchMeterUsageCommand, ResolveCustomerCommand, type UsageRecord } from '@aws-sdk/client-marketplace-metering';
 import { startSandbox, type RunningSandbox } from '../helpers/sandbox';
 
 interface Created {
-  customer: { _id: string; customerIdentifier?: string; customerAwsAccountId: string; licenseArn: string; productCode: string };
+  customer: {
+    _id: string;
+    customerIdentifier?: string;
+    customerAwsAccountId: string;
+    licenseArn: string;
+    productCode: string;
+  };
   token: string;
 }
 
@@ -40,7 +42,9 @@ describe('AWS Marketplace sandbox: ResolveCustomer', () => {
   });
 
   it('rejects an unknown token with InvalidTokenException', async () => {
-    await expect(sandbox.metering.send(new ResolveCustomerCommand({ RegistrationToken: 'garbage' }))).rejects.toMatchObject({
+    await expect(
+      sandbox.metering.send(new ResolveCustomerCommand({ RegistrationToken: 'garbage' })),
+    ).rejects.toMatchObject({
       name: 'InvalidTokenException',
       $metadata: { httpStatusCode: 400 },
     });
@@ -49,7 +53,9 @@ describe('AWS Marketplace sandbox: ResolveCustomer', () => {
   it('rejects an expired token with ExpiredTokenException', async () => {
     const { body } = await sandbox.control<Created>('POST', '/control/customers', { tokenTtlSeconds: 1 });
     await new Promise((r) => setTimeout(r, 1100));
-    await expect(sandbox.metering.send(new ResolveCustomerCommand({ RegistrationToken: body.token }))).rejects.toMatchObject({
+    await expect(
+      sandbox.metering.send(new ResolveCustomerCommand({ RegistrationToken: body.token })),
+    ).rejects.toMatchObject({
       name: 'ExpiredTokenException',
     });
   });
@@ -61,19 +67,30 @@ describe('AWS Marketplace sandbox: ResolveCustomer', () => {
   ])('injects %s as %s', async (fault, name, status) => {
     const { body } = await sandbox.control<Created>('POST', '/control/customers', {});
     await sandbox.control('POST', '/control/faults', { operation: 'ResolveCustomer', fault, count: 1 });
-    await expect(sandbox.metering.send(new ResolveCustomerCommand({ RegistrationToken: body.token }))).rejects.toMatchObject({
+    await expect(
+      sandbox.metering.send(new ResolveCustomerCommand({ RegistrationToken: body.token })),
+    ).rejects.toMatchObject({
       name,
       $metadata: { httpStatusCode: status },
     });
     // The fault was for one call only: the same token now resolves.
-    await expect(sandbox.metering.send(new ResolveCustomerCommand({ RegistrationToken: body.token }))).resolves.toHaveProperty('ProductCode');
+    await expect(
+      sandbox.metering.send(new ResolveCustomerCommand({ RegistrationToken: body.token })),
+    ).resolves.toHaveProperty('ProductCode');
   });
 
   it('injects latency: a caller that gives up sooner is cut off, the next call is served', async () => {
     const { body } = await sandbox.control<Created>('POST', '/control/customers', {});
-    await sandbox.control('POST', '/control/faults', { operation: 'ResolveCustomer', fault: 'latency', latencyMs: 3000, count: 1 });
+    await sandbox.control('POST', '/control/faults', {
+      operation: 'ResolveCustomer',
+      fault: 'latency',
+      latencyMs: 3000,
+      count: 1,
+    });
     const resolve = (waitMs: number) =>
-      sandbox.metering.send(new ResolveCustomerCommand({ RegistrationToken: body.token }), { abortSignal: AbortSignal.timeout(waitMs) });
+      sandbox.metering.send(new ResolveCustomerCommand({ RegistrationToken: body.token }), {
+        abortSignal: AbortSignal.timeout(waitMs),
+      });
     await expect(resolve(300)).rejects.toMatchObject({ name: expect.stringMatching(/Abort|Timeout/) });
     await expect(resolve(10_000)).resolves.toHaveProperty('LicenseArn');
   });
@@ -83,14 +100,21 @@ describe('AWS Marketplace sandbox: ResolveCustomer', () => {
     await sandbox.control('PUT', '/control/quota', { ResolveCustomer: 2 });
     try {
       const results = await Promise.allSettled(
-        Array.from({ length: 6 }, () => sandbox.metering.send(new ResolveCustomerCommand({ RegistrationToken: body.token }))),
+        Array.from({ length: 6 }, () =>
+          sandbox.metering.send(new ResolveCustomerCommand({ RegistrationToken: body.token })),
+        ),
       );
-      const throttled = results.filter((r) => r.status === 'rejected' && (r.reason as Error).name === 'ThrottlingException');
+      const throttled = results.filter(
+        (r) => r.status === 'rejected' && (r.reason as Error).name === 'ThrottlingException',
+      );
       expect(throttled.length).toBeGreaterThanOrEqual(3);
 
       const { MarketplaceMeteringClient } = await import('@aws-sdk/client-marketplace-metering');
       const retrying = new MarketplaceMeteringClient({
-        region: 'us-east-1', endpoint: sandbox.url, credentials: { accessKeyId: 't', secretAccessKey: 't' }, maxAttempts: 6,
+        region: 'us-east-1',
+        endpoint: sandbox.url,
+        credentials: { accessKeyId: 't', secretAccessKey: 't' },
+        maxAttempts: 6,
       });
       await sandbox.control('POST', '/control/faults', { operation: 'ResolveCustomer', fault: 'throttle', count: 2 });
       const resolved = await retrying.send(new ResolveCustomerCommand({ RegistrationToken: body.token }));
@@ -109,8 +133,10 @@ describe('AWS Marketplace sandbox: BatchMeterUsage', () => {
 
   beforeAll(async () => {
     sandbox = await startSandbox();
-    account = (await sandbox.control<Created>('POST', '/control/customers', { model: 'account', subscribed: true })).body.customer;
-    legacy = (await sandbox.control<Created>('POST', '/control/customers', { model: 'legacy', subscribed: true })).body.customer;
+    account = (await sandbox.control<Created>('POST', '/control/customers', { model: 'account', subscribed: true }))
+      .body.customer;
+    legacy = (await sandbox.control<Created>('POST', '/control/customers', { model: 'legacy', subscribed: true })).body
+      .customer;
   });
   afterAll(() => sandbox.close());
   afterEach(() => sandbox.control('DELETE', '/control/faults'));
@@ -124,10 +150,14 @@ describe('AWS Marketplace sandbox: BatchMeterUsage', () => {
   });
 
   it('accepts the new model (CustomerAWSAccountId + LicenseArn), idempotently for identical records', async () => {
-    const first = await sandbox.metering.send(new BatchMeterUsageCommand({ UsageRecords: [accountRecord('session_hours', 7)] }));
+    const first = await sandbox.metering.send(
+      new BatchMeterUsageCommand({ UsageRecords: [accountRecord('session_hours', 7)] }),
+    );
     expect(first.Results).toHaveLength(1);
     expect(first.Results![0]).toMatchObject({ Status: 'Success', MeteringRecordId: expect.any(String) });
-    const again = await sandbox.metering.send(new BatchMeterUsageCommand({ UsageRecords: [accountRecord('session_hours', 7)] }));
+    const again = await sandbox.metering.send(
+      new BatchMeterUsageCommand({ UsageRecords: [accountRecord('session_hours', 7)] }),
+    );
     expect(again.Results![0]!.MeteringRecordId).toBe(first.Results![0]!.MeteringRecordId);
     expect(again.Results![0]!.UsageRecord?.Timestamp).toEqual(hoursAgo(1));
   });
@@ -136,9 +166,14 @@ describe('AWS Marketplace sandbox: BatchMeterUsage', () => {
     const at = hoursAgo(2);
     await sandbox.metering.send(new BatchMeterUsageCommand({ UsageRecords: [accountRecord('traffic_gb', 3, at)] }));
     const later = new Date(at.getTime() + 10 * 60_000);
-    const second = await sandbox.metering.send(new BatchMeterUsageCommand({ UsageRecords: [accountRecord('traffic_gb', 4, later)] }));
+    const second = await sandbox.metering.send(
+      new BatchMeterUsageCommand({ UsageRecords: [accountRecord('traffic_gb', 4, later)] }),
+    );
     expect(second.Results![0]!.Status).toBe('DuplicateRecord');
-    const { body } = await sandbox.control<Array<{ dimension: string; quantity: number }>>('GET', `/control/usage?customerId=${account._id}`);
+    const { body } = await sandbox.control<Array<{ dimension: string; quantity: number }>>(
+      'GET',
+      `/control/usage?customerId=${account._id}`,
+    );
     expect(body.filter((u) => u.dimension === 'traffic_gb')).toEqual([expect.objectContaining({ quantity: 3 })]);
   });
 
@@ -146,7 +181,14 @@ describe('AWS Marketplace sandbox: BatchMeterUsage', () => {
     const result = await sandbox.metering.send(
       new BatchMeterUsageCommand({
         ProductCode: legacy.productCode,
-        UsageRecords: [{ CustomerIdentifier: legacy.customerIdentifier, Dimension: 'session_hours', Quantity: 0, Timestamp: hoursAgo(1) }],
+        UsageRecords: [
+          {
+            CustomerIdentifier: legacy.customerIdentifier,
+            Dimension: 'session_hours',
+            Quantity: 0,
+            Timestamp: hoursAgo(1),
+          },
+        ],
       }),
     );
     expect(result.Results![0]!.Status).toBe('Success');
@@ -157,8 +199,20 @@ describe('AWS Marketplace sandbox: BatchMeterUsage', () => {
     const result = await sandbox.metering.send(
       new BatchMeterUsageCommand({
         UsageRecords: [
-          { CustomerAWSAccountId: '000000000000', LicenseArn: 'arn:aws:license-manager::1:license:l-x', Dimension: 'session_hours', Quantity: 1, Timestamp: hoursAgo(1) },
-          { CustomerAWSAccountId: pending.customerAwsAccountId, LicenseArn: pending.licenseArn, Dimension: 'session_hours', Quantity: 1, Timestamp: hoursAgo(1) },
+          {
+            CustomerAWSAccountId: '000000000000',
+            LicenseArn: 'arn:aws:license-manager::1:license:l-x',
+            Dimension: 'session_hours',
+            Quantity: 1,
+            Timestamp: hoursAgo(1),
+          },
+          {
+            CustomerAWSAccountId: pending.customerAwsAccountId,
+            LicenseArn: pending.licenseArn,
+            Dimension: 'session_hours',
+            Quantity: 1,
+            Timestamp: hoursAgo(1),
+          },
         ],
       }),
     );
@@ -174,20 +228,28 @@ describe('AWS Marketplace sandbox: BatchMeterUsage', () => {
 
   it('refuses timestamps older than 6 hours with TimestampOutOfBoundsException and stores nothing', async () => {
     await expect(
-      sandbox.metering.send(new BatchMeterUsageCommand({ UsageRecords: [accountRecord('session_hours', 1, hoursAgo(7))] })),
+      sandbox.metering.send(
+        new BatchMeterUsageCommand({ UsageRecords: [accountRecord('session_hours', 1, hoursAgo(7))] }),
+      ),
     ).rejects.toMatchObject({ name: 'TimestampOutOfBoundsException' });
     const { body } = await sandbox.control<Array<{ hour: string }>>('GET', `/control/usage?customerId=${account._id}`);
     expect(body.map((u) => u.hour)).not.toContain(hoursAgo(7).toISOString());
   });
 
   it.each([
-    ['both identifiers', { CustomerIdentifier: 'X', CustomerAWSAccountId: '123456789012', LicenseArn: 'a' }, 'InvalidCustomerIdentifierException'],
+    [
+      'both identifiers',
+      { CustomerIdentifier: 'X', CustomerAWSAccountId: '123456789012', LicenseArn: 'a' },
+      'InvalidCustomerIdentifierException',
+    ],
     ['account id without license', { CustomerAWSAccountId: '123456789012' }, 'InvalidLicenseException'],
     ['legacy without product code', { CustomerIdentifier: 'X' }, 'InvalidProductCodeException'],
   ])('refuses %s', async (_case, identity, name) => {
     await expect(
       sandbox.metering.send(
-        new BatchMeterUsageCommand({ UsageRecords: [{ ...identity, Dimension: 'session_hours', Quantity: 1, Timestamp: hoursAgo(1) }] }),
+        new BatchMeterUsageCommand({
+          UsageRecords: [{ ...identity, Dimension: 'session_hours', Quantity: 1, Timestamp: hoursAgo(1) }],
+        }),
       ),
     ).rejects.toMatchObject({ name });
   });
@@ -198,7 +260,9 @@ describe('AWS Marketplace sandbox: BatchMeterUsage', () => {
     ).rejects.toMatchObject({ name: 'InvalidUsageDimensionException' });
     await expect(
       sandbox.metering.send(
-        new BatchMeterUsageCommand({ UsageRecords: [{ ...accountRecord('session_hours', 5), UsageAllocations: [{ AllocatedUsageQuantity: 4 }] }] }),
+        new BatchMeterUsageCommand({
+          UsageRecords: [{ ...accountRecord('session_hours', 5), UsageAllocations: [{ AllocatedUsageQuantity: 4 }] }],
+        }),
       ),
     ).rejects.toMatchObject({ name: 'InvalidUsageAllocationsException' });
   });
@@ -215,13 +279,14 @@ describe('AWS Marketplace sandbox: BatchMeterUsage', () => {
 
   it('keeps a ledger of every call, queryable for tests and benchmarks', async () => {
     await sandbox.control('POST', '/control/faults', { operation: 'BatchMeterUsage', fault: 'internal', count: 1 });
-    await expect(sandbox.metering.send(new BatchMeterUsageCommand({ UsageRecords: [accountRecord('session_hours', 7)] }))).rejects.toMatchObject({
+    await expect(
+      sandbox.metering.send(new BatchMeterUsageCommand({ UsageRecords: [accountRecord('session_hours', 7)] })),
+    ).rejects.toMatchObject({
       name: 'InternalServiceErrorException',
     });
-    const { body } = await sandbox.control<Record<string, { calls: number; outcomes: Record<string, number>; statuses: Record<string, number> }>>(
-      'GET',
-      '/control/calls/summary',
-    );
+    const { body } = await sandbox.control<
+      Record<string, { calls: number; outcomes: Record<string, number>; statuses: Record<string, number> }>
+    >('GET', '/control/calls/summary');
     expect(body.BatchMeterUsage!.outcomes.InternalServiceErrorException).toBe(1);
     expect(body.BatchMeterUsage!.statuses.DuplicateRecord).toBe(1);
     expect(body.BatchMeterUsage!.calls).toBeGreaterThanOrEqual(10);

@@ -29,7 +29,9 @@ describe('FerretDB store', () => {
     const links = mongo.db.collection('links');
     await links.createIndex({ awsAccountId: 1, productCode: 1 }, { unique: true });
     await links.insertOne({ awsAccountId: '111122223333', productCode: 'p', accountId: 'a' });
-    const second = await links.insertOne({ awsAccountId: '111122223333', productCode: 'p', accountId: 'b' }).catch((e: unknown) => e);
+    const second = await links
+      .insertOne({ awsAccountId: '111122223333', productCode: 'p', accountId: 'b' })
+      .catch((e: unknown) => e);
     expect(isDuplicateKeyError(second)).toBe(true);
     expect(await links.countDocuments({ awsAccountId: '111122223333' })).toBe(1);
     expect(isDuplicateKeyError(new Error('other'))).toBe(false);
@@ -39,7 +41,9 @@ describe('FerretDB store', () => {
     // FerretDB's SQLite backend does not make conditional updates or $inc atomic under
     // concurrency (see README, "Consistency without transactions"); a unique key does hold.
     const reservations = mongo.db.collection<{ _id: string; owner: number }>('reservations');
-    const outcomes = await Promise.allSettled(Array.from({ length: 20 }, (_, owner) => reservations.insertOne({ _id: 'aws-1|prod', owner })));
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 20 }, (_, owner) => reservations.insertOne({ _id: 'aws-1|prod', owner })),
+    );
     const winners = outcomes.filter((o) => o.status === 'fulfilled');
     const losers = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
     expect(winners).toHaveLength(1);
@@ -48,6 +52,8 @@ describe('FerretDB store', () => {
   });
 
   it('fails fast with a clear error when the store is unreachable', async () => {
-    await expect(connectMongo('mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=500', 'x')).rejects.toThrow(/ECONNREFUSED|connect/i);
+    await expect(connectMongo('mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=500', 'x')).rejects.toThrow(
+      /ECONNREFUSED|connect/i,
+    );
   });
 });

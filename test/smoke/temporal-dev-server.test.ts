@@ -2,16 +2,20 @@ import { MarketplaceMeteringClient } from '@aws-sdk/client-marketplace-metering'
 /** A real workflow with a real activity on the real Temporal dev server and the real store. */
 import { Client, Connection } from '@temporalio/client';
 import { createActivities } from '../../activities';
-import { loadServiceConfig } from '../../lib/config';
+import { loadMeteringConfig } from '../../lib/config';
 import { connectMongo, type MongoHandle } from '../../lib/mongo';
-import { customSearchAttributes } from '../../lib/search-attributes';
+import { customSearchAttributes } from '../../domain/search-attributes';
 import { connectClient } from '../../lib/temporal';
 import { checkDependencies } from '../../workflows';
 import { createWorker } from '../../worker/create-worker';
 import { testServers, uniqueName } from '../helpers/test-env';
 
 // This workflow calls no AWS API; a client pointed nowhere proves it.
-const unusedMetering = new MarketplaceMeteringClient({ region: 'us-east-1', endpoint: 'http://127.0.0.1:9', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+const unusedMetering = new MarketplaceMeteringClient({
+  region: 'us-east-1',
+  endpoint: 'http://127.0.0.1:9',
+  credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+});
 
 describe('Temporal dev server', () => {
   let mongo: MongoHandle;
@@ -28,7 +32,15 @@ describe('Temporal dev server', () => {
   });
 
   it('runs the dependency-check workflow through a worker whose activity writes to the store', async () => {
-    const { worker, connection } = await createWorker({ temporal, activities: createActivities({ db: mongo.db, metering: unusedMetering, usageMetering: unusedMetering, meteringConfig: loadServiceConfig({}).metering }) });
+    const { worker, connection } = await createWorker({
+      temporal,
+      activities: createActivities({
+        db: mongo.db,
+        metering: unusedMetering,
+        usageMetering: unusedMetering,
+        meteringConfig: loadMeteringConfig({}),
+      }),
+    });
     const workflowId = uniqueName('check');
     try {
       const result = await worker.runUntil(
@@ -49,7 +61,9 @@ describe('Temporal dev server', () => {
   it('has the project search attributes registered', async () => {
     const connection = await Connection.connect({ address: temporal.address });
     try {
-      const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace: temporal.namespace });
+      const { customAttributes } = await connection.operatorService.listSearchAttributes({
+        namespace: temporal.namespace,
+      });
       for (const key of customSearchAttributes) expect(Object.keys(customAttributes ?? {})).toContain(key.name);
     } finally {
       await connection.close();

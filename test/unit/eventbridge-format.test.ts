@@ -13,7 +13,8 @@ const customer = syntheticCustomer(7, 'prodcode7example');
 interface SandboxEvent {
   detail: { agreement: Record<string, unknown>; license?: { arn: string } };
 }
-const sandboxEvent = (detailType: string, options?: EventBodyOptions) => JSON.parse(eventBridgeBody(customer, detailType, 'us-east-1', options).body) as SandboxEvent;
+const sandboxEvent = (detailType: string, options?: EventBodyOptions) =>
+  JSON.parse(eventBridgeBody(customer, detailType, 'us-east-1', options).body) as SandboxEvent;
 
 /** AWS's sample of "Purchase Agreement Created - Proposer": no `detail.product`, no `detail.license`. */
 const awsCreatedProposer = {
@@ -67,8 +68,17 @@ const awsCancellationRequest = {
   detail: {
     requestId: '3d4c9f9b-b809-4f5e-9fac-a9ae98b05cbb',
     catalog: 'AWSMarketplace',
-    agreement: { id: 'agmt-abcdexampleid', acceptorId: '123465789012', productId: 'prod-exampleid', offerId: 'offer-exampleid' },
-    agreementCancellationRequest: { id: 'acr-abcdexampleid', reasonCode: 'INCORRECT_TERMS_ACCEPTED', statusCode: 'PENDING_APPROVAL' },
+    agreement: {
+      id: 'agmt-abcdexampleid',
+      acceptorId: '123465789012',
+      productId: 'prod-exampleid',
+      offerId: 'offer-exampleid',
+    },
+    agreementCancellationRequest: {
+      id: 'acr-abcdexampleid',
+      reasonCode: 'INCORRECT_TERMS_ACCEPTED',
+      statusCode: 'PENDING_APPROVAL',
+    },
   },
 };
 
@@ -98,14 +108,23 @@ const EVENTS: Array<[string, Expected]> = [
   ['Purchase Agreement Renewal Upcoming', { ignored: 'renewal terms' }],
 ];
 
-const TABLE = EVENTS.flatMap(([event, expected]) => (['Manufacturer', 'Proposer'] as const).map((role) => [`${event} - ${role}`, expected] as const));
+const TABLE = EVENTS.flatMap(([event, expected]) =>
+  (['Manufacturer', 'Proposer'] as const).map((role) => [`${event} - ${role}`, expected] as const),
+);
 
 describe('EventBridge agreement events', () => {
   it.each(TABLE)('%s', (detailType, expected) => {
     const classified = classifyEventBridgeEvent(sandboxEvent(detailType));
     if ('ignored' in expected) {
-      expect(classified).toMatchObject({ kind: 'ignored', format: 'eventbridge', detailType, awsAccountId: customer.customerAwsAccountId });
-      expect(classified).toMatchObject({ reason: expect.stringMatching(new RegExp(`^${detailType}: ${expected.ignored}`)) });
+      expect(classified).toMatchObject({
+        kind: 'ignored',
+        format: 'eventbridge',
+        detailType,
+        awsAccountId: customer.customerAwsAccountId,
+      });
+      expect(classified).toMatchObject({
+        reason: expect.stringMatching(new RegExp(`^${detailType}: ${expected.ignored}`)),
+      });
       return;
     }
     const notification = notificationOf(classified);
@@ -153,13 +172,21 @@ describe('EventBridge agreement events', () => {
     ['with surrounding blanks', '  arn:aws:license-manager::111122223333:license/l-abc123 '],
   ])('normalizes a license ARN %s', (_, arn) => {
     const event = withDetail(awsLicenseDeprovisioned, { license: { arn } });
-    expect(notificationOf(classifyEventBridgeEvent(event)).licenseArn).toBe('arn:aws:license-manager::111122223333:license/l-abc123');
+    expect(notificationOf(classifyEventBridgeEvent(event)).licenseArn).toBe(
+      'arn:aws:license-manager::111122223333:license/l-abc123',
+    );
   });
 
   it('correlates by the license alone, or by the product alone', () => {
     const byLicense = withDetail(awsLicenseDeprovisioned, { agreement: null, product: null });
-    expect(notificationOf(classifyEventBridgeEvent(byLicense))).toMatchObject({ licenseArn: expect.stringMatching(/^arn:aws:license-manager/) });
-    const byProduct = withDetail(awsLicenseDeprovisioned, { agreement: {}, license: undefined, product: { code: 'onlyproduct' } });
+    expect(notificationOf(classifyEventBridgeEvent(byLicense))).toMatchObject({
+      licenseArn: expect.stringMatching(/^arn:aws:license-manager/),
+    });
+    const byProduct = withDetail(awsLicenseDeprovisioned, {
+      agreement: {},
+      license: undefined,
+      product: { code: 'onlyproduct' },
+    });
     const notification = notificationOf(classifyEventBridgeEvent(byProduct));
     expect(notification).toMatchObject({ productCode: 'onlyproduct' });
     expect(notification).not.toHaveProperty('licenseArn');
@@ -167,10 +194,14 @@ describe('EventBridge agreement events', () => {
   });
 
   it('dead-letters an event that names no product, license or agreement: it cannot be correlated', () => {
-    const nameless = withDetail(awsCreatedProposer, { agreement: { intent: 'NEW', status: 'ACTIVE' }, product: { id: 'prod-x', title: 'no code' } });
+    const nameless = withDetail(awsCreatedProposer, {
+      agreement: { intent: 'NEW', status: 'ACTIVE' },
+      product: { id: 'prod-x', title: 'no code' },
+    });
     expect(classifyEventBridgeEvent(nameless)).toEqual({
       kind: 'poison',
-      reason: 'EventBridge Purchase Agreement Created - Proposer cannot be correlated: no product code, license ARN or agreement id',
+      reason:
+        'EventBridge Purchase Agreement Created - Proposer cannot be correlated: no product code, license ARN or agreement id',
     });
   });
 
@@ -178,15 +209,22 @@ describe('EventBridge agreement events', () => {
     const detail: Partial<typeof awsCreatedProposer.detail> = { ...awsCreatedProposer.detail };
     delete detail.acceptor;
     const classified = classifyEventBridgeEvent({ ...awsCreatedProposer, detail });
-    expect(classified).toMatchObject({ kind: 'poison', reason: expect.stringMatching(/^EventBridge event: .*acceptor/) });
+    expect(classified).toMatchObject({
+      kind: 'poison',
+      reason: expect.stringMatching(/^EventBridge event: .*acceptor/),
+    });
   });
 
   it('marks an amendment, and a Created event whose intent is AMEND, as not a new subscription', () => {
     const amended = notificationOf(classifyEventBridgeEvent(sandboxEvent('Purchase Agreement Amended - Proposer')));
     expect(amended).toMatchObject({ action: 'subscribe-success', amendment: true, intent: 'AMEND' });
-    const createdAmend = notificationOf(classifyEventBridgeEvent(withDetail(awsCreatedProposer, { agreement: { id: 'agmt-1', intent: 'AMEND' } })));
+    const createdAmend = notificationOf(
+      classifyEventBridgeEvent(withDetail(awsCreatedProposer, { agreement: { id: 'agmt-1', intent: 'AMEND' } })),
+    );
     expect(createdAmend).toMatchObject({ action: 'subscribe-success', amendment: true, intent: 'AMEND' });
-    const renewed = notificationOf(classifyEventBridgeEvent(sandboxEvent('Purchase Agreement Created - Manufacturer', { intent: 'RENEW' })));
+    const renewed = notificationOf(
+      classifyEventBridgeEvent(sandboxEvent('Purchase Agreement Created - Manufacturer', { intent: 'RENEW' })),
+    );
     expect(renewed).toMatchObject({ action: 'subscribe-success', intent: 'RENEW' });
     expect(renewed).not.toHaveProperty('amendment');
   });
@@ -195,31 +233,56 @@ describe('EventBridge agreement events', () => {
     expect(classifyEventBridgeEvent(awsCancellationRequest)).toMatchObject({
       kind: 'ignored',
       awsAccountId: '123465789012',
-      reason: 'Agreement Cancellation Request Pending Approval - Proposer: a cancellation request; an approved one ends with Purchase Agreement Ended',
+      reason:
+        'Agreement Cancellation Request Pending Approval - Proposer: a cancellation request; an approved one ends with Purchase Agreement Ended',
     });
   });
 
   it('ignores buyer-side events, unknown detail types, and other sources', () => {
-    expect(classifyEventBridgeEvent({ ...awsCreatedProposer, 'detail-type': 'Purchase Agreement Created - Acceptor' })).toMatchObject({
+    expect(
+      classifyEventBridgeEvent({ ...awsCreatedProposer, 'detail-type': 'Purchase Agreement Created - Acceptor' }),
+    ).toMatchObject({
       kind: 'ignored',
       reason: 'Purchase Agreement Created - Acceptor: sent to the buyer, not the seller',
     });
-    expect(classifyEventBridgeEvent({ ...awsCreatedProposer, 'detail-type': 'Purchase Agreement Renewed - Manufacturer' })).toMatchObject({
+    expect(
+      classifyEventBridgeEvent({ ...awsCreatedProposer, 'detail-type': 'Purchase Agreement Renewed - Manufacturer' }),
+    ).toMatchObject({
       kind: 'ignored',
       reason: 'unknown detail type "Purchase Agreement Renewed - Manufacturer"',
     });
-    expect(classifyEventBridgeEvent({ ...awsCreatedProposer, 'detail-type': 'Purchase Agreement Created' })).toMatchObject({
+    expect(
+      classifyEventBridgeEvent({ ...awsCreatedProposer, 'detail-type': 'Purchase Agreement Created' }),
+    ).toMatchObject({
       kind: 'ignored',
       reason: 'unknown detail type "Purchase Agreement Created"',
     });
-    const foreign = { version: '0', id: 'ev-1', 'detail-type': 'EC2 Instance State-change Notification', source: 'aws.ec2', detail: { 'instance-id': 'i-1' } };
-    expect(classifyEventBridgeEvent(foreign)).toMatchObject({ kind: 'ignored', messageId: 'ev-1', reason: 'event source "aws.ec2" is not aws.agreement-marketplace' });
+    const foreign = {
+      version: '0',
+      id: 'ev-1',
+      'detail-type': 'EC2 Instance State-change Notification',
+      source: 'aws.ec2',
+      detail: { 'instance-id': 'i-1' },
+    };
+    expect(classifyEventBridgeEvent(foreign)).toMatchObject({
+      kind: 'ignored',
+      messageId: 'ev-1',
+      reason: 'event source "aws.ec2" is not aws.agreement-marketplace',
+    });
     // Even a foreign event we cannot read as an event is someone else's, not poison.
-    expect(classifyEventBridgeEvent({ id: 'ev-2', source: 'aws.ec2', 'detail-type': 7 })).toMatchObject({ kind: 'ignored', messageId: 'ev-2' });
+    expect(classifyEventBridgeEvent({ id: 'ev-2', source: 'aws.ec2', 'detail-type': 7 })).toMatchObject({
+      kind: 'ignored',
+      messageId: 'ev-2',
+    });
   });
 
   it('dead-letters a body of our source that is not an event', () => {
-    expect(classifyEventBridgeEvent({ source: 'aws.agreement-marketplace', 'detail-type': 'Purchase Agreement Created - Proposer' })).toMatchObject({
+    expect(
+      classifyEventBridgeEvent({
+        source: 'aws.agreement-marketplace',
+        'detail-type': 'Purchase Agreement Created - Proposer',
+      }),
+    ).toMatchObject({
       kind: 'poison',
       reason: expect.stringMatching(/^EventBridge event: .*id/),
     });
@@ -228,14 +291,20 @@ describe('EventBridge agreement events', () => {
 
 describe('the sandbox’s EventBridge events', () => {
   it('prints the license ARN as AWS does, without the leading arn:', () => {
-    expect(sandboxEvent('License Updated - Manufacturer').detail.license?.arn).toBe(customer.licenseArn.replace(/^arn:/, ''));
+    expect(sandboxEvent('License Updated - Manufacturer').detail.license?.arn).toBe(
+      customer.licenseArn.replace(/^arn:/, ''),
+    );
   });
 
   it('shapes an agreement event like AWS’s sample, without product or license', () => {
     const event = sandboxEvent('Purchase Agreement Created - Proposer', { shape: 'aws-sample' });
     expect(event.detail).not.toHaveProperty('product');
     expect(event.detail).not.toHaveProperty('license');
-    expect(event.detail.agreement).toMatchObject({ id: expect.stringMatching(/^agmt-/), intent: 'NEW', status: 'ACTIVE' });
+    expect(event.detail.agreement).toMatchObject({
+      id: expect.stringMatching(/^agmt-/),
+      intent: 'NEW',
+      status: 'ACTIVE',
+    });
     expect(notificationOf(classifyEventBridgeEvent(event))).not.toHaveProperty('productCode');
     const ended = sandboxEvent('Purchase Agreement Ended - Proposer', { shape: 'aws-sample' });
     expect(Object.keys(ended.detail.agreement).sort()).toEqual(['id', 'status']);
@@ -243,7 +312,10 @@ describe('the sandbox’s EventBridge events', () => {
 
   it('keeps product and license on a License event shaped like AWS’s sample', () => {
     const event = sandboxEvent('License Deprovisioned - Manufacturer', { shape: 'aws-sample' });
-    expect(event.detail).toMatchObject({ product: { code: customer.productCode }, license: { arn: expect.any(String) } });
+    expect(event.detail).toMatchObject({
+      product: { code: customer.productCode },
+      license: { arn: expect.any(String) },
+    });
     expect(Object.keys(event.detail.agreement)).toEqual(['id']);
   });
 });

@@ -10,7 +10,13 @@ function capture(level: LevelWithSilent) {
   const destination = new Writable({
     write(chunk: Buffer, _encoding, done) {
       raw.push(chunk.toString());
-      lines.push(...chunk.toString().trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>));
+      lines.push(
+        ...chunk
+          .toString()
+          .trim()
+          .split('\n')
+          .map((line) => JSON.parse(line) as Record<string, unknown>),
+      );
       done();
     },
   });
@@ -25,16 +31,33 @@ describe('issue 13: process logs', () => {
     log.error({ err: new Error('boom') }, 'receiving failed');
     expect(lines).toEqual([
       expect.objectContaining({ level: 40, name: 'test', msg: 'shutdown timeout', held: 3 }),
-      expect.objectContaining({ level: 50, msg: 'receiving failed', err: expect.objectContaining({ type: 'Error', message: 'boom', stack: expect.stringContaining('boom') }) }),
+      expect.objectContaining({
+        level: 50,
+        msg: 'receiving failed',
+        err: expect.objectContaining({ type: 'Error', message: 'boom', stack: expect.stringContaining('boom') }),
+      }),
     ]);
     expect(lines.every((line) => typeof line.time === 'number')).toBe(true);
   });
 
   it('redacts every field named like a secret, at the top or one level down, and in headers', () => {
     const { log, lines, raw } = capture('info');
-    log.info({ token: 't-secret', apiKey: 'k-secret', request: { password: 'p-secret', headers: { authorization: 'Bearer h-secret', cookie: 'c-secret' } }, linkCode: 'l-secret' }, 'call');
+    log.info(
+      {
+        token: 't-secret',
+        apiKey: 'k-secret',
+        request: { password: 'p-secret', headers: { authorization: 'Bearer h-secret', cookie: 'c-secret' } },
+        linkCode: 'l-secret',
+      },
+      'call',
+    );
     expect(raw.join('')).not.toMatch(/-secret/);
-    expect(lines[0]).toMatchObject({ token: '[redacted]', apiKey: '[redacted]', linkCode: '[redacted]', request: { password: '[redacted]', headers: { authorization: '[redacted]', cookie: '[redacted]' } } });
+    expect(lines[0]).toMatchObject({
+      token: '[redacted]',
+      apiKey: '[redacted]',
+      linkCode: '[redacted]',
+      request: { password: '[redacted]', headers: { authorization: '[redacted]', cookie: '[redacted]' } },
+    });
   });
 
   it("forwards the Temporal SDK's logs at their level, an error under `err`", () => {
@@ -56,7 +79,7 @@ describe('issue 13: process logs', () => {
     expect(lines[3]).not.toHaveProperty('error');
   });
 
-  it("asks the native Core for its messages at LOG_LEVEL, forwarded to the same logger", () => {
+  it('asks the native Core for its messages at LOG_LEVEL, forwarded to the same logger', () => {
     const { log } = capture('info');
     expect(runtimeLogging(log, 'warn').logging).toEqual({ filter: { core: 'WARN' }, forward: {} });
     expect(runtimeLogging(log, 'debug').logging).toEqual({ filter: { core: 'DEBUG' }, forward: {} });

@@ -5,9 +5,14 @@
  * answers like BatchMeterUsage; test/metering.test.ts runs the real worker
  * against the sandbox's implementation of the protocol.
  */
-import type { BatchMeterUsageCommand, BatchMeterUsageCommandOutput, MarketplaceMeteringClient, UsageRecord } from '@aws-sdk/client-marketplace-metering';
-import { billableUnits, METERING_WINDOW_MS, withinWindow } from '../../activities/metering';
-import { MAX_RECORDS_PER_CALL, planCalls, sendEntries, type SenderDeps } from '../../activities/usage-sender';
+import type {
+  BatchMeterUsageCommand,
+  BatchMeterUsageCommandOutput,
+  MarketplaceMeteringClient,
+  UsageRecord,
+} from '@aws-sdk/client-marketplace-metering';
+import { billableUnits, METERING_WINDOW_MS, withinWindow } from '../../activities/metering/metering';
+import { MAX_RECORDS_PER_CALL, planCalls, sendEntries, type SenderDeps } from '../../activities/metering/usage-sender';
 import { RateLimiter } from '../../lib/rate-limiter';
 import { ledgerKey, type LedgerEntry } from '../../lib/store/metering-ledger';
 import { meteringModelKey, meteringModelOf } from '../../lib/store/metering-models';
@@ -24,13 +29,18 @@ function entry(n: number, options: { product?: string; license?: boolean; dimens
     hour: HOUR,
     quantity: n + 1,
     createdAt: HOUR,
-    ...(options.license === false ? { customerIdentifier: `cust-${n}` } : { licenseArn: `aws:license-manager::111122223333:license/l-${n}` }),
+    ...(options.license === false
+      ? { customerIdentifier: `cust-${n}` }
+      : { licenseArn: `aws:license-manager::111122223333:license/l-${n}` }),
   };
   const key = options.license === false ? `${awsAccountId}:${base.productCode}` : `license:l-${n}`;
   return { ...base, _id: ledgerKey(key, base) };
 }
 
-type Answer = (record: UsageRecord, call: number) => 'Success' | 'DuplicateRecord' | 'CustomerNotSubscribed' | 'unprocessed' | 'missing' | 'Unknown';
+type Answer = (
+  record: UsageRecord,
+  call: number,
+) => 'Success' | 'DuplicateRecord' | 'CustomerNotSubscribed' | 'unprocessed' | 'missing' | 'Unknown';
 
 /** Answers like BatchMeterUsage, record by record, or fails the whole call with `fail`. */
 function meteringStandIn(answer: Answer = () => 'Success', fail?: (call: number) => Error | undefined) {
@@ -51,7 +61,11 @@ function meteringStandIn(answer: Answer = () => 'Success', fail?: (call: number)
       return {
         Results: answers
           .filter((a) => !['unprocessed', 'missing'].includes(a.status))
-          .map((a, i) => ({ UsageRecord: a.record, Status: a.status as 'Success', MeteringRecordId: a.status === 'Success' ? `mr-${calls.length}-${i}` : undefined })),
+          .map((a, i) => ({
+            UsageRecord: a.record,
+            Status: a.status as 'Success',
+            MeteringRecordId: a.status === 'Success' ? `mr-${calls.length}-${i}` : undefined,
+          })),
         UnprocessedRecords: answers.filter((a) => a.status === 'unprocessed').map((a) => a.record),
       };
     },
@@ -68,7 +82,8 @@ const deps = (metering: MarketplaceMeteringClient, overrides: Partial<SenderDeps
   ...overrides,
 });
 
-const awsError = (name: string, status: number) => Object.assign(new Error(name), { name, $metadata: { httpStatusCode: status } });
+const awsError = (name: string, status: number) =>
+  Object.assign(new Error(name), { name, $metadata: { httpStatusCode: status } });
 
 describe('what is billed', () => {
   it.each([
@@ -100,8 +115,12 @@ describe('what is billed', () => {
 
 describe('ledger and model keys', () => {
   it('keys a ledger row by subscription, dimension and hour, in the format existing ledgers use', () => {
-    expect(ledgerKey('123456789012:prod-a', { dimension: 'session_hours', hour: HOUR })).toBe('123456789012:prod-a|session_hours|2026-11-26T10:00:00.000Z');
-    expect(ledgerKey('license:l-1', { dimension: 'traffic_gb', hour: HOUR })).toBe('license:l-1|traffic_gb|2026-11-26T10:00:00.000Z');
+    expect(ledgerKey('123456789012:prod-a', { dimension: 'session_hours', hour: HOUR })).toBe(
+      '123456789012:prod-a|session_hours|2026-11-26T10:00:00.000Z',
+    );
+    expect(ledgerKey('license:l-1', { dimension: 'traffic_gb', hour: HOUR })).toBe(
+      'license:l-1|traffic_gb|2026-11-26T10:00:00.000Z',
+    );
   });
 
   it('claims an hour per AWS account and product, whichever model names it, so the two models collide', () => {
@@ -128,9 +147,21 @@ describe('planCalls', () => {
   });
 
   it('never mixes products or identifier models in one call', () => {
-    const entries = [entry(1), entry(2, { license: false }), entry(3, { product: 'prod-b' }), entry(4), entry(5, { license: false }), entry(6, { product: 'prod-b', license: false })];
+    const entries = [
+      entry(1),
+      entry(2, { license: false }),
+      entry(3, { product: 'prod-b' }),
+      entry(4),
+      entry(5, { license: false }),
+      entry(6, { product: 'prod-b', license: false }),
+    ];
     const calls = planCalls(entries);
-    expect(calls.map((call) => call.map((e) => e.awsAccountId.slice(-1)))).toEqual([['1', '4'], ['2', '5'], ['3'], ['6']]);
+    expect(calls.map((call) => call.map((e) => e.awsAccountId.slice(-1)))).toEqual([
+      ['1', '4'],
+      ['2', '5'],
+      ['3'],
+      ['6'],
+    ]);
     for (const call of calls) {
       expect(new Set(call.map((e) => `${e.productCode}|${meteringModelOf(e)}`)).size).toBe(1);
       expect(call.length).toBeLessThanOrEqual(MAX_RECORDS_PER_CALL);
@@ -143,15 +174,40 @@ describe('sendEntries', () => {
     const aws = meteringStandIn();
     const report = await sendEntries(deps(aws.client), [entry(1), entry(2, { license: false })]);
     expect(aws.calls).toEqual([
-      { productCode: undefined, records: [{ Timestamp: HOUR, Dimension: 'session_hours', Quantity: 2, CustomerAWSAccountId: '200000000001', LicenseArn: 'arn:aws:license-manager::111122223333:license/l-1' }] },
-      { productCode: 'prod-a', records: [{ Timestamp: HOUR, Dimension: 'session_hours', Quantity: 3, CustomerIdentifier: 'cust-2' }] },
+      {
+        productCode: undefined,
+        records: [
+          {
+            Timestamp: HOUR,
+            Dimension: 'session_hours',
+            Quantity: 2,
+            CustomerAWSAccountId: '200000000001',
+            LicenseArn: 'arn:aws:license-manager::111122223333:license/l-1',
+          },
+        ],
+      },
+      {
+        productCode: 'prod-a',
+        records: [{ Timestamp: HOUR, Dimension: 'session_hours', Quantity: 3, CustomerIdentifier: 'cust-2' }],
+      },
     ]);
-    expect(report).toEqual({ calls: 2, unsent: 0, outcomes: [expect.objectContaining({ _id: entry(1)._id, status: 'sent' }), expect.objectContaining({ _id: entry(2, { license: false })._id, status: 'sent' })] });
+    expect(report).toEqual({
+      calls: 2,
+      unsent: 0,
+      outcomes: [
+        expect.objectContaining({ _id: entry(1)._id, status: 'sent' }),
+        expect.objectContaining({ _id: entry(2, { license: false })._id, status: 'sent' }),
+      ],
+    });
     expect(report.outcomes.every((o) => o.meteringRecordId)).toBe(true);
   });
 
   it("settles each record by AWS's answer: sent, conflict for DuplicateRecord, not-subscribed", async () => {
-    const answers: Record<string, ReturnType<Answer>> = { '200000000001': 'Success', '200000000002': 'DuplicateRecord', '200000000003': 'CustomerNotSubscribed' };
+    const answers: Record<string, ReturnType<Answer>> = {
+      '200000000001': 'Success',
+      '200000000002': 'DuplicateRecord',
+      '200000000003': 'CustomerNotSubscribed',
+    };
     const aws = meteringStandIn((record) => answers[record.CustomerAWSAccountId!]!);
     const report = await sendEntries(deps(aws.client), [entry(1), entry(2), entry(3)]);
     expect(report.outcomes.map((o) => [o._id, o.status])).toEqual([
@@ -163,10 +219,19 @@ describe('sendEntries', () => {
   });
 
   it('sends again only what AWS left unprocessed, left out of its answer, or answered with a status we do not know', async () => {
-    const firstAnswer: Record<string, ReturnType<Answer>> = { '200000000002': 'unprocessed', '200000000003': 'missing', '200000000004': 'Unknown' };
-    const aws = meteringStandIn((record, call) => (call === 1 ? (firstAnswer[record.CustomerAWSAccountId!] ?? 'Success') : 'Success'));
+    const firstAnswer: Record<string, ReturnType<Answer>> = {
+      '200000000002': 'unprocessed',
+      '200000000003': 'missing',
+      '200000000004': 'Unknown',
+    };
+    const aws = meteringStandIn((record, call) =>
+      call === 1 ? (firstAnswer[record.CustomerAWSAccountId!] ?? 'Success') : 'Success',
+    );
     const report = await sendEntries(deps(aws.client), [entry(1), entry(2), entry(3), entry(4)]);
-    expect(aws.calls.map((call) => call.records.map((r) => r.CustomerAWSAccountId!.slice(-1)))).toEqual([['1', '2', '3', '4'], ['2', '3', '4']]);
+    expect(aws.calls.map((call) => call.records.map((r) => r.CustomerAWSAccountId!.slice(-1)))).toEqual([
+      ['1', '2', '3', '4'],
+      ['2', '3', '4'],
+    ]);
     expect(report.outcomes.map((o) => o.status)).toEqual(['sent', 'sent', 'sent', 'sent']);
     expect(report.unsent).toBe(0);
   });
@@ -176,14 +241,21 @@ describe('sendEntries', () => {
     const report = await sendEntries(deps(aws.client, { maxRetries: 2 }), [entry(1), entry(2)]);
     expect([aws.calls.length, report.calls, report.unsent, report.outcomes]).toEqual([3, 3, 2, []]);
 
-    const flaky = meteringStandIn(undefined, (call) => (call === 1 ? awsError('InternalServiceErrorException', 500) : undefined));
+    const flaky = meteringStandIn(undefined, (call) =>
+      call === 1 ? awsError('InternalServiceErrorException', 500) : undefined,
+    );
     const recovered = await sendEntries(deps(flaky.client), [entry(1)]);
     expect([flaky.calls.length, recovered.outcomes.map((o) => o.status)]).toEqual([2, ['sent']]);
   });
 
   it('rejects a call AWS refused outright, once, without holding up the other calls', async () => {
-    const aws = meteringStandIn(undefined, (call) => (call === 1 ? awsError('InvalidProductCodeException', 400) : undefined));
-    const report = await sendEntries(deps(aws.client, { concurrency: 1 }), [entry(1, { license: false }), entry(2, { product: 'prod-b', license: false })]);
+    const aws = meteringStandIn(undefined, (call) =>
+      call === 1 ? awsError('InvalidProductCodeException', 400) : undefined,
+    );
+    const report = await sendEntries(deps(aws.client, { concurrency: 1 }), [
+      entry(1, { license: false }),
+      entry(2, { product: 'prod-b', license: false }),
+    ]);
     expect(report.outcomes.map((o) => [o._id, o.status, o.error])).toEqual([
       [entry(1, { license: false })._id, 'rejected', 'InvalidProductCodeException'],
       [entry(2, { product: 'prod-b', license: false })._id, 'sent', undefined],
@@ -193,7 +265,10 @@ describe('sendEntries', () => {
 
   it('starts no call once the hour would leave the window', async () => {
     const aws = meteringStandIn();
-    const report = await sendEntries(deps(aws.client, { notAfter: Date.now() - 1 }), [entry(1), entry(2, { license: false })]);
+    const report = await sendEntries(deps(aws.client, { notAfter: Date.now() - 1 }), [
+      entry(1),
+      entry(2, { license: false }),
+    ]);
     expect([aws.calls.length, report.unsent, report.outcomes]).toEqual([0, 2, []]);
   });
 

@@ -9,7 +9,8 @@ import { isPermanentFailure } from '../../poller/failures';
 import { RecentIds } from '../../poller/recent-ids';
 
 /** A gRPC error as @grpc/grpc-js raises it. */
-const grpcError = (code: number) => Object.assign(new Error(`grpc ${code}`), { code, details: `grpc ${code}`, metadata: {} });
+const grpcError = (code: number) =>
+  Object.assign(new Error(`grpc ${code}`), { code, details: `grpc ${code}`, metadata: {} });
 const mongoError = (code: number) => new MongoServerError({ message: `mongo ${code}`, code });
 
 describe('isPermanentFailure', () => {
@@ -39,7 +40,8 @@ describe('isPermanentFailure', () => {
   it('a document the store rejects is permanent; a failover or a lock is not', () => {
     for (const code of [2, 9, 14, 121]) expect([code, isPermanentFailure(mongoError(code))]).toEqual([code, true]);
     // NotWritablePrimary, LockTimeout, InterruptedAtShutdown, HostUnreachable.
-    for (const code of [10107, 24, 11600, 6]) expect([code, isPermanentFailure(mongoError(code))]).toEqual([code, false]);
+    for (const code of [10107, 24, 11600, 6])
+      expect([code, isPermanentFailure(mongoError(code))]).toEqual([code, false]);
   });
 
   it('a programming error repeats; the network failing under fetch does not', () => {

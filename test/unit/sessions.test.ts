@@ -4,7 +4,7 @@
  * test/security/03 and 07 run the same rules through HTTP.
  */
 import { SignJWT, UnsecuredJWT, type JWTPayload } from 'jose';
-import { safeLocalPath } from '../../api/session';
+import { safeLocalPath } from '../../api/common/session';
 import { SESSION_AUDIENCE, signSession, verifySession } from '../../lib/session-token';
 
 const KEY = 'the-current-session-signing-key-0123456789';
@@ -12,9 +12,15 @@ const PREVIOUS = 'the-previous-session-signing-key-0123456789';
 const secret = (key: string) => new TextEncoder().encode(key);
 
 /** A token as another JWT library (the platform's) would make it. */
-function token(claims: JWTPayload, options: { key?: string; alg?: string; audience?: string | null; ttl?: number } = {}) {
+function token(
+  claims: JWTPayload,
+  options: { key?: string; alg?: string; audience?: string | null; ttl?: number } = {},
+) {
   const now = Math.floor(Date.now() / 1000);
-  let jwt = new SignJWT(claims).setProtectedHeader({ alg: options.alg ?? 'HS256' }).setIssuedAt(now).setExpirationTime(now + (options.ttl ?? 3600));
+  let jwt = new SignJWT(claims)
+    .setProtectedHeader({ alg: options.alg ?? 'HS256' })
+    .setIssuedAt(now)
+    .setExpirationTime(now + (options.ttl ?? 3600));
   if (options.audience !== null) jwt = jwt.setAudience(options.audience ?? SESSION_AUDIENCE);
   return jwt.sign(secret(options.key ?? KEY));
 }
@@ -27,7 +33,10 @@ describe('session tokens', () => {
   });
 
   it('accepts a token the platform issued with its own library', async () => {
-    await expect(verifySession(await token({ sub: 'acct-1', sv: 0 }), [KEY])).resolves.toMatchObject({ sub: 'acct-1', sv: 0 });
+    await expect(verifySession(await token({ sub: 'acct-1', sv: 0 }), [KEY])).resolves.toMatchObject({
+      sub: 'acct-1',
+      sv: 0,
+    });
   });
 
   it('accepts a token of the previous key during a rotation, and no longer once that key is dropped', async () => {
@@ -39,13 +48,22 @@ describe('session tokens', () => {
   it('refuses an expired token, whichever key signed it', async () => {
     const twoHoursAgo = Date.now() - 2 * 3_600_000;
     await expect(verifySession(await signSession('acct-1', 0, KEY, 3600, twoHoursAgo), [KEY])).resolves.toBeUndefined();
-    await expect(verifySession(await signSession('acct-1', 0, PREVIOUS, 3600, twoHoursAgo), [KEY, PREVIOUS])).resolves.toBeUndefined();
+    await expect(
+      verifySession(await signSession('acct-1', 0, PREVIOUS, 3600, twoHoursAgo), [KEY, PREVIOUS]),
+    ).resolves.toBeUndefined();
   });
 
   it.each([
     ['another key', () => token({ sub: 'acct-1', sv: 0 }, { key: 'someone-elses-signing-key-0123456789abcdef' })],
     ['HS512 with our key', () => token({ sub: 'acct-1', sv: 0 }, { alg: 'HS512' })],
-    ['alg none', async () => new UnsecuredJWT({ sub: 'acct-1', sv: 0, aud: SESSION_AUDIENCE }).setIssuedAt().setExpirationTime('1h').encode()],
+    [
+      'alg none',
+      async () =>
+        new UnsecuredJWT({ sub: 'acct-1', sv: 0, aud: SESSION_AUDIENCE })
+          .setIssuedAt()
+          .setExpirationTime('1h')
+          .encode(),
+    ],
     ['another audience', () => token({ sub: 'acct-1', sv: 0 }, { audience: 'another-service' })],
     ['no audience', () => token({ sub: 'acct-1', sv: 0 }, { audience: null })],
     ['no session version', () => token({ sub: 'acct-1' })],
@@ -58,9 +76,12 @@ describe('session tokens', () => {
     await expect(verifySession(await make(), [KEY, PREVIOUS])).resolves.toBeUndefined();
   });
 
-  it.each(['', 'garbage', 'a.b', 'a.b.c', 'v1.eyJzdWIiOiJhY2N0LTEifQ.bWFj', `${'x'.repeat(10_000)}.y.z`])('refuses the malformed token %j', async (text) => {
-    await expect(verifySession(text, [KEY])).resolves.toBeUndefined();
-  });
+  it.each(['', 'garbage', 'a.b', 'a.b.c', 'v1.eyJzdWIiOiJhY2N0LTEifQ.bWFj', `${'x'.repeat(10_000)}.y.z`])(
+    'refuses the malformed token %j',
+    async (text) => {
+      await expect(verifySession(text, [KEY])).resolves.toBeUndefined();
+    },
+  );
 });
 
 describe('safeLocalPath', () => {
@@ -75,13 +96,21 @@ describe('safeLocalPath', () => {
     expect(safeLocalPath(next)).toBe(expected);
   });
 
-  it.each([undefined, '', 'billing', 'https://evil.example', '//evil.example', '/.//evil.example', '/\\evil.example', '/%2e//evil.example', '/\u0000x', '/\u007f'])(
-    'falls back for %j',
-    (next) => {
-      expect(safeLocalPath(next)).toBe('/');
-      expect(safeLocalPath(next, '/billing')).toBe('/billing');
-    },
-  );
+  it.each([
+    undefined,
+    '',
+    'billing',
+    'https://evil.example',
+    '//evil.example',
+    '/.//evil.example',
+    '/\\evil.example',
+    '/%2e//evil.example',
+    '/\u0000x',
+    '/\u007f',
+  ])('falls back for %j', (next) => {
+    expect(safeLocalPath(next)).toBe('/');
+    expect(safeLocalPath(next, '/billing')).toBe('/billing');
+  });
 
   /**
    * Every combination of up to four pieces an attacker assembles a `next`

@@ -10,7 +10,7 @@ import {
   sameLicense,
   subscriptionKey,
   subscriptionWorkflowId,
-} from '../../workflows/subscription-identity';
+} from '../../domain/subscription-identity';
 
 /** One license as ResolveCustomer, EventBridge's license events and AWS's pages print it. */
 const SPELLINGS = [
@@ -28,22 +28,38 @@ describe('subscription identity', () => {
 
   it('adds the missing `arn:` prefix and leaves a full ARN as it is', () => {
     expect(normalizeLicenseArn('aws:license-manager::1:license/l-1')).toBe('arn:aws:license-manager::1:license/l-1');
-    expect(normalizeLicenseArn('arn:aws:license-manager::1:license/l-1')).toBe('arn:aws:license-manager::1:license/l-1');
+    expect(normalizeLicenseArn('arn:aws:license-manager::1:license/l-1')).toBe(
+      'arn:aws:license-manager::1:license/l-1',
+    );
   });
 
   it('keys every spelling of one license to one workflow', () => {
-    const ids = new Set(SPELLINGS.map((licenseArn) => subscriptionWorkflowId({ awsAccountId: '111122223333', productCode: 'prod', licenseArn })));
+    const ids = new Set(
+      SPELLINGS.map((licenseArn) =>
+        subscriptionWorkflowId({ awsAccountId: '111122223333', productCode: 'prod', licenseArn }),
+      ),
+    );
     expect([...ids]).toEqual(['subscription:license:l-0abc123']);
   });
 
   it('keys by AWS account and product when AWS named no license (legacy listings, SNS)', () => {
     expect(subscriptionKey({ awsAccountId: '111122223333', productCode: 'prod' })).toBe('111122223333:prod');
-    expect(subscriptionKey({ awsAccountId: '111122223333', productCode: 'prod', licenseArn: '' })).toBe('111122223333:prod');
+    expect(subscriptionKey({ awsAccountId: '111122223333', productCode: 'prod', licenseArn: '' })).toBe(
+      '111122223333:prod',
+    );
   });
 
   it('keeps two licenses of one account and product (concurrent agreements) apart', () => {
-    const a = subscriptionKey({ awsAccountId: '111122223333', productCode: 'prod', licenseArn: 'arn:aws:license-manager::1:license/l-a' });
-    const b = subscriptionKey({ awsAccountId: '111122223333', productCode: 'prod', licenseArn: 'arn:aws:license-manager::1:license/l-b' });
+    const a = subscriptionKey({
+      awsAccountId: '111122223333',
+      productCode: 'prod',
+      licenseArn: 'arn:aws:license-manager::1:license/l-a',
+    });
+    const b = subscriptionKey({
+      awsAccountId: '111122223333',
+      productCode: 'prod',
+      licenseArn: 'arn:aws:license-manager::1:license/l-b',
+    });
     expect(a).not.toBe(b);
   });
 
@@ -55,8 +71,12 @@ describe('subscription identity', () => {
   });
 
   it('falls back to the whole ARN when it carries no `l-` id, so two such ARNs stay distinct', () => {
-    expect(licenseIdOf('arn:aws:license-manager::1:license/odd-one')).toBe('arn:aws:license-manager::1:license/odd-one');
-    expect(sameLicense('arn:aws:license-manager::1:license/odd-one', 'arn:aws:license-manager::1:license/odd-two')).toBe(false);
+    expect(licenseIdOf('arn:aws:license-manager::1:license/odd-one')).toBe(
+      'arn:aws:license-manager::1:license/odd-one',
+    );
+    expect(
+      sameLicense('arn:aws:license-manager::1:license/odd-one', 'arn:aws:license-manager::1:license/odd-two'),
+    ).toBe(false);
   });
 
   it('reads the key back from a workflow id, and nothing from any other id', () => {

@@ -5,14 +5,19 @@
  * per-account link statuses the pages read, and the snapshot a later run
  * starts from.
  */
-import { UNKNOWN } from '../../workflows/aws-ordering';
-import { linkMessage } from '../../workflows/link-model';
-import type { SubscriptionEvent, SubscriptionSnapshot } from '../../workflows/subscription-model';
-import { SubscriptionState } from '../../workflows/subscription-state';
+import { UNKNOWN } from '../../domain/aws-ordering';
+import { linkMessage } from '../../domain/link-model';
+import type { SubscriptionEvent, SubscriptionSnapshot } from '../../domain/subscription-model';
+import { SubscriptionState } from '../../workflows/subscription/state';
 
 const ref = { awsAccountId: '123456789012', productCode: 'prod-a' };
 const at = (minute: number) => new Date(Date.UTC(2026, 10, 1, 0, minute)).toISOString();
-const event = (id: string, action: SubscriptionEvent['action'], minute: number, extra: Partial<SubscriptionEvent> = {}): SubscriptionEvent => ({
+const event = (
+  id: string,
+  action: SubscriptionEvent['action'],
+  minute: number,
+  extra: Partial<SubscriptionEvent> = {},
+): SubscriptionEvent => ({
   id,
   action,
   sentAt: at(minute),
@@ -91,7 +96,12 @@ describe('SubscriptionState: AWS events', () => {
     state.receive(event('e0', 'subscribe-success', 0));
     expect(state.awsEnded).toBe(true);
     expect(state.awsChanges).toBe(1);
-    expect(state.snapshot().history.at(-1)).toEqual({ id: 'e0', action: 'subscribe-success', sentAt: at(0), verdict: 'stale' });
+    expect(state.snapshot().history.at(-1)).toEqual({
+      id: 'e0',
+      action: 'subscribe-success',
+      sentAt: at(0),
+      verdict: 'stale',
+    });
   });
 
   it('keeps the last 30 events for operators, oldest dropped first', () => {
@@ -107,7 +117,9 @@ describe('SubscriptionState: AWS events', () => {
     const state = fresh();
     state.receive(event('a1', 'subscribe-success', 0, { amendment: true }));
     expect(state.awsSubscribed).toBe(false);
-    expect(state.snapshot().history).toEqual([{ id: 'a1', action: 'subscribe-success', sentAt: at(0), amendment: true, verdict: 'stale' }]);
+    expect(state.snapshot().history).toEqual([
+      { id: 'a1', action: 'subscribe-success', sentAt: at(0), amendment: true, verdict: 'stale' },
+    ]);
   });
 
   it('reports a new period until billing has been (re)started for it', () => {
@@ -137,16 +149,37 @@ describe('SubscriptionState: names', () => {
   it('fills in the product and customer identifier from events, never overwriting them, and never changes the key', () => {
     const state = new SubscriptionState({ ref: { awsAccountId: '123456789012', productCode: '' } }, Date.now);
     state.restore(undefined, []);
-    state.receive(event('e1', 'subscribe-success', 0, { productCode: 'prod-a', customerIdentifier: 'cust-1', licenseArn: 'arn:aws:license-manager::1:license/l-abc' }));
+    state.receive(
+      event('e1', 'subscribe-success', 0, {
+        productCode: 'prod-a',
+        customerIdentifier: 'cust-1',
+        licenseArn: 'arn:aws:license-manager::1:license/l-abc',
+      }),
+    );
     state.receive(event('e2', 'subscribe-success', 1, { productCode: 'prod-b', customerIdentifier: 'cust-2' }));
     expect(state.ref).toEqual({ awsAccountId: '123456789012', productCode: 'prod-a' });
     expect(state.customerIdentifier).toBe('cust-1');
   });
 
   it("on restore, the run's own names win and the saved ones fill the gaps", () => {
-    const state = new SubscriptionState({ ref: { awsAccountId: '123456789012', productCode: '', licenseArn: 'arn:aws:license-manager::1:license/l-new' } }, Date.now);
-    state.restore(savedState({ ref: { ...ref, licenseArn: 'arn:aws:license-manager::1:license/l-old' }, customerIdentifier: 'cust-saved' }), []);
-    expect(state.ref).toEqual({ awsAccountId: '123456789012', productCode: 'prod-a', licenseArn: 'arn:aws:license-manager::1:license/l-new' });
+    const state = new SubscriptionState(
+      {
+        ref: { awsAccountId: '123456789012', productCode: '', licenseArn: 'arn:aws:license-manager::1:license/l-new' },
+      },
+      Date.now,
+    );
+    state.restore(
+      savedState({
+        ref: { ...ref, licenseArn: 'arn:aws:license-manager::1:license/l-old' },
+        customerIdentifier: 'cust-saved',
+      }),
+      [],
+    );
+    expect(state.ref).toEqual({
+      awsAccountId: '123456789012',
+      productCode: 'prod-a',
+      licenseArn: 'arn:aws:license-manager::1:license/l-new',
+    });
     expect(state.customerIdentifier).toBe('cust-saved');
   });
 });
@@ -159,7 +192,11 @@ describe('SubscriptionState: link requests and statuses', () => {
     expect(state.view().pendingRequests).toBe(2);
     expect(state.nextRequest()).toBe(first);
     state.answer(first, state.setLinkPhase('acct-1', 'refused', 'CreditCardOnFile'));
-    expect(first.answer).toMatchObject({ phase: 'refused', refusal: 'CreditCardOnFile', message: linkMessage('refused', { refusal: 'CreditCardOnFile' }) });
+    expect(first.answer).toMatchObject({
+      phase: 'refused',
+      refusal: 'CreditCardOnFile',
+      message: linkMessage('refused', { refusal: 'CreditCardOnFile' }),
+    });
     expect(state.nextRequest()).toBe(second);
     expect(state.hasRequests).toBe(true);
     state.answer(second, state.setLinkPhase('acct-2', 'waiting-for-aws'));
@@ -169,19 +206,28 @@ describe('SubscriptionState: link requests and statuses', () => {
   it('versions every status so a later write always sorts after an earlier one, within one instant too', () => {
     let now = Date.UTC(2026, 10, 1, 1);
     const state = fresh(() => now);
-    const versions = [state.setLinkPhase('acct-1', 'checking'), state.setLinkPhase('acct-1', 'waiting-for-aws')].map((s) => s.version);
+    const versions = [state.setLinkPhase('acct-1', 'checking'), state.setLinkPhase('acct-1', 'waiting-for-aws')].map(
+      (s) => s.version,
+    );
     now += 1;
     versions.push(state.setLinkPhase('acct-1', 'linked').version);
     expect([...versions].sort((a, b) => a - b)).toEqual(versions);
     expect(new Set(versions).size).toBe(3);
-    expect(state.linkStatusOf('acct-1')).toMatchObject({ phase: 'linked', updatedAt: new Date(now).toISOString(), ...ref });
+    expect(state.linkStatusOf('acct-1')).toMatchObject({
+      phase: 'linked',
+      updatedAt: new Date(now).toISOString(),
+      ...ref,
+    });
   });
 
   it("tells only the owner about AWS's payment problem", () => {
     const state = fresh();
     state.owner = 'acct-1';
     state.receive(event('e1', 'subscribe-fail', 0));
-    expect(state.setLinkPhase('acct-1', 'waiting-for-aws')).toMatchObject({ paymentProblem: true, message: 'AWS reported a payment problem; still waiting.' });
+    expect(state.setLinkPhase('acct-1', 'waiting-for-aws')).toMatchObject({
+      paymentProblem: true,
+      message: 'AWS reported a payment problem; still waiting.',
+    });
     expect(state.setLinkPhase('acct-2', 'waiting-for-aws')).toMatchObject({ paymentProblem: false });
   });
 

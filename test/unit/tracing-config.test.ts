@@ -1,8 +1,9 @@
-import { ConfigError, loadServiceConfig } from '../../lib/config';
+import { ConfigError } from '../../lib/config';
+import { loadPollerConfig } from '../../poller/config';
 
 const problemsOf = (env: Record<string, string>) => {
   try {
-    loadServiceConfig(env);
+    loadPollerConfig(env);
   } catch (error) {
     if (error instanceof ConfigError) return error.problems;
     throw error;
@@ -12,15 +13,22 @@ const problemsOf = (env: Record<string, string>) => {
 
 describe('tracing configuration (OpenTelemetry standard variables)', () => {
   it('is off by default, with OTLP over HTTP/protobuf once switched on', () => {
-    expect(loadServiceConfig({}).tracing).toEqual({ exporter: 'none', protocol: 'http/protobuf' });
-    expect(loadServiceConfig({ OTEL_TRACES_EXPORTER: 'otlp' }).tracing).toEqual({ exporter: 'otlp', protocol: 'http/protobuf' });
-    expect(loadServiceConfig({ OTEL_TRACES_EXPORTER: 'console' }).tracing.exporter).toBe('console');
+    expect(loadPollerConfig({}).tracing).toEqual({ exporter: 'none', protocol: 'http/protobuf' });
+    expect(loadPollerConfig({ OTEL_TRACES_EXPORTER: 'otlp' }).tracing).toEqual({
+      exporter: 'otlp',
+      protocol: 'http/protobuf',
+    });
+    expect(loadPollerConfig({ OTEL_TRACES_EXPORTER: 'console' }).tracing.exporter).toBe('console');
   });
 
   it('takes the traces-only protocol over the general one', () => {
-    const env = { OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json' };
-    expect(loadServiceConfig(env).tracing.protocol).toBe('http/json');
-    expect(loadServiceConfig({ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }).tracing.protocol).toBe('http/json');
+    const env = {
+      OTEL_TRACES_EXPORTER: 'otlp',
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+      OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json',
+    };
+    expect(loadPollerConfig(env).tracing.protocol).toBe('http/json');
+    expect(loadPollerConfig({ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }).tracing.protocol).toBe('http/json');
   });
 
   it.each([

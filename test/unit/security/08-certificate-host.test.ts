@@ -13,7 +13,10 @@ const PEM = 'SimpleNotificationService-6209c161c6221fdf56ec1eb5c821d112.pem';
 
 function verifierCountingFetches() {
   const fetched: string[] = [];
-  const fetchImpl = (async (url: string) => (fetched.push(url), new Response(snsSigningKey().certificatePem))) as unknown as typeof fetch;
+  const fetchImpl = (async (url: string) => (
+    fetched.push(url),
+    new Response(snsSigningKey().certificatePem)
+  )) as unknown as typeof fetch;
   return { fetched, verifier: new SnsSignatureVerifier({ fetchImpl }) };
 }
 
@@ -47,7 +50,11 @@ describe('issue 12 point 8: the signing certificate comes only from an SNS regio
   ])('refuses %s for good, without fetching it', async (certUrl) => {
     const { fetched, verifier } = verifierCountingFetches();
     expect(verifier.isAllowedCertUrl(certUrl, TOPIC)).toBe(false);
-    expect(await verifier.verify(envelopeWith(certUrl))).toMatchObject({ ok: false, retryable: false, reason: expect.stringMatching(/^SigningCertURL is not an AWS SNS certificate URL/) });
+    expect(await verifier.verify(envelopeWith(certUrl))).toMatchObject({
+      ok: false,
+      retryable: false,
+      reason: expect.stringMatching(/^SigningCertURL is not an AWS SNS certificate URL/),
+    });
     expect(fetched).toEqual([]);
   });
 

@@ -4,7 +4,12 @@
  * test/security/ starts the built api, worker and poller with them.
  */
 import { enforceProductionGuard, productionGuard, type ServiceRole } from '../../../lib/production-guard';
-import { LOCAL_ENDPOINTS as local, STRONG_KEY, UNSAFE_NAMES, UNSAFE_ON_REAL_AWS } from '../../fixtures/production-settings';
+import {
+  LOCAL_ENDPOINTS as local,
+  STRONG_KEY,
+  UNSAFE_NAMES,
+  UNSAFE_ON_REAL_AWS,
+} from '../../fixtures/production-settings';
 
 const guard = (env: Record<string, string>, role: ServiceRole = 'api') => productionGuard(env, role);
 
@@ -14,18 +19,30 @@ describe('issue 12 point 9: production guard (the rules)', () => {
     expect(guard({}, 'worker').production).toEqual([expect.stringContaining('AWS_ENDPOINT_URL_MARKETPLACE_METERING')]);
     expect(guard({}, 'poller').production).toEqual([expect.stringContaining('AWS_ENDPOINT_URL_SQS')]);
     // A VPC endpoint or a regional AWS URL is still AWS.
-    expect(guard({ AWS_ENDPOINT_URL_SQS: 'https://vpce-0a1b.sqs.us-east-1.vpce.amazonaws.com' }, 'poller').production).toHaveLength(1);
+    expect(
+      guard({ AWS_ENDPOINT_URL_SQS: 'https://vpce-0a1b.sqs.us-east-1.vpce.amazonaws.com' }, 'poller').production,
+    ).toHaveLength(1);
     // So are the SDK's dual-stack and European sovereign domains, and a host written with the root's trailing dot.
-    for (const endpoint of ['https://metering-marketplace.us-east-1.api.aws', 'https://metering.marketplace.us-east-1.amazonaws.com.', 'https://metering.marketplace.eusc-de-east-1.amazonaws.eu']) {
-      expect([endpoint, guard({ AWS_ENDPOINT_URL_MARKETPLACE_METERING: endpoint }, 'api').production]).toEqual([endpoint, [expect.stringContaining('AWS_ENDPOINT_URL_MARKETPLACE_METERING')]]);
+    for (const endpoint of [
+      'https://metering-marketplace.us-east-1.api.aws',
+      'https://metering.marketplace.us-east-1.amazonaws.com.',
+      'https://metering.marketplace.eusc-de-east-1.amazonaws.eu',
+    ]) {
+      expect([endpoint, guard({ AWS_ENDPOINT_URL_MARKETPLACE_METERING: endpoint }, 'api').production]).toEqual([
+        endpoint,
+        [expect.stringContaining('AWS_ENDPOINT_URL_MARKETPLACE_METERING')],
+      ]);
     }
     expect(guard(local, 'api').production).toEqual([]);
-    expect(guard({ ...local, PUBLIC_BASE_URL: 'https://billing.example.com' }, 'api').production).toEqual([expect.stringContaining('PUBLIC_BASE_URL')]);
+    expect(guard({ ...local, PUBLIC_BASE_URL: 'https://billing.example.com' }, 'api').production).toEqual([
+      expect.stringContaining('PUBLIC_BASE_URL'),
+    ]);
   });
 
   it('names every unsafe setting in production', () => {
     const verdict = guard(UNSAFE_ON_REAL_AWS, 'api');
-    for (const name of [...UNSAFE_NAMES, 'PUBLIC_BASE_URL']) expect(verdict.unsafe).toContainEqual(expect.stringMatching(new RegExp(`^${name}`)));
+    for (const name of [...UNSAFE_NAMES, 'PUBLIC_BASE_URL'])
+      expect(verdict.unsafe).toContainEqual(expect.stringMatching(new RegExp(`^${name}`)));
     expect(verdict.unsafe).toHaveLength(UNSAFE_NAMES.length + 1);
     // Only the http:// certificate URL is named, not the https one beside it.
     const certs = verdict.unsafe.find((line) => line.startsWith('SNS_TRUSTED_CERT_URLS'))!;
@@ -61,21 +78,36 @@ describe('issue 12 point 9: production guard (the rules)', () => {
     expect(guard({ PUBLIC_BASE_URL: 'https://billing.example.com', SESSION_SIGNING_KEY: key }, 'api').unsafe).toEqual([
       expect.stringMatching(/^SESSION_SIGNING_KEY:/),
     ]);
-    expect(guard({ PUBLIC_BASE_URL: 'https://billing.example.com', SESSION_SIGNING_KEY: STRONG_KEY, SESSION_SIGNING_KEY_PREVIOUS: key }, 'api').unsafe).toEqual([
-      expect.stringMatching(/^SESSION_SIGNING_KEY_PREVIOUS:/),
-    ]);
+    expect(
+      guard(
+        {
+          PUBLIC_BASE_URL: 'https://billing.example.com',
+          SESSION_SIGNING_KEY: STRONG_KEY,
+          SESSION_SIGNING_KEY_PREVIOUS: key,
+        },
+        'api',
+      ).unsafe,
+    ).toEqual([expect.stringMatching(/^SESSION_SIGNING_KEY_PREVIOUS:/)]);
   });
 
   it('accepts a safe production configuration', () => {
     // EventBridge has no signature to give up: its queue policy is its trust (README), so it is not refused.
-    const env = { PUBLIC_BASE_URL: 'https://billing.example.com', SESSION_SIGNING_KEY: STRONG_KEY, SIGN_IN_URL: 'https://platform.example.com/login', SQS_QUEUE_FORMATS: 'sns,eventbridge' };
+    const env = {
+      PUBLIC_BASE_URL: 'https://billing.example.com',
+      SESSION_SIGNING_KEY: STRONG_KEY,
+      SIGN_IN_URL: 'https://platform.example.com/login',
+      SQS_QUEUE_FORMATS: 'sns,eventbridge',
+    };
     for (const role of ['api', 'worker', 'poller'] as const) expect(guard(env, role).unsafe).toEqual([]);
     // 32 random hex characters (128 bits) are strong enough.
     expect(guard({ ...env, SESSION_SIGNING_KEY: '9f86d081884c7d659a2feaa0c55ad015' }, 'api').unsafe).toEqual([]);
   });
 
   it('lets the local stack be: nothing is checked without real AWS or an https URL', () => {
-    const verdict = guard({ ...local, DEMO_ACCOUNTS: 'true', SNS_TRUSTED_CERT_URLS: 'http://localhost:4580/sns/signing-certificate.pem' }, 'api');
+    const verdict = guard(
+      { ...local, DEMO_ACCOUNTS: 'true', SNS_TRUSTED_CERT_URLS: 'http://localhost:4580/sns/signing-certificate.pem' },
+      'api',
+    );
     expect(verdict).toEqual({ production: [], unsafe: [], waived: false });
     expect(() => enforceProductionGuard({ ...local, DEMO_ACCOUNTS: 'true' }, 'api', () => undefined)).not.toThrow();
   });
@@ -88,11 +120,18 @@ describe('issue 12 point 9: production guard (the rules)', () => {
       error = caught as Error;
     }
     expect(error?.name).toBe('ConfigError');
-    for (const name of [...UNSAFE_NAMES, 'PUBLIC_BASE_URL', 'AWS_ENDPOINT_URL_MARKETPLACE_METERING']) expect(error?.message).toContain(name);
+    for (const name of [...UNSAFE_NAMES, 'PUBLIC_BASE_URL', 'AWS_ENDPOINT_URL_MARKETPLACE_METERING'])
+      expect(error?.message).toContain(name);
   });
 
   it('ALLOW_UNSAFE_STAGING_SETTINGS waives the settings on an https staging site, loudly, naming each', () => {
-    const env = { ...local, PUBLIC_BASE_URL: 'https://staging.example.com', DEMO_ACCOUNTS: 'true', SNS_VERIFY_SIGNATURES: 'false', ALLOW_UNSAFE_STAGING_SETTINGS: 'true' };
+    const env = {
+      ...local,
+      PUBLIC_BASE_URL: 'https://staging.example.com',
+      DEMO_ACCOUNTS: 'true',
+      SNS_VERIFY_SIGNATURES: 'false',
+      ALLOW_UNSAFE_STAGING_SETTINGS: 'true',
+    };
     const warnings: string[] = [];
     expect(() => enforceProductionGuard(env, 'api', (line) => warnings.push(line))).not.toThrow();
     const logged = warnings.join('\n');
@@ -100,13 +139,19 @@ describe('issue 12 point 9: production guard (the rules)', () => {
     expect(logged).toContain('DEMO_ACCOUNTS');
     expect(logged).toContain('SNS_VERIFY_SIGNATURES');
     // Without the switch the same settings are refused.
-    const refused = Object.fromEntries(Object.entries(env).filter(([name]) => name !== 'ALLOW_UNSAFE_STAGING_SETTINGS'));
-    expect(() => enforceProductionGuard(refused, 'api', () => undefined)).toThrow(/DEMO_ACCOUNTS[\s\S]*SNS_VERIFY_SIGNATURES/);
+    const refused = Object.fromEntries(
+      Object.entries(env).filter(([name]) => name !== 'ALLOW_UNSAFE_STAGING_SETTINGS'),
+    );
+    expect(() => enforceProductionGuard(refused, 'api', () => undefined)).toThrow(
+      /DEMO_ACCOUNTS[\s\S]*SNS_VERIFY_SIGNATURES/,
+    );
   });
 
   it('ALLOW_UNSAFE_STAGING_SETTINGS is refused against real AWS: real money never runs with unsafe settings', () => {
     const env = { ...UNSAFE_ON_REAL_AWS, ALLOW_UNSAFE_STAGING_SETTINGS: 'true' };
     expect(productionGuard(env, 'api').waived).toBe(false);
-    expect(() => enforceProductionGuard(env, 'api', () => undefined)).toThrow(/ALLOW_UNSAFE_STAGING_SETTINGS[\s\S]*real AWS/);
+    expect(() => enforceProductionGuard(env, 'api', () => undefined)).toThrow(
+      /ALLOW_UNSAFE_STAGING_SETTINGS[\s\S]*real AWS/,
+    );
   });
 });

@@ -1,0 +1,320 @@
+/**
+ * Hourly metering's side effects: which hours are due, metering one page of
+ * customers for one hour, closing an hour, and the final metering of one
+ * customer. Every step is safe to repeat: the ledger freezes each record's
+ * quantity before anything is sent.
+ */
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { MarketplaceMeteringClient } from '@aws-sdk/client-marketplace-metering';
+import type { Db } from 'mongodb';
+import type { MeteringConfig } from '../../lib/config';
+import { bulkWriteInChunks } from '../../lib/mongo';
+import { RateLimiter } from '../../lib/rate-limiter';
+import {
+  customerKey,
+  marketplaceCustomersOf,
+  marketplaceLinksOf,
+  METERED_LINK_STATES,
+  type MarketplaceLinkDoc,
+} from '../../lib/store/marketplace';
+import {
+  freezeEntries,
+  ledgerKey,
+  meteringHoursOf,
+  recordOutcomes,
+  type LedgerEntry,
+} from '../../lib/store/metering-ledger';
+import { claimMeteringModels, METERING_MODEL_CONFLICT } from '../../lib/store/metering-models';
+import { HOUR_MS, hourStart, usageByAccount } from '../../lib/store/usage';
+import type { SubscriptionRef } from '../../domain/subscription-identity';
+import { sendEntries } from './usage-sender';
+
+/** AWS accepts records up to 6 hours old; we stop 10 minutes short so a record never arrives late. */
+export const METERING_WINDOW_MS = 6 * HOUR_MS;
+const SAFETY_MS = 10 * 60_000;
+/** How far back a run looks for hours that were never metered, to report them. */
+const LOOKBACK_HOURS = 24;
+
+export function withinWindow(hour: Date, now: number): boolean {
+  return hour.getTime() >= now - METERING_WINDOW_MS + SAFETY_MS;
+}
+
+/**
+ * AWS takes whole units; a started unit is billed (and no usage is a record of 0, as AWS asks).
+ * Rounding to a millionth first keeps float noise in the sum (2.0000000001) from billing a unit.
+ */
+export function billableUnits(usage: number): number {
+  return Math.max(0, Math.ceil(Math.round(usage * 1e6) / 1e6));
+}
+
+export interface PageTotals {
+  customers: number;
+  records: number;
+  sent: number;
+  conflicts: number;
+  notSubscribed: number;
+  /** Records AWS refused outright, or that name no customer: recorded for an operator, never retried. */
+  rejected: number;
+  calls: number;
+}
+
+export interface MeteringDeps {
+  db: Db;
+  metering: MarketplaceMeteringClient;
+  settings: MeteringConfig;
+}
+
+/** Checked by every step that could lead to a send, whatever the caller asked for. */
+function assertWithinWindow(hour: Date): void {
+  if (!withinWindow(hour, Date.now())) {
+    throw ApplicationFailure.nonRetryable(
+      `${hour.toISOString()} is outside AWS's 6-hour window; it is never sent`,
+      'HourOutsideWindow',
+    );
+  }
+}
+
+/** Customers to meter for `hour`: linked and metered, active before the hour ended. */
+function meteredLinks(hour: Date, afterKey?: string) {
+  return {
+    state: { $in: [...METERED_LINK_STATES] },
+    activatedAt: { $lt: new Date(hour.getTime() + HOUR_MS) },
+    ...(afterKey ? { _id: { $gt: afterKey } } : {}),
+  };
+}
+
+function heartbeat(details: unknown): void {
+  try {
+    Context.current().heartbeat(details);
+  } catch {
+    // Called outside an activity (a direct call in a script): nothing to report to.
+  }
+}
+
+export function createMeteringActivities({ db, metering, settings }: MeteringDeps) {
+  // One limiter per worker process: every page and every final metering share the quota.
+  const limiter = new RateLimiter(settings.ratePerSecond);
+
+  function entriesFor(
+    links: MarketplaceLinkDoc[],
+    usage: Map<string, Record<string, number>>,
+    hour: Date,
+  ): LedgerEntry[] {
+    const now = new Date();
+    return links.flatMap((link) =>
+      Object.entries(settings.dimensions).map(([metric, dimension]) => {
+        const entry = {
+          awsAccountId: link.awsAccountId,
+          productCode: link.productCode,
+          ...(link.licenseArn ? { licenseArn: link.licenseArn } : {}),
+          ...(link.customerIdentifier ? { customerIdentifier: link.customerIdentifier } : {}),
+          dimension,
+          hour,
+          quantity: billableUnits(usage.get(link.accountId)?.[metric] ?? 0),
+          createdAt: now,
+        };
+        return { ...entry, _id: ledgerKey(link._id, entry) };
+      }),
+    );
+  }
+
+  /**
+   * Links activated before the identifiers were copied onto them take them from
+   * the resolved customer, which is stored under the same key as its link
+   * (`customerKey`: the license when AWS gave one, else account and product).
+   */
+  async function withIdentifiers(links: MarketplaceLinkDoc[]): Promise<MarketplaceLinkDoc[]> {
+    const bare = links.filter((link) => !link.licenseArn && !link.customerIdentifier).map((link) => link._id);
+    if (bare.length === 0) return links;
+    const known = new Map(
+      (
+        await marketplaceCustomersOf(db)
+          .find({ _id: { $in: bare } })
+          .toArray()
+      ).map((c) => [c._id, c]),
+    );
+    return links.map((link) => {
+      const customer = known.get(link._id);
+      return customer
+        ? { ...link, licenseArn: customer.licenseArn, customerIdentifier: customer.customerIdentifier }
+        : link;
+    });
+  }
+
+  async function meter(links: MarketplaceLinkDoc[], hour: Date): Promise<PageTotals> {
+    assertWithinWindow(hour);
+    const complete = await withIdentifiers(links);
+    const usage = await usageByAccount(
+      db,
+      complete.map((link) => link.accountId),
+      hour,
+    );
+    heartbeat('usage read');
+    const frozen = await freezeEntries(db, entriesFor(complete, usage, hour));
+    heartbeat('records frozen');
+    const pending = frozen.filter((entry) => entry.status === 'pending');
+    // A record that names no customer could only be refused by AWS; it is recorded as such, loudly, not sent.
+    const unnamed = pending.filter((entry) => !entry.licenseArn && !entry.customerIdentifier);
+    // An AWS account + product is metered for an hour under one model only: both would bill the buyer twice.
+    const { allowed, conflicting } = await claimMeteringModels(
+      db,
+      pending.filter((entry) => entry.licenseArn || entry.customerIdentifier),
+    );
+    heartbeat('models claimed');
+    const report = await sendEntries(
+      {
+        metering,
+        limiter,
+        concurrency: settings.concurrency,
+        notAfter: hour.getTime() + METERING_WINDOW_MS - SAFETY_MS,
+        onProgress: (progress) => heartbeat(progress),
+      },
+      allowed,
+    );
+    report.outcomes.push(
+      ...unnamed.map((entry) => ({ _id: entry._id, status: 'rejected' as const, error: 'NoCustomerIdentifier' })),
+    );
+    report.outcomes.push(
+      ...conflicting.map((entry) => ({ _id: entry._id, status: 'rejected' as const, error: METERING_MODEL_CONFLICT })),
+    );
+    await recordOutcomes(db, report.outcomes);
+    if (report.unsent > 0)
+      throw new Error(`${report.unsent} records are still pending after retries; the page will be retried`);
+    const count = (status: string) => report.outcomes.filter((o) => o.status === status).length;
+    return {
+      customers: links.length,
+      records: frozen.length,
+      sent: count('sent'),
+      conflicts: count('conflict'),
+      notSubscribed: count('not-subscribed'),
+      rejected: count('rejected'),
+      calls: report.calls,
+    };
+  }
+
+  return {
+    /** The closed hours still to meter inside the window, and the hours that fell out of it unmetered. */
+    async planMetering(nowIso: string): Promise<{ due: string[]; missed: string[] }> {
+      const now = new Date(nowIso).getTime();
+      const lastClosed = hourStart(now - HOUR_MS).getTime();
+      const candidates = Array.from({ length: LOOKBACK_HOURS }, (_, i) => new Date(lastClosed - i * HOUR_MS)).reverse();
+      const known = new Set(
+        (
+          await meteringHoursOf(db)
+            .find({ _id: { $in: candidates.map((h) => h.toISOString()) } })
+            .toArray()
+        ).map((h) => h._id),
+      );
+      const first = await meteringHoursOf(db).find({}).sort({ _id: 1 }).limit(1).next();
+      const due = candidates
+        .filter((h) => withinWindow(h, now) && !known.has(h.toISOString()))
+        .map((h) => h.toISOString());
+      // Only hours after the service first metered can have been missed: before that it did not exist.
+      const missed = candidates
+        .filter((h) => !withinWindow(h, now) && !known.has(h.toISOString()) && first && h.toISOString() > first._id)
+        .map((h) => h.toISOString());
+      if (missed.length > 0) {
+        await bulkWriteInChunks(
+          meteringHoursOf(db),
+          missed.map((hour) => ({
+            updateOne: {
+              filter: { _id: hour },
+              update: {
+                $setOnInsert: {
+                  state: 'missed' as const,
+                  customers: 0,
+                  records: 0,
+                  conflicts: 0,
+                  notSubscribed: 0,
+                  at: new Date(),
+                },
+              },
+              upsert: true,
+            },
+          })),
+        );
+      }
+      return { due, missed };
+    },
+
+    /**
+     * Cuts the next stretch of customers (by link id) into pages of
+     * METERING_PAGE_SIZE, reading ids only, so the workflow can keep two pages
+     * in flight: one prepares in the store while the other sends.
+     */
+    async planPages(input: {
+      hour: string;
+      afterKey?: string;
+      pages: number;
+    }): Promise<{ pages: Array<{ afterKey?: string; lastKey: string }>; done: boolean }> {
+      assertWithinWindow(new Date(input.hour));
+      const ids = await marketplaceLinksOf(db)
+        .find(meteredLinks(new Date(input.hour), input.afterKey), { projection: { _id: 1 } })
+        .sort({ _id: 1 })
+        .limit(settings.pageSize * input.pages)
+        .toArray();
+      const pages: Array<{ afterKey?: string; lastKey: string }> = [];
+      for (let i = 0; i < ids.length; i += settings.pageSize) {
+        pages.push({
+          afterKey: i === 0 ? input.afterKey : ids[i - 1]!._id,
+          lastKey: ids[Math.min(i + settings.pageSize, ids.length) - 1]!._id,
+        });
+      }
+      return { pages, done: ids.length < settings.pageSize * input.pages };
+    },
+
+    /** Meters one page of customers, (afterKey, lastKey] by link id, for one hour. */
+    async meterPage(input: { hour: string; afterKey?: string; lastKey: string }): Promise<PageTotals> {
+      const hour = new Date(input.hour);
+      const links = await marketplaceLinksOf(db)
+        .find({
+          ...meteredLinks(hour, input.afterKey),
+          _id: { ...(input.afterKey ? { $gt: input.afterKey } : {}), $lte: input.lastKey },
+        })
+        .sort({ _id: 1 })
+        .toArray();
+      return meter(links, hour);
+    },
+
+    async completeHour(input: { hour: string; totals: Omit<PageTotals, 'sent' | 'calls'> }): Promise<void> {
+      await meteringHoursOf(db).updateOne(
+        { _id: input.hour },
+        { $set: { state: 'complete', ...input.totals, at: new Date() } },
+        { upsert: true },
+      );
+    },
+
+    /**
+     * Final metering of one customer (unsubscribe-pending gives about an
+     * hour): every hour inside the window up to and including the current one.
+     * Hours already metered are not sent again. The current hour's record is
+     * frozen now, as "up to now" means: usage later in that hour is not billed,
+     * and a later hourly run sends nothing for it, so nothing can conflict.
+     */
+    async meterCustomerNow(customer: SubscriptionRef): Promise<PageTotals> {
+      const link = await marketplaceLinksOf(db).findOne({
+        _id: customerKey(customer),
+        state: { $in: [...METERED_LINK_STATES] },
+      });
+      const totals: PageTotals = {
+        customers: link ? 1 : 0,
+        records: 0,
+        sent: 0,
+        conflicts: 0,
+        notSubscribed: 0,
+        rejected: 0,
+        calls: 0,
+      };
+      if (!link) return totals;
+      const now = Date.now();
+      for (let hour = hourStart(now); withinWindow(hour, now); hour = new Date(hour.getTime() - HOUR_MS)) {
+        if (link.activatedAt && link.activatedAt.getTime() >= hour.getTime() + HOUR_MS) break;
+        const page = await meter([link], hour);
+        for (const key of ['records', 'sent', 'conflicts', 'notSubscribed', 'rejected', 'calls'] as const)
+          totals[key] += page[key];
+      }
+      return totals;
+    },
+  };
+}
