@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { createSign, randomUUID, X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { stringToSign, type SnsEnvelope } from '../lib/sns-envelope';
 
 export const SIGNING_CERT_PATH = '/sns/signing-certificate.pem';
@@ -16,6 +16,42 @@ export type SignatureVersion = '1' | '2';
 export interface SnsSigningKey {
   privateKeyPem: string;
   certificatePem: string;
+}
+
+/** A self-signed RSA key and certificate, made with openssl (also for the tests' own keys and TLS servers). */
+export function selfSignedCertificate(options: {
+  keyFile: string;
+  certFile: string;
+  subject: string;
+  days: number;
+  extensions?: string[];
+}): SnsSigningKey {
+  mkdirSync(dirname(options.keyFile), { recursive: true });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-sha256',
+      '-days',
+      String(options.days),
+      '-subj',
+      options.subject,
+      ...(options.extensions ?? []).flatMap((extension) => ['-addext', extension]),
+      '-keyout',
+      options.keyFile,
+      '-out',
+      options.certFile,
+    ],
+    { stdio: 'ignore' },
+  );
+  return {
+    privateKeyPem: readFileSync(options.keyFile, 'utf8'),
+    certificatePem: readFileSync(options.certFile, 'utf8'),
+  };
 }
 
 /** A self-signed RSA certificate in `dir`, made once with openssl and reused while valid. */
@@ -29,29 +65,8 @@ export function ensureSigningKey(dir: string): SnsSigningKey & { keyFile: string
       return false;
     }
   };
-  if (!existsSync(keyFile) || !stillValid()) {
-    mkdirSync(dir, { recursive: true });
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-sha256',
-        '-days',
-        '365',
-        '-subj',
-        '/CN=sns.sandbox.local',
-        '-keyout',
-        keyFile,
-        '-out',
-        certFile,
-      ],
-      { stdio: 'ignore' },
-    );
-  }
+  if (!existsSync(keyFile) || !stillValid())
+    selfSignedCertificate({ keyFile, certFile, subject: '/CN=sns.sandbox.local', days: 365 });
   return {
     keyFile,
     certFile,

@@ -15,16 +15,14 @@ import { hourlyMetering } from '../workflows/metering/hourly-metering';
 import { cancelLinkUpdate, deleteNowUpdate, subscriptionStateQuery } from '../domain/subscription-messages';
 import type { SubscriptionPhase } from '../domain/subscription-model';
 import { createSqsClient } from '../lib/aws';
-import { hashPassword } from '../lib/passwords';
-import { DEMO_PASSWORD } from '../lib/store/demo-accounts';
 import { marketplaceCustomersOf } from '../lib/store/marketplace';
 import { refOfCustomer } from '../lib/store/subscription-lookup';
 import { subscription } from '../workflows/subscription/subscription';
 import { subscriptionWorkflowId } from '../domain/subscription-identity';
 import { awsEventSignal } from '../domain/subscription-messages';
-import { Browser } from './helpers/api';
 import { migrateLegacyWorkflows } from '../infra/migrate-legacy-workflows';
 import { linkAccount, requestLinkSignal } from '../workflows/legacy/link-account';
+import { registerNewBuyer, type RegisteredBuyer } from './helpers/buyer';
 import { startLinkingStack, type LinkingStack } from './helpers/linking-stack';
 import { testServers, uniqueName } from './helpers/test-env';
 import { eventually } from './helpers/time-skipping';
@@ -43,47 +41,10 @@ afterAll(() => stack?.stop());
 
 const minutesAgo = (minutes: number) => new Date(Date.now() - minutes * 60_000);
 
-interface Buyer {
-  accountId: string;
-  browser: Browser;
-  sandboxCustomerId: string;
-  awsAccountId: string;
-  linkCode: string;
-  requestLink(): Promise<{ status: number; json<T>(): T }>;
-}
+type Buyer = RegisteredBuyer;
 
 /** Subscribes on the sandbox, registers through the webhook and signs in; the link request is the test's to make. */
-async function registerBuyer(awsAccountId?: string): Promise<Buyer> {
-  const accountId = uniqueName('acct');
-  const email = `${accountId}@example.com`;
-  await accountsOf(stack.mongo.db).insertOne({
-    _id: accountId,
-    email,
-    name: accountId,
-    paymentMethod: 'none',
-    passwordHash: await hashPassword(DEMO_PASSWORD),
-    createdAt: new Date(),
-  });
-  const created = await stack.sandbox.control<{
-    customer: { _id: string; customerAwsAccountId: string };
-    token: string;
-  }>('POST', '/control/customers', awsAccountId ? { customerAwsAccountId: awsAccountId } : {});
-  const browser = new Browser(stack.api.url);
-  const registered = await browser.postForm('/marketplace/register', {
-    'x-amzn-marketplace-token': created.body.token,
-  });
-  const next = decodeURIComponent(registered.headers.get('location')!.split('next=')[1]!);
-  const signedIn = await browser.postForm('/signin', { email, password: DEMO_PASSWORD, next });
-  const linkCode = new URL(signedIn.headers.get('location')!, 'http://x').searchParams.get('link')!;
-  return {
-    accountId,
-    browser,
-    linkCode,
-    sandboxCustomerId: created.body.customer._id,
-    awsAccountId: created.body.customer.customerAwsAccountId,
-    requestLink: () => browser.postJson('/api/links', { linkCode }),
-  };
-}
+const registerBuyer = (awsAccountId?: string) => registerNewBuyer(stack, awsAccountId);
 
 type LinkedBuyer = Buyer;
 

@@ -15,10 +15,25 @@ export interface LinkedBuyer {
   notify(action: string): Promise<unknown>;
 }
 
-/** Needs only the store, the sandbox and where the API listens: the API may be the built process. */
-export async function linkNewBuyer(
-  stack: Pick<LinkingStack, 'mongo' | 'sandbox'> & { api: { url: string } },
-): Promise<LinkedBuyer> {
+type BuyerStack = Pick<LinkingStack, 'mongo' | 'sandbox'> & { api: { url: string } };
+
+export interface RegisteredBuyer {
+  accountId: string;
+  browser: Browser;
+  sandboxCustomerId: string;
+  awsAccountId: string;
+  linkCode: string;
+  /** The request the index page's Link button sends once the buyer confirmed. */
+  requestLink(): Promise<{ status: number; text: string; json<T>(): T }>;
+}
+
+/**
+ * Subscribes on the sandbox (as `awsAccountId`, if given), registers through
+ * the webhook and signs in; the link request is the caller's to make. Needs
+ * only the store, the sandbox and where the API listens: the API may be the
+ * built process.
+ */
+export async function registerNewBuyer(stack: BuyerStack, awsAccountId?: string): Promise<RegisteredBuyer> {
   const accountId = uniqueName('acct');
   const email = `${accountId}@example.com`;
   await accountsOf(stack.mongo.db).insertOne({
@@ -32,7 +47,7 @@ export async function linkNewBuyer(
   const created = await stack.sandbox.control<{
     customer: { _id: string; customerAwsAccountId: string };
     token: string;
-  }>('POST', '/control/customers', {});
+  }>('POST', '/control/customers', awsAccountId ? { customerAwsAccountId: awsAccountId } : {});
   const browser = new Browser(stack.api.url);
   const registered = await browser.postForm('/marketplace/register', {
     'x-amzn-marketplace-token': created.body.token,
@@ -40,21 +55,28 @@ export async function linkNewBuyer(
   const next = decodeURIComponent(registered.headers.get('location')!.split('next=')[1]!);
   const signedIn = await browser.postForm('/signin', { email, password: DEMO_PASSWORD, next });
   const linkCode = new URL(signedIn.headers.get('location')!, 'http://x').searchParams.get('link')!;
-  // The request the index page's Link button sends once the buyer confirmed.
-  const linked = await browser.postJson('/api/links', { linkCode });
-  if (linked.status !== 202) throw new Error(`link request answered ${linked.status}: ${linked.text}`);
-  const notify = (action: string) =>
-    stack.sandbox.control('POST', `/control/customers/${created.body.customer._id}/notifications`, { action });
-  await notify('subscribe-success');
-  await eventually(
-    () => browser.get('/api/links/current').then((r) => r.json<{ phase?: string }>().phase),
-    (phase) => phase === 'linked',
-  );
   return {
     accountId,
     browser,
+    linkCode,
     sandboxCustomerId: created.body.customer._id,
     awsAccountId: created.body.customer.customerAwsAccountId,
-    notify,
+    requestLink: () => browser.postJson('/api/links', { linkCode }),
   };
+}
+
+/** A registered buyer who linked, and whose subscription AWS confirmed. */
+export async function linkNewBuyer(stack: BuyerStack): Promise<LinkedBuyer> {
+  const buyer = await registerNewBuyer(stack);
+  const linked = await buyer.requestLink();
+  if (linked.status !== 202) throw new Error(`link request answered ${linked.status}: ${linked.text}`);
+  const notify = (action: string) =>
+    stack.sandbox.control('POST', `/control/customers/${buyer.sandboxCustomerId}/notifications`, { action });
+  await notify('subscribe-success');
+  await eventually(
+    () => buyer.browser.get('/api/links/current').then((r) => r.json<{ phase?: string }>().phase),
+    (phase) => phase === 'linked',
+  );
+  const { accountId, browser, sandboxCustomerId, awsAccountId } = buyer;
+  return { accountId, browser, sandboxCustomerId, awsAccountId, notify };
 }

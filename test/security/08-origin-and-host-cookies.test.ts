@@ -10,8 +10,8 @@
  *   so a sibling subdomain cannot plant one; the unprefixed names are ignored.
  *   A real Chromium behind a TLS-terminating proxy keeps and sends them.
  */
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { selfSignedCertificate } from '../../sandbox/sns-signing';
 import { request as httpRequest } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -246,27 +246,13 @@ describe('issue 12 point 8: strict Origin check and __Host- cookies', () => {
       if (!existsSync(CHROMIUM))
         throw new Error(`Chromium not found at ${CHROMIUM}: infra/install.sh installs Debian's chromium package`);
       const dir = mkdtempSync(join(tmpdir(), 'host-cookies-'));
-      execFileSync(
-        'openssl',
-        [
-          'req',
-          '-x509',
-          '-newkey',
-          'rsa:2048',
-          '-nodes',
-          '-days',
-          '1',
-          '-subj',
-          '/CN=127.0.0.1',
-          '-addext',
-          'subjectAltName=IP:127.0.0.1',
-          '-keyout',
-          join(dir, 'key.pem'),
-          '-out',
-          join(dir, 'cert.pem'),
-        ],
-        { stdio: 'ignore' },
-      );
+      selfSignedCertificate({
+        keyFile: join(dir, 'key.pem'),
+        certFile: join(dir, 'cert.pem'),
+        subject: '/CN=127.0.0.1',
+        days: 1,
+        extensions: ['subjectAltName=IP:127.0.0.1'],
+      });
       // The load balancer: terminates TLS and forwards the bytes to the API.
       let target = 0;
       tls = createTlsServer(

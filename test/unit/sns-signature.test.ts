@@ -3,12 +3,16 @@
  * signer and a second, unrelated key. Certificates are served by an injected
  * fetch so the test can count and refuse fetches.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SnsSignatureVerifier } from '../../poller/sns-signature';
-import { signedEnvelope, type SignatureVersion, type SnsSigningKey } from '../../sandbox/sns-signing';
+import {
+  selfSignedCertificate,
+  signedEnvelope,
+  type SignatureVersion,
+  type SnsSigningKey,
+} from '../../sandbox/sns-signing';
 import { snsSigningKey } from './helpers/sns-signing-key';
 
 const AWS_CERT_URL =
@@ -17,26 +21,7 @@ const key = () => snsSigningKey();
 
 function otherKey(days: number) {
   const dir = mkdtempSync(join(tmpdir(), 'sns-other-'));
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      String(days),
-      '-subj',
-      '/CN=other',
-      '-keyout',
-      join(dir, 'k'),
-      '-out',
-      join(dir, 'c'),
-    ],
-    { stdio: 'ignore' },
-  );
-  return { privateKeyPem: readFileSync(join(dir, 'k'), 'utf8'), certificatePem: readFileSync(join(dir, 'c'), 'utf8') };
+  return selfSignedCertificate({ keyFile: join(dir, 'k'), certFile: join(dir, 'c'), subject: '/CN=other', days });
 }
 
 function servingCertificate(pem: string, status = 200) {
