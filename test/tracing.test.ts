@@ -282,7 +282,12 @@ describe('tracing switched on with OTEL_TRACES_EXPORTER=otlp', () => {
       (spans) => spans.length > 0,
       400,
     );
-    const message = collector.spans.find((span) => span.spanId === signalled[0]!.parentSpanId)!;
+    // The message span ends (and is exported) only after the message is settled, after its child.
+    const message = (await eventually(
+      () => Promise.resolve(collector.spans.find((span) => span.spanId === signalled[0]!.parentSpanId)),
+      (span) => span !== undefined,
+      400,
+    ))!;
     expect(message).toMatchObject({
       service: 'marketplace-poller',
       kind: CONSUMER,
