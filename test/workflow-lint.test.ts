@@ -13,6 +13,13 @@ import { join, relative } from 'node:path';
 const root = join(__dirname, '..');
 // Probes live among the workflows, so the workflow-only rules apply to them as to the real modules.
 const probeDir = join(root, 'workflows', `lint-probes-${process.pid}`);
+// The same rules hold inside a capability folder and in the kernel the workflows import.
+const nestedProbeDirs = [
+  join(root, 'workflows', 'subscription', `lint-probes-${process.pid}`),
+  join(root, 'domain', `lint-probes-${process.pid}`),
+];
+const nestedProbe =
+  "import pino from 'pino';\nimport { createLogger } from '../../lib/logger';\nexport const x = [pino, createLogger];\n";
 
 const probes = {
   nodeBuiltin: "import { readFileSync } from 'node:fs';\nexport const x = readFileSync;\n",
@@ -20,6 +27,8 @@ const probes = {
   activityImplementation: "import { createActivities } from '../../activities';\nexport const x = createActivities;\n",
   activityTypes: "import type { Activities } from '../../activities';\nexport type X = Activities;\n",
   ioClient: "import { MongoClient } from 'mongodb';\nexport const x = MongoClient;\n",
+  processLibraries:
+    "import pino from 'pino';\nimport { Counter } from 'prom-client';\nimport { trace } from '@opentelemetry/api';\nimport { createLogger } from '../../lib/logger';\nexport const x = [pino, Counter, trace, createLogger];\n",
   timer: 'export function f() { setTimeout(() => undefined, 1); }\n',
   floatingPromise:
     "import { sleep } from '@temporalio/workflow';\nexport async function wf(): Promise<void> { sleep(1); }\n",
@@ -32,6 +41,10 @@ let results: LintResults = [];
 beforeAll(() => {
   mkdirSync(probeDir, { recursive: true });
   for (const [name, code] of Object.entries(probes)) writeFileSync(join(probeDir, `${name}.ts`), code);
+  for (const dir of nestedProbeDirs) {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'processLibraries.ts'), nestedProbe);
+  }
   // The ESLint CLI in a child process: the config is an ES module, and one process builds the program once.
   const run = spawnSync(join(root, 'node_modules', '.bin', 'eslint'), ['--format', 'json', 'workflows', 'domain'], {
     cwd: root,
@@ -42,9 +55,9 @@ beforeAll(() => {
   results = JSON.parse(run.stdout) as LintResults;
 }, 120_000);
 
-afterAll(() => rmSync(probeDir, { recursive: true, force: true }));
+afterAll(() => [probeDir, ...nestedProbeDirs].forEach((dir) => rmSync(dir, { recursive: true, force: true })));
 
-const isProbe = (filePath: string) => filePath.startsWith(probeDir);
+const isProbe = (filePath: string) => [probeDir, ...nestedProbeDirs].some((dir) => filePath.startsWith(dir));
 const ruleIds = (probe: Probe) =>
   results
     .find((result) => result.filePath === join(probeDir, `${probe}.ts`))!
@@ -72,6 +85,18 @@ describe('workflow lint rules', () => {
   it('refuses I/O clients and timers', () => {
     expect(ruleIds('ioClient')).toContain('no-restricted-imports');
     expect(ruleIds('timer')).toContain('no-restricted-globals');
+  });
+
+  it("refuses the processes' own libraries (logger, metrics, tracing), in capability folders and the kernel too", () => {
+    expect(
+      results
+        .find((result) => result.filePath === join(probeDir, 'processLibraries.ts'))!
+        .messages.filter((m) => m.ruleId === 'no-restricted-imports'),
+    ).toHaveLength(4);
+    for (const dir of nestedProbeDirs) {
+      const found = results.find((result) => result.filePath === join(dir, 'processLibraries.ts'));
+      expect(found?.messages.filter((m) => m.ruleId === 'no-restricted-imports')).toHaveLength(2);
+    }
   });
 
   it('refuses floating promises', () => {
