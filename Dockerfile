@@ -25,7 +25,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends openssl && rm -
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
-# The worker bundles dist/workflows at start-up.
+# The worker runs the workflow bundles `npm run build` made in dist/workflow-bundles: no webpack at start-up.
 COPY --from=build /app/dist ./dist
 USER node
 CMD ["node", "dist/api/server.js"]

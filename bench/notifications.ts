@@ -25,7 +25,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,6 +56,7 @@ import {
   type SnsSigner,
 } from '../sandbox/notification-bodies';
 import { sumOfSeries } from '../poller/metrics';
+import { cpuSeconds, peakRssMb } from './process-stats';
 import { ensureSigningKey } from '../sandbox/sns-signing';
 import type { SandboxCustomer } from '../sandbox/store';
 import { normalizeLicenseArn, subscriptionWorkflowId, type SubscriptionRef } from '../domain/subscription-identity';
@@ -205,27 +206,6 @@ async function rawTemporalFloor(temporal: Client, notifications: Notification[])
   return notifications.length / ((performance.now() - started) / 1000);
 }
 
-/** CPU seconds a process has used so far (user + system). */
-function cpuSeconds(pid: number | undefined): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return 0;
-  }
-}
-
-function peakRssMb(pid: number): number {
-  try {
-    const line = readFileSync(`/proc/${pid}/status`, 'utf8')
-      .split('\n')
-      .find((l) => l.startsWith('VmHWM:'));
-    return Number(line?.replace(/\D+/g, '') ?? 0) / 1024;
-  } catch {
-    return 0;
-  }
-}
-
 async function main(): Promise<void> {
   const total = Number(process.argv[2] ?? 20_000);
   const customerCount = Number(process.argv[3] ?? 5_000);
@@ -361,7 +341,7 @@ async function main(): Promise<void> {
     const pipelineRate = total / pipelineSeconds;
     const pipelineCpuSpent = cpuSpent(pipelineCpu);
     const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-    const rssMb = peakRssMb(child.pid!);
+    const rssMb = peakRssMb(child.pid);
     console.log(`pipeline: ${total} in ${pipelineSeconds.toFixed(1)} s = ${pipelineRate.toFixed(0)} messages/s`);
     // A raw delivery is keyed by its first copy's SQS MessageId; its duplicates are recognised by content.
     const rawIds = new Map<Notification, string>();

@@ -33,6 +33,12 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
     '--log-level',
     'warn',
     ...devServerSearchAttributeFlags(),
+    // One partition per task queue, as ops/temporal/dynamicconfig.yaml sets for the metering calls' queue in production:
+    // the server's rate for that queue is then the whole fleet's (the dev server takes no per-queue constraint).
+    '--dynamic-config-value',
+    'matching.numTaskqueueReadPartitions=1',
+    '--dynamic-config-value',
+    'matching.numTaskqueueWritePartitions=1',
     ...(options.uiPort ? ['--ui-port', String(options.uiPort)] : ['--headless']),
   ];
   return startProcess({

@@ -4,6 +4,7 @@
  * FerretDB, BatchMeterUsage over the real AWS protocol. The sandbox's own
  * ledger and call log are the evidence of what AWS received.
  */
+import { emptyProgress } from '../workflows/metering/progress';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -342,22 +343,38 @@ describe('hourly metering against the sandbox', () => {
     expect(await stack.usage()).not.toContainEqual(expect.objectContaining({ hour: old.toISOString() }));
   });
 
-  it('pages through customers with continue-as-new and reports progress to a query', async () => {
-    stack = await startMeteringStack({ config: { ...ONE_DIMENSION, pageSize: 3 } });
-    await stack.addCustomers(10, { usage: () => ({ session_hours: 1 }) });
+  it('sends an hour in several runs with continue-as-new and reports progress to a query', async () => {
+    stack = await startMeteringStack({ config: ONE_DIMENSION });
+    await stack.addCustomers(60, { usage: () => ({ session_hours: 1 }) });
     await stack.onlyDue(stack.lastHour);
     const handle = await stack.temporal.workflow.start('hourlyMetering', {
       taskQueue: stack.taskQueue,
-      workflowId: uniqueName('paging'),
-      args: [{ pagesPerRun: 2 }],
+      workflowId: uniqueName('runs'),
+      args: [{ callsPerRun: 1 }],
     });
     const progress = await handle.result();
-    // Four pages of three, two per run: the work continued as new at least once.
+    // Three calls of at most 25, one per run: the work continued as new twice.
     expect((await handle.describe()).runId).not.toBe(handle.firstExecutionRunId);
-    expect(progress).toMatchObject({ customersDone: 10, recordsSent: 10 });
+    expect(progress).toMatchObject({ customersDone: 60, recordsSent: 60, calls: 3, failed: [] });
     const state = await handle.query(meteringProgressQuery);
-    expect(state).toMatchObject({ hoursDone: [stack.lastHour.toISOString()], customersDone: 10 });
+    expect(state).toMatchObject({ hoursDone: [stack.lastHour.toISOString()], customersDone: 60 });
     expect((await handle.describe()).typedSearchAttributes.getAll().map((p) => p.key.name)).toContain('MeteringHour');
+    expect(await stack.batchCalls()).toMatchObject({ calls: 3 });
+  });
+
+  it('finishes a run that the paging code continued as new, by paging', async () => {
+    stack = await startMeteringStack({ config: { ...ONE_DIMENSION, pageSize: 3 } });
+    await stack.addCustomers(10, { usage: () => ({ session_hours: 1 }) });
+    await stack.onlyDue(stack.lastHour);
+    const hour = stack.lastHour.toISOString();
+    const progress = await stack.temporal.workflow.execute('hourlyMetering', {
+      taskQueue: stack.taskQueue,
+      workflowId: uniqueName('paged'),
+      // What the paging code handed to its next run: the progress and the last customer paged.
+      args: [{ pagesPerRun: 2, resume: { progress: { ...emptyProgress(), hoursDue: [hour] }, afterKey: '' } }],
+    });
+    expect(progress).toMatchObject({ hoursDone: [hour], customersDone: 10, recordsSent: 10 });
+    expect(await stack.usage()).toHaveLength(10);
   });
 
   it('meters one customer up to now for the final metering, and the hourly run sends nothing for it again', async () => {
@@ -386,6 +403,26 @@ describe('hourly metering against the sandbox', () => {
     expect((await stack.run()).recordsSent).toBe(0);
     expect((await stack.batchCalls()).calls).toBe(calls);
   });
+});
+
+describe('one quota for the whole fleet', () => {
+  let stack: MeteringStack | undefined;
+  afterEach(async () => {
+    await stack?.stop();
+    stack = undefined;
+  });
+
+  it('keeps two workers together to the rate, so AWS throttles no call', async () => {
+    // AWS's quota is the rate itself here: two workers pacing each on its own would send twice as fast.
+    stack = await startMeteringStack({ config: { ...ONE_DIMENSION, ratePerSecond: 4 }, quotaRps: 5, callWorkers: 2 });
+    await stack.addCustomers(500, { usage: () => ({ session_hours: 1 }) });
+    await stack.onlyDue(stack.lastHour);
+    const progress = await stack.run();
+    expect(progress).toMatchObject({ recordsSent: 500, calls: 20, failed: [] });
+    const calls = await stack.batchCalls();
+    expect(calls.outcomes.ThrottlingException ?? 0).toBe(0);
+    expect(calls.calls).toBe(20);
+  }, 120_000);
 });
 
 describe('a worker killed mid-run', () => {

@@ -389,6 +389,34 @@ describe('subscription workflow', () => {
       expect(calls.activateSubscription).toBe(1);
     });
 
+    it('switches billing as the first step after subscribe-success, and saves the confirmed state after it', async () => {
+      const ref = await newSubscription();
+      const alice = await newAccount();
+      const confirmation = event('subscribe-success', 0);
+      await withWorker(async (target) => {
+        await requestLink(target, ref, alice);
+        await waitsIn(ref, 'awaiting-aws');
+        await send(target, ref, confirmation);
+        await waitsIn(ref, 'active');
+        const { events } = await handleOf(ref).fetchHistory();
+        const signalled = events!.findIndex((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED);
+        const stepsAfter = events!
+          .slice(signalled)
+          .flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes] : []))
+          .map((scheduled) => scheduled.activityType!.name);
+        // The buyer waits for the activation: no save of the state goes before it.
+        expect(signalled).toBeGreaterThan(0);
+        expect(stepsAfter[0]).toBe('activateSubscription');
+        expect(stepsAfter.slice(1)).toContain('saveSubscription');
+      });
+      expect(await accountOf(alice)).toMatchObject({ paymentMethod: 'aws-marketplace' });
+      expect(await savedOf(ref)).toMatchObject({
+        phase: 'active',
+        state: { aws: { status: 'subscribed' }, seen: expect.arrayContaining([confirmation.id]) },
+      });
+      expect(calls.activateSubscription).toBe(1);
+    });
+
     it('refuses a second account (CustomerLinkedToAnotherAccount)', async () => {
       const ref = await newSubscription();
       const [alice, bob] = [await newAccount(), await newAccount()];

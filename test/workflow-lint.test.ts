@@ -18,8 +18,9 @@ const nestedProbeDirs = [
   join(root, 'workflows', 'subscription', `lint-probes-${process.pid}`),
   join(root, 'domain', `lint-probes-${process.pid}`),
 ];
-const nestedProbe =
-  "import pino from 'pino';\nimport { createLogger } from '../../lib/logger';\nexport const x = [pino, createLogger];\n";
+// The import resolves from where the probe sits, so the probe type-checks like real code while it exists.
+const nestedProbe = (dir: string) =>
+  `import pino from 'pino';\nimport { createLogger } from '${relative(dir, join(root, 'lib', 'logger'))}';\nexport const x = [pino, createLogger];\n`;
 
 const probes = {
   nodeBuiltin: "import { readFileSync } from 'node:fs';\nexport const x = readFileSync;\n",
@@ -43,7 +44,7 @@ beforeAll(() => {
   for (const [name, code] of Object.entries(probes)) writeFileSync(join(probeDir, `${name}.ts`), code);
   for (const dir of nestedProbeDirs) {
     mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'processLibraries.ts'), nestedProbe);
+    writeFileSync(join(dir, 'processLibraries.ts'), nestedProbe(dir));
   }
   // The ESLint CLI in a child process: the config is an ES module, and one process builds the program once.
   const run = spawnSync(join(root, 'node_modules', '.bin', 'eslint'), ['--format', 'json', 'workflows', 'domain'], {

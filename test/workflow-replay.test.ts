@@ -5,11 +5,15 @@
  * Record more with `node dist/infra/record-history.js <workflowId> <name>` against a stack;
  * the subscription workflow's, one per state it waits in, with
  * `node dist/infra/record-history.js --subscription-states` (self-contained, after `npm run build`).
+ * They replay against the very bundles the built worker runs (worker/workflow-bundle.ts), with tracing
+ * off and on, since a worker may switch tracing on while those workflows are in flight.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { temporal } from '@temporalio/proto';
-import { Worker } from '@temporalio/worker';
+import type { OpenTelemetrySinks } from '@temporalio/interceptors-opentelemetry';
+import { Worker, type InjectedSinks } from '@temporalio/worker';
+import { prebuiltWorkflowBundle, type WorkflowBundleKind } from '../worker/workflow-bundle';
 
 const dir = join(__dirname, 'histories');
 const files = readdirSync(dir).filter((file) => file.endsWith('.json'));
@@ -43,12 +47,20 @@ describe('recorded workflow histories', () => {
     expect(continued?.continuedExecutionRunId).toBeTruthy();
   });
 
-  it.each(files)('%s replays without a determinism error', async (file) => {
-    const history = load(file);
-    await expect(
-      Worker.runReplayHistory({ workflowsPath: require.resolve('../workflows') }, history, `replay-${file}`),
-    ).resolves.toBeUndefined();
-  });
+  const kinds: WorkflowBundleKind[] = ['plain', 'traced'];
+  it.each(files.flatMap((file) => kinds.map((kind) => [file, kind] as const)))(
+    '%s replays without a determinism error on the %s bundle',
+    async (file, kind) => {
+      const history = load(file);
+      const { codePath } = prebuiltWorkflowBundle(kind);
+      // The traced bundle hands its spans to the worker's exporter sink, which has nothing to export in a replay.
+      const sinks: InjectedSinks<OpenTelemetrySinks> | undefined =
+        kind === 'traced' ? { exporter: { export: { fn: () => undefined } } } : undefined;
+      await expect(
+        Worker.runReplayHistory({ workflowBundle: { codePath }, sinks }, history, `replay-${kind}-${file}`),
+      ).resolves.toBeUndefined();
+    },
+  );
 
   it.each([files[0]!, 'subscription-deleted.json'])(
     'fails a replay of %s whose workflow code took a different path',
@@ -57,9 +69,10 @@ describe('recorded workflow histories', () => {
       // Renaming the first scheduled activity is what a non-deterministic change looks like to the replayer.
       const scheduled = history.events.find((e) => e.activityTaskScheduledEventAttributes)!;
       scheduled.activityTaskScheduledEventAttributes!.activityType!.name = 'somethingElse';
-      await expect(
-        Worker.runReplayHistory({ workflowsPath: require.resolve('../workflows') }, history, 'tampered'),
-      ).rejects.toThrow(/[Nn]ondetermin/);
+      const { codePath } = prebuiltWorkflowBundle('plain');
+      await expect(Worker.runReplayHistory({ workflowBundle: { codePath } }, history, 'tampered')).rejects.toThrow(
+        /[Nn]ondetermin/,
+      );
     },
   );
 });

@@ -12,7 +12,10 @@ import { startTracing } from '../lib/telemetry/tracing';
 import { connectClient } from '../lib/temporal';
 import { loadWorkerConfig } from './config';
 import { createWorker } from './create-worker';
+import { createMeteringCallsWorker, runTogether } from './metering-calls-worker';
+import { meteringCallsTaskQueue } from '../domain/task-queues';
 import { runtimeLogging } from './logging';
+import { prebuiltWorkflowBundle, workflowBundleKind } from './workflow-bundle';
 import { ensureMeteringSchedule } from './metering-schedule';
 import { ensureRetentionSchedule } from './retention-schedule';
 import { registerWorkflowCounters } from './workflow-metrics';
@@ -31,6 +34,8 @@ async function main(): Promise<void> {
   });
   if (port) registerWorkflowCounters(Runtime.instance().metricMeter, config.temporal);
   const tracing = await startTracing(config.tracing, 'marketplace-worker');
+  // Before the store or Temporal is touched: a missing or stale bundle is a broken build.
+  const workflowBundle = prebuiltWorkflowBundle(workflowBundleKind(tracing !== undefined));
   const mongo = await connectMongo(config.mongo.uri, config.mongo.database, 'marketplace-worker');
   await ensureIndexes(mongo.db);
   const client = await connectClient(config.temporal, tracing?.temporalClient);
@@ -68,23 +73,40 @@ async function main(): Promise<void> {
   );
   const metering = createMeteringClient(config.aws);
   const usageMetering = createUsageMeteringClient(config.aws);
+  const activities = createActivities({
+    db: mongo.db,
+    metering,
+    usageMetering,
+    meteringConfig: config.metering,
+    retention: config.retention,
+    ...(config.deploymentsApi.url
+      ? { deployments: httpDeploymentControl(config.deploymentsApi.url, config.deploymentsApi.token) }
+      : {}),
+  });
+  const workerTracing = tracing?.temporalWorker();
   const { worker, connection } = await createWorker({
     temporal: config.temporal,
-    activities: createActivities({
-      db: mongo.db,
-      metering,
-      usageMetering,
-      meteringConfig: config.metering,
-      retention: config.retention,
-      ...(config.deploymentsApi.url
-        ? { deployments: httpDeploymentControl(config.deploymentsApi.url, config.deploymentsApi.token) }
-        : {}),
-    }),
-    tracing: tracing?.temporalWorker(),
+    activities,
+    tracing: workerTracing,
+    workflowBundle,
   });
-  log.info({ taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace }, 'worker polling');
+  const meteringCalls = await createMeteringCallsWorker({
+    connection,
+    temporal: config.temporal,
+    activities,
+    settings: config.metering,
+    interceptors: workerTracing?.interceptors,
+  });
+  log.info(
+    {
+      taskQueue: config.temporal.taskQueue,
+      meteringCallsTaskQueue: meteringCallsTaskQueue(config.temporal.taskQueue),
+      namespace: config.temporal.namespace,
+    },
+    'worker polling',
+  );
   try {
-    await worker.run();
+    await runTogether([worker, meteringCalls]);
   } finally {
     clearInterval(migration);
     await client.connection.close();

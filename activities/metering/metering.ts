@@ -9,7 +9,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { MarketplaceMeteringClient } from '@aws-sdk/client-marketplace-metering';
 import type { Db } from 'mongodb';
 import type { MeteringConfig } from '../../lib/config';
-import { bulkWriteInChunks } from '../../lib/mongo';
+import { bulkWriteInChunks, insertNew } from '../../lib/mongo';
 import { RateLimiter } from '../../lib/rate-limiter';
 import {
   customerKey,
@@ -21,14 +21,22 @@ import {
 import {
   freezeEntries,
   ledgerKey,
+  ledgerResultsOf,
+  meteringCallKey,
+  meteringCallsOf,
   meteringHoursOf,
+  meteringPlanKey,
+  meteringPlansOf,
   recordOutcomes,
+  type EntryWithStatus,
   type LedgerEntry,
+  type MeteringCallDoc,
+  type MeteringPlanDoc,
 } from '../../lib/store/metering-ledger';
 import { claimMeteringModels, METERING_MODEL_CONFLICT } from '../../lib/store/metering-models';
-import { HOUR_MS, hourStart, usageByAccount } from '../../lib/store/usage';
+import { HOUR_MS, hourStart, hourUsageByAccount, usageByAccount } from '../../lib/store/usage';
 import type { SubscriptionRef } from '../../domain/subscription-identity';
-import { sendEntries } from './usage-sender';
+import { CallPlanner, sendEntries, sendOnce, type SendOutcome } from './usage-sender';
 
 /** AWS accepts records up to 6 hours old; we stop 10 minutes short so a record never arrives late. */
 export const METERING_WINDOW_MS = 6 * HOUR_MS;
@@ -58,6 +66,31 @@ export interface PageTotals {
   rejected: number;
   calls: number;
 }
+
+/** An hour's records, frozen and cut into calls (freezeHour). */
+export interface HourPlan {
+  /** Where the calls are stored: `<hour>|<plan>`. */
+  key: string;
+  calls: number;
+  customers: number;
+  records: number;
+  /** Never sent: no customer named, or the other identifier model holds the hour. */
+  rejected: number;
+  /** Answered by AWS in an earlier run. */
+  answered: number;
+}
+
+/** What AWS answered for one call's records. */
+export interface CallTotals {
+  sent: number;
+  conflicts: number;
+  notSubscribed: number;
+  rejected: number;
+}
+
+/** Links read and frozen at a time while an hour is planned: bounds memory and the store's batches. */
+const FREEZE_CHUNK = 1_000;
+const FIRST_CHUNK = 100;
 
 export interface MeteringDeps {
   db: Db;
@@ -92,6 +125,26 @@ function heartbeat(details: unknown): void {
   }
 }
 
+const EMPTY_PLAN = { calls: 0, customers: 0, records: 0, rejected: 0, answered: 0 };
+
+const pick = ({ calls, customers, records, rejected, answered }: Omit<HourPlan, 'key'>) => ({
+  calls,
+  customers,
+  records,
+  rejected,
+  answered,
+});
+
+function totalsOf(outcomes: Array<Pick<SendOutcome, 'status'>>): CallTotals {
+  const count = (status: SendOutcome['status']) => outcomes.filter((o) => o.status === status).length;
+  return {
+    sent: count('sent'),
+    conflicts: count('conflict'),
+    notSubscribed: count('not-subscribed'),
+    rejected: count('rejected'),
+  };
+}
+
 export function createMeteringActivities({ db, metering, settings }: MeteringDeps) {
   // One limiter per worker process: every page and every final metering share the quota.
   const limiter = new RateLimiter(settings.ratePerSecond);
@@ -117,6 +170,12 @@ export function createMeteringActivities({ db, metering, settings }: MeteringDep
         return { ...entry, _id: ledgerKey(link._id, entry) };
       }),
     );
+  }
+
+  /** Each entry's final answer, if it has one: looked up by key, the one lookup the embedded store does without a scan. */
+  async function resultsOf(entries: LedgerEntry[]) {
+    const found = await Promise.all(entries.map((entry) => ledgerResultsOf(db).findOne({ _id: entry._id })));
+    return found.filter((result) => result !== null);
   }
 
   /**
@@ -154,13 +213,7 @@ export function createMeteringActivities({ db, metering, settings }: MeteringDep
     const frozen = await freezeEntries(db, entriesFor(complete, usage, hour));
     heartbeat('records frozen');
     const pending = frozen.filter((entry) => entry.status === 'pending');
-    // A record that names no customer could only be refused by AWS; it is recorded as such, loudly, not sent.
-    const unnamed = pending.filter((entry) => !entry.licenseArn && !entry.customerIdentifier);
-    // An AWS account + product is metered for an hour under one model only: both would bill the buyer twice.
-    const { allowed, conflicting } = await claimMeteringModels(
-      db,
-      pending.filter((entry) => entry.licenseArn || entry.customerIdentifier),
-    );
+    const { sendable, refused } = await splitSendable(pending);
     heartbeat('models claimed');
     const report = await sendEntries(
       {
@@ -170,14 +223,9 @@ export function createMeteringActivities({ db, metering, settings }: MeteringDep
         notAfter: hour.getTime() + METERING_WINDOW_MS - SAFETY_MS,
         onProgress: (progress) => heartbeat(progress),
       },
-      allowed,
+      sendable,
     );
-    report.outcomes.push(
-      ...unnamed.map((entry) => ({ _id: entry._id, status: 'rejected' as const, error: 'NoCustomerIdentifier' })),
-    );
-    report.outcomes.push(
-      ...conflicting.map((entry) => ({ _id: entry._id, status: 'rejected' as const, error: METERING_MODEL_CONFLICT })),
-    );
+    report.outcomes.push(...refused);
     await recordOutcomes(db, report.outcomes);
     if (report.unsent > 0)
       throw new Error(`${report.unsent} records are still pending after retries; the page will be retried`);
@@ -193,7 +241,148 @@ export function createMeteringActivities({ db, metering, settings }: MeteringDep
     };
   }
 
+  /** Freezes one chunk of an hour's links and returns the entries that may be sent; the others are settled now. */
+  async function freezeChunk(links: MarketplaceLinkDoc[], usage: Map<string, Record<string, number>>, hour: Date) {
+    const frozen = await freezeEntries(db, entriesFor(await withIdentifiers(links), usage, hour));
+    const pending = frozen.filter((entry) => entry.status === 'pending');
+    const { sendable, refused } = await splitSendable(pending);
+    await recordOutcomes(db, refused);
+    return { sendable, records: frozen.length, answered: frozen.length - pending.length, rejected: refused.length };
+  }
+
+  /**
+   * A record that names no customer could only be refused by AWS, and an AWS
+   * account + product is metered for an hour under one model only (both would
+   * bill the buyer twice): those are settled as rejected, loudly, not sent.
+   */
+  async function splitSendable(pending: EntryWithStatus[]) {
+    const unnamed = pending.filter((entry) => !entry.licenseArn && !entry.customerIdentifier);
+    const { allowed, conflicting } = await claimMeteringModels(
+      db,
+      pending.filter((entry) => entry.licenseArn || entry.customerIdentifier),
+    );
+    const refused: SendOutcome[] = [
+      ...unnamed.map((entry) => ({ _id: entry._id, status: 'rejected' as const, error: 'NoCustomerIdentifier' })),
+      ...conflicting.map((entry) => ({ _id: entry._id, status: 'rejected' as const, error: METERING_MODEL_CONFLICT })),
+    ];
+    return { sendable: allowed, refused };
+  }
+
   return {
+    /**
+     * Freezes every record of one hour and cuts them into BatchMeterUsage
+     * calls stored under the plan's key, in one pass over the hour's links
+     * and usage: the store is read once per hour, whatever the number of
+     * customers. After each thousand links the calls so far are announced
+     * (plannedCalls), so sending starts while planning goes on. A retry of
+     * the same plan goes on where it stopped; another run (`plan`) plans
+     * again, and only what AWS has not answered yet becomes calls.
+     */
+    async freezeHour(input: { hour: string; plan: string }): Promise<HourPlan> {
+      const hour = new Date(input.hour);
+      assertWithinWindow(hour);
+      const key = meteringPlanKey(input.hour, input.plan);
+      const made = await meteringPlansOf(db).findOne({ _id: key });
+      if (made?.done) return { key, ...pick(made) };
+      // A planning that died goes on after the last link it recorded: the calls it announced may be in flight already.
+      const plan: MeteringPlanDoc = made ?? { _id: key, ...EMPTY_PLAN, done: false, open: [], at: new Date() };
+      const planner = new CallPlanner(plan.open.map((call) => call.entries));
+      const store = async (calls: LedgerEntry[][]) => {
+        const docs: MeteringCallDoc[] = calls.map((entries, i) => ({
+          _id: meteringCallKey(key, plan.calls + i),
+          hour,
+          entries,
+        }));
+        // Calls stored by an attempt that died before announcing them were never sent: they are replaced.
+        for (const stale of await insertNew(meteringCallsOf(db), docs))
+          await meteringCallsOf(db).replaceOne(
+            { _id: stale },
+            docs.find((doc) => doc._id === stale)!,
+          );
+        plan.calls += calls.length;
+      };
+      /** Announces the calls stored so far, with where to go on from: only then may they be sent. */
+      const record = async () => {
+        plan.open = planner.partlyFilled().map((entries) => ({ entries }));
+        plan.at = new Date();
+        await meteringPlansOf(db).replaceOne({ _id: key }, plan, { upsert: true });
+        heartbeat({ customers: plan.customers, calls: plan.calls });
+      };
+      let chunk: MarketplaceLinkDoc[] = [];
+      const freeze = async () => {
+        const frozen = await freezeChunk(chunk, usage, hour);
+        plan.customers += chunk.length;
+        plan.records += frozen.records;
+        plan.answered += frozen.answered;
+        plan.rejected += frozen.rejected;
+        await store(planner.add(frozen.sendable));
+        plan.lastKey = chunk.at(-1)?._id ?? plan.lastKey;
+        await record();
+        chunk = [];
+      };
+      const links = marketplaceLinksOf(db)
+        .find(meteredLinks(hour, plan.lastKey))
+        .sort({ _id: 1 })
+        .batchSize(FREEZE_CHUNK);
+      // The store reads the hour's usage while it sorts the links.
+      const [usage] = await Promise.all([hourUsageByAccount(db, hour), links.hasNext()]);
+      heartbeat('usage read');
+      // A small first chunk announces the first calls within a second; bigger ones after it cost fewer round trips.
+      for await (const link of links) {
+        chunk.push(link);
+        if (chunk.length === (plan.customers === 0 ? FIRST_CHUNK : FREEZE_CHUNK)) await freeze();
+      }
+      await freeze();
+      await store(planner.flush());
+      plan.done = true;
+      await record();
+      return { key, ...pick(plan) };
+    },
+
+    /** How far an hour's planning has gone: calls below `calls` may be sent. */
+    async plannedCalls(input: { hour: string; plan: string }): Promise<{ calls: number; done: boolean }> {
+      const plan = await meteringPlansOf(db).findOne({ _id: meteringPlanKey(input.hour, input.plan) });
+      return { calls: plan?.calls ?? 0, done: plan?.done ?? false };
+    },
+
+    /**
+     * Sends one call of an hour's plan: one BatchMeterUsage request. The
+     * calls run on a task queue of their own whose dispatch rate the Temporal
+     * server holds to METERING_RATE_PER_SECOND for every worker together, and
+     * a throttled or partly answered call fails so that its retry is paced by
+     * that queue too.
+     */
+    async sendMeteringCall(input: { hour: string; plan: string; seq: number }): Promise<CallTotals> {
+      const hour = new Date(input.hour);
+      assertWithinWindow(hour);
+      const call = await meteringCallsOf(db).findOne({
+        _id: meteringCallKey(meteringPlanKey(input.hour, input.plan), input.seq),
+      });
+      // Announced calls are stored before they are announced, yet a read on the embedded store was seen to miss one
+      // (2 runs in 8 at 10,000 customers): it is read again on the retry rather than failing the hour.
+      if (!call) {
+        throw ApplicationFailure.retryable(
+          `call ${input.seq} of plan ${input.plan} is not in the store yet`,
+          'MeteringCallNotFound',
+        );
+      }
+      // A retry sends only what no attempt before it settled.
+      const settled = Context.current().info.attempt > 1 ? await resultsOf(call.entries) : [];
+      const answered = new Set(settled.map((result) => result._id));
+      const unanswered = call.entries.filter((entry) => !answered.has(entry._id));
+      // The attempt before settled everything and died before it could say so.
+      if (unanswered.length === 0) return totalsOf(settled);
+      const result = await sendOnce(metering, unanswered);
+      await recordOutcomes(db, result.outcomes);
+      if (result.leftover.length > 0) {
+        throw ApplicationFailure.retryable(
+          `${result.leftover.length} of ${call.entries.length} records not answered yet (${result.retryable ?? 'UnprocessedRecords'})`,
+          result.retryable === 'ThrottlingException' ? 'Throttled' : 'NotAnswered',
+        );
+      }
+      return totalsOf([...settled, ...result.outcomes]);
+    },
+
     /** The closed hours still to meter inside the window, and the hours that fell out of it unmetered. */
     async planMetering(nowIso: string): Promise<{ due: string[]; missed: string[] }> {
       const now = new Date(nowIso).getTime();

@@ -76,15 +76,95 @@ function toRecord(entry: LedgerEntry): UsageRecord {
 const recordKey = (r: UsageRecord) =>
   `${r.CustomerAWSAccountId ?? r.CustomerIdentifier}|${r.LicenseArn ? licenseIdOf(r.LicenseArn) : ''}|${r.Dimension}|${r.Timestamp instanceof Date ? r.Timestamp.getTime() : r.Timestamp}`;
 
+/**
+ * Cuts a stream of entries into calls of at most 25, one product and model per
+ * call: each call as soon as it is full, the partly filled ones at the end, so
+ * an hour streamed in chunks needs no more calls than if it came at once.
+ */
+export class CallPlanner {
+  private readonly open = new Map<string, LedgerEntry[]>();
+
+  /** `open`: the partly filled calls of a planner that stopped (partlyFilled()), to go on where it left off. */
+  constructor(open: LedgerEntry[][] = []) {
+    for (const call of open) if (call.length > 0) this.open.set(groupKey(call[0]!), [...call]);
+  }
+
+  partlyFilled(): LedgerEntry[][] {
+    return [...this.open.values()];
+  }
+
+  add(entries: LedgerEntry[]): LedgerEntry[][] {
+    const full: LedgerEntry[][] = [];
+    for (const entry of entries) {
+      const key = groupKey(entry);
+      const call = this.open.get(key) ?? [];
+      call.push(entry);
+      if (call.length === MAX_RECORDS_PER_CALL) {
+        full.push(call);
+        this.open.delete(key);
+      } else this.open.set(key, call);
+    }
+    return full;
+  }
+
+  flush(): LedgerEntry[][] {
+    const rest = [...this.open.values()];
+    this.open.clear();
+    return rest;
+  }
+}
+
 /** Splits entries into calls of at most 25, one product and one model per call. */
 export function planCalls(entries: LedgerEntry[]): LedgerEntry[][] {
-  const groups = new Map<string, LedgerEntry[]>();
-  for (const entry of entries) groups.set(groupKey(entry), [...(groups.get(groupKey(entry)) ?? []), entry]);
-  const calls: LedgerEntry[][] = [];
-  for (const group of groups.values()) {
-    for (let i = 0; i < group.length; i += MAX_RECORDS_PER_CALL) calls.push(group.slice(i, i + MAX_RECORDS_PER_CALL));
+  const planner = new CallPlanner();
+  return [...planner.add(entries), ...planner.flush()];
+}
+
+/** What one BatchMeterUsage call did: the final answers, and the entries AWS did not answer for. */
+export interface CallResult {
+  outcomes: SendOutcome[];
+  /** Entries to send again (throttling, an AWS-side failure, UnprocessedRecords, or no answer). */
+  leftover: LedgerEntry[];
+  /** The whole call was throttled or failed on AWS's side. */
+  retryable?: string;
+}
+
+/** One BatchMeterUsage call for up to 25 entries of one product and model. */
+export async function sendOnce(metering: MarketplaceMeteringClient, entries: LedgerEntry[]): Promise<CallResult> {
+  const legacy = !entries[0]!.licenseArn;
+  let result;
+  try {
+    result = await metering.send(
+      new BatchMeterUsageCommand({
+        UsageRecords: entries.map(toRecord),
+        ...(legacy ? { ProductCode: entries[0]!.productCode } : {}),
+      }),
+    );
+  } catch (error) {
+    const name = (error as { name?: string }).name ?? '';
+    // Throttling and AWS-side failures are worth another try; a rejected request is not.
+    const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode ?? 500;
+    if (name === 'ThrottlingException' || status >= 500)
+      return { outcomes: [], leftover: entries, retryable: name || 'Error' };
+    // AWS refused the request itself: retrying cannot help, and one bad call must not hold up the hour.
+    return {
+      outcomes: entries.map((entry) => ({ _id: entry._id, status: 'rejected', error: name || 'Error' })),
+      leftover: [],
+    };
   }
-  return calls;
+  const byKey = new Map(entries.map((entry) => [recordKey(toRecord(entry)), entry]));
+  const outcomes: SendOutcome[] = [];
+  for (const r of result.Results ?? []) {
+    const entry = r.UsageRecord ? byKey.get(recordKey(r.UsageRecord)) : undefined;
+    if (!entry) continue;
+    const status = statusOf[r.Status ?? ''];
+    // An answer we do not know is no answer: the record goes round again.
+    if (!status) continue;
+    outcomes.push({ _id: entry._id, status, ...(r.MeteringRecordId ? { meteringRecordId: r.MeteringRecordId } : {}) });
+    byKey.delete(recordKey(r.UsageRecord!));
+  }
+  // Whatever AWS did not answer for (UnprocessedRecords, or missing from Results) goes round again.
+  return { outcomes, leftover: [...byKey.values()] };
 }
 
 async function sendCall(deps: SenderDeps, batch: LedgerEntry[], report: SendReport): Promise<void> {
@@ -100,41 +180,9 @@ async function sendCall(deps: SenderDeps, batch: LedgerEntry[], report: SendRepo
     }
     await deps.limiter.acquire();
     report.calls += 1;
-    const legacy = !remaining[0]!.licenseArn;
-    let result;
-    try {
-      result = await deps.metering.send(
-        new BatchMeterUsageCommand({
-          UsageRecords: remaining.map(toRecord),
-          ...(legacy ? { ProductCode: remaining[0]!.productCode } : {}),
-        }),
-      );
-    } catch (error) {
-      const name = (error as { name?: string }).name ?? '';
-      // Throttling and AWS-side failures are worth another try; a rejected request is not.
-      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode ?? 500;
-      if (name === 'ThrottlingException' || status >= 500) continue;
-      // AWS refused the request itself: retrying cannot help, and one bad call must not hold up the hour.
-      for (const entry of remaining)
-        report.outcomes.push({ _id: entry._id, status: 'rejected', error: name || 'Error' });
-      return;
-    }
-    const byKey = new Map(remaining.map((entry) => [recordKey(toRecord(entry)), entry]));
-    for (const r of result.Results ?? []) {
-      const entry = r.UsageRecord ? byKey.get(recordKey(r.UsageRecord)) : undefined;
-      if (!entry) continue;
-      const status = statusOf[r.Status ?? ''];
-      // An answer we do not know is no answer: the record goes round again.
-      if (!status) continue;
-      report.outcomes.push({
-        _id: entry._id,
-        status,
-        ...(r.MeteringRecordId ? { meteringRecordId: r.MeteringRecordId } : {}),
-      });
-      byKey.delete(recordKey(r.UsageRecord!));
-    }
-    // Whatever AWS did not answer for (UnprocessedRecords, or missing from Results) goes round again.
-    remaining = [...byKey.values()];
+    const call = await sendOnce(deps.metering, remaining);
+    report.outcomes.push(...call.outcomes);
+    remaining = call.leftover;
     deps.onProgress?.({ calls: report.calls, sent: report.outcomes.length });
   }
 }

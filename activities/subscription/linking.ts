@@ -144,9 +144,12 @@ export function createLinkingActivities({ db }: LinkingDeps) {
     async activateMarketplaceBilling(input: { customer: AwsCustomer; accountId: string }): Promise<void> {
       const key = customerKey(input.customer);
       const accounts = accountsOf(db);
-      const account = await accounts.findOne({ _id: input.accountId });
+      // Both reads at once: the buyer waits on this activity, and neither depends on the other.
+      const [account, known] = await Promise.all([
+        accounts.findOne({ _id: input.accountId }),
+        marketplaceCustomersOf(db).findOne({ _id: key }),
+      ]);
       assertEligible(account, input.customer);
-      const known = await marketplaceCustomersOf(db).findOne({ _id: key });
       const identifiers = {
         ...(known?.customerIdentifier ? { customerIdentifier: known.customerIdentifier } : {}),
         ...(known?.licenseArn ? { licenseArn: known.licenseArn } : {}),

@@ -64,6 +64,46 @@ export const ledgerResultsOf = collectionOf<LedgerResult>('metering_results');
 
 export const meteringHoursOf = collectionOf<MeteringHourDoc>('metering_hours');
 
+/**
+ * One BatchMeterUsage call of an hour's plan: the frozen entries it sends.
+ * Written before anything of the hour is sent, read back by its key alone
+ * (the only lookup the embedded store answers without a scan).
+ */
+export interface MeteringCallDoc {
+  /** `<plan key>|<sequence, 6 digits>` */
+  _id: string;
+  hour: Date;
+  entries: LedgerEntry[];
+}
+
+/** An hour's records frozen and cut into calls, as far as planning has gone: calls below `calls` may be sent. */
+export interface MeteringPlanDoc {
+  /** `<hour ISO>|<plan>`: one plan per hour and metering run, so a later run plans again what is still unanswered. */
+  _id: string;
+  calls: number;
+  customers: number;
+  records: number;
+  /** Records never to be sent: they name no customer, or the other identifier model holds their hour. */
+  rejected: number;
+  /** Records answered in an earlier run, not sent again. */
+  answered: number;
+  /** Every call is stored; while false, `calls` grows as the plan is made and the calls so far may be sent. */
+  done: boolean;
+  /** The last link planned, and the calls not yet full: where a planning that died goes on. */
+  lastKey?: string;
+  /** Objects around the entries: the embedded store keeps no array directly inside an array. */
+  open: Array<{ entries: LedgerEntry[] }>;
+  at: Date;
+}
+
+export const meteringCallsOf = collectionOf<MeteringCallDoc>('metering_calls');
+
+export const meteringPlansOf = collectionOf<MeteringPlanDoc>('metering_plans');
+
+export const meteringPlanKey = (hour: string, plan: string) => `${hour}|${plan}`;
+
+export const meteringCallKey = (planKey: string, seq: number) => `${planKey}|${String(seq).padStart(6, '0')}`;
+
 /** Legacy keys (`<awsAccountId>:<productCode>|…`) keep the format they always had, so existing ledgers stay valid. */
 /** `subscription` is the link's key: a link stored under its account and product keeps that key whatever license it names. */
 export function ledgerKey(subscription: string, entry: Pick<LedgerEntry, 'dimension' | 'hour'>): string {

@@ -43,6 +43,9 @@ export function retentionRules(settings: { meteringLedgerDays: number }): Retent
     { collection: 'metering_ledger', field: 'hour', keepSeconds: ledger },
     { collection: 'metering_results', field: 'at', keepSeconds: ledger },
     { collection: 'metering_hours', field: 'at', keepSeconds: ledger },
+    // An hour's plan is of use only while the hour can still be sent (6 hours); two days leave room to look at it.
+    { collection: 'metering_calls', field: 'hour', keepSeconds: 2 * DAY_SECONDS },
+    { collection: 'metering_plans', field: 'at', keepSeconds: 2 * DAY_SECONDS },
   ];
 }
 

@@ -39,7 +39,11 @@ export interface TracingOptions {
 export interface Tracing {
   /** For the Temporal client: starts, signals and updates carry the caller's trace into the workflow. */
   temporalClient: ClientInterceptors;
-  /** For the worker: a span per workflow run, update, signal and activity, in the caller's trace. */
+  /**
+   * For the worker: a span per activity, in the caller's trace, and the sink that
+   * exports the workflow interceptors' spans per run, update and signal (those
+   * interceptors are compiled into the workflow bundle: worker/workflow-bundle.ts).
+   */
   temporalWorker(): { interceptors: WorkerInterceptors; sinks: InjectedSinks<OpenTelemetrySinks> };
   /** A consumer span around the processing of one queue message; the outcome becomes an attribute. */
   traceMessage: <T extends string>(
@@ -88,7 +92,6 @@ export function startTracingSdk(config: TracingConfig, service: string, options:
     temporalClient: { workflow: [new OpenTelemetryWorkflowClientInterceptor()] },
     temporalWorker: () => ({
       interceptors: {
-        workflowModules: [require.resolve('@temporalio/interceptors-opentelemetry/lib/workflow-interceptors')],
         activity: [
           (ctx) => ({
             inbound: new OpenTelemetryActivityInboundInterceptor(ctx),

@@ -4,7 +4,7 @@
  * and linked in our store, with usage for the hours a test chooses.
  */
 import type { Client } from '@temporalio/client';
-import type { Worker } from '@temporalio/worker';
+import { NativeConnection, type Worker } from '@temporalio/worker';
 import { createActivities } from '../../activities';
 import { createUsageMeteringClient } from '../../lib/aws';
 import { loadMeteringConfig, type MeteringConfig } from '../../lib/config';
@@ -13,9 +13,10 @@ import { ensureIndexes } from '../../lib/store/indexes';
 import { customerKey, marketplaceLinksOf, type MarketplaceLinkDoc } from '../../lib/store/marketplace';
 import { meteringHoursOf } from '../../lib/store/metering-ledger';
 import { HOUR_MS, hourStart, usageOf } from '../../lib/store/usage';
-import { connectClient } from '../../lib/temporal';
+import { connectClient, connectionOptions } from '../../lib/temporal';
 import { hourlyMetering, type HourlyMeteringInput } from '../../workflows/metering/hourly-metering';
 import { createWorker } from '../../worker/create-worker';
+import { createMeteringCallsWorker, runTogether } from '../../worker/metering-calls-worker';
 import { startSandbox, type RunningSandbox } from './sandbox';
 import { testServers, uniqueName } from './test-env';
 
@@ -69,12 +70,19 @@ export interface MeteringStack {
 }
 
 export async function startMeteringStack(
-  options: { config?: Partial<MeteringConfig>; startWorker?: boolean } = {},
+  options: {
+    config?: Partial<MeteringConfig>;
+    startWorker?: boolean;
+    /** The sandbox's BatchMeterUsage quota (default 1000 a second: out of the way). */
+    quotaRps?: number;
+    /** Worker processes of the metering calls' queue, as a fleet would have (default 1). */
+    callWorkers?: number;
+  } = {},
 ): Promise<MeteringStack> {
   const productCode = uniqueName('meter-prod');
   const mongo = await connectMongo(testServers.mongoUri(), uniqueName('metering'));
   await ensureIndexes(mongo.db);
-  const sandbox = await startSandbox({ productCode, quotaRps: 1000 });
+  const sandbox = await startSandbox({ productCode, quotaRps: options.quotaRps ?? 1000 });
   const temporalConfig = testServers.temporal();
   const temporal = await connectClient(temporalConfig);
   const config: MeteringConfig = {
@@ -102,7 +110,7 @@ export async function startMeteringStack(
       activatedAt: new Date(hour.getTime() - HOUR_MS),
     };
   };
-  let worker: { worker: Worker; connection: { close(): Promise<void> }; running: Promise<void> } | undefined;
+  let worker: { workers: Worker[]; connection: { close(): Promise<void> }; running: Promise<void> } | undefined;
 
   const stack: MeteringStack = {
     mongo,
@@ -205,15 +213,31 @@ export async function startMeteringStack(
       ).body;
     },
     async startWorker() {
-      const created = await createWorker({
-        temporal: temporalConfig,
-        activities: createActivities({ db: mongo.db, metering, usageMetering: metering, meteringConfig: config }),
-      });
-      worker = { ...created, running: created.worker.run() };
+      const activities = createActivities({ db: mongo.db, metering, usageMetering: metering, meteringConfig: config });
+      const created = await createWorker({ temporal: temporalConfig, activities });
+      // Each calls worker on its own connection, as separate processes would be.
+      const extra = await Promise.all(
+        Array.from({ length: (options.callWorkers ?? 1) - 1 }, () =>
+          NativeConnection.connect(connectionOptions(temporalConfig)),
+        ),
+      );
+      const calls = await Promise.all(
+        [created.connection, ...extra].map((connection) =>
+          createMeteringCallsWorker({ connection, temporal: temporalConfig, activities, settings: config }),
+        ),
+      );
+      const workers = [created.worker, ...calls];
+      worker = {
+        workers,
+        connection: {
+          close: async () => void (await Promise.all([created.connection, ...extra].map((c) => c.close()))),
+        },
+        running: runTogether(workers),
+      };
     },
     async stopWorker() {
       if (!worker) return;
-      worker.worker.shutdown();
+      worker.workers.forEach((w) => w.shutdown());
       await worker.running;
       await worker.connection.close();
       worker = undefined;

@@ -16,7 +16,13 @@ import { loadWorkerConfig } from '../../worker/config';
 import { connectMongo, type MongoHandle } from '../../lib/mongo';
 import { ensureIndexes } from '../../lib/store/indexes';
 import { notificationsOf, unprocessedNotificationsOf } from '../../lib/store/marketplace';
-import { ledgerOf, ledgerResultsOf, meteringHoursOf } from '../../lib/store/metering-ledger';
+import {
+  ledgerOf,
+  ledgerResultsOf,
+  meteringCallsOf,
+  meteringHoursOf,
+  meteringPlansOf,
+} from '../../lib/store/metering-ledger';
 import { linkCodesOf, linkCodeUsesOf, redeemedTokensOf } from '../../lib/store/registrations';
 import { ensureRetentionIndexes, retentionRules } from '../../lib/store/retention';
 import { connectClient } from '../../lib/temporal';
@@ -126,6 +132,21 @@ async function seed(target: Db): Promise<void> {
     },
     { _id: 'hour-recent', state: 'complete', customers: 1, records: 1, conflicts: 0, notSubscribed: 0, at: ago(HOUR) },
   ]);
+  // An hour's plan and calls matter only while the hour can be sent: two days.
+  const call = (_id: string, hour: Date) => ({ _id, hour, entries: [entry(`${_id}-entry`, hour)] });
+  await meteringCallsOf(target).insertMany([call('call-3-days', ago(3 * DAY)), call('call-last-hour', ago(HOUR))]);
+  const plan = (_id: string, at: Date) => ({
+    _id,
+    calls: 1,
+    customers: 1,
+    records: 1,
+    rejected: 0,
+    answered: 0,
+    done: true,
+    open: [],
+    at,
+  });
+  await meteringPlansOf(target).insertMany([plan('plan-3-days', ago(3 * DAY)), plan('plan-last-hour', ago(HOUR))]);
 }
 
 beforeAll(async () => {
@@ -190,6 +211,8 @@ describe('issue 12 point 12: retention', () => {
       metering_ledger: 1,
       metering_results: 1,
       metering_hours: 1,
+      metering_calls: 1,
+      metering_plans: 1,
     });
     expect(result.more).toBe(false);
     // 120 old notifications in batches of 50: three calls.
@@ -203,6 +226,8 @@ describe('issue 12 point 12: retention', () => {
     expect(await ids(ledgerOf(db))).toEqual(['ledger-last-hour', 'ledger-within-retention']);
     expect(await ids(ledgerResultsOf(db))).toEqual(['ledger-last-hour', 'ledger-within-retention']);
     expect(await ids(meteringHoursOf(db))).toEqual(['hour-recent']);
+    expect(await ids(meteringCallsOf(db))).toEqual(['call-last-hour']);
+    expect(await ids(meteringPlansOf(db))).toEqual(['plan-last-hour']);
 
     const again = await temporal.workflow.execute(storeRetention, {
       taskQueue,

@@ -295,10 +295,10 @@ x-team = "billing"
     );
   });
 
-  it("maps platform metrics to AWS dimensions, with AWS's quota as the default rate", () => {
+  it("maps platform metrics to AWS dimensions, with a default rate just under AWS's quota of 10 a second", () => {
     expect(loadWorkerConfig({}).metering).toMatchObject({
       dimensions: { session_hours: 'session_hours', traffic_gb: 'traffic_gb' },
-      ratePerSecond: 10,
+      ratePerSecond: 9.7,
       schedule: { enabled: true, offsetMinutes: 5 },
     });
     expect(

@@ -1,199 +1,183 @@
 /**
  * Every hour (a Temporal Schedule starts it), meter every linked customer for
  * each closed hour still inside AWS's 6-hour window: normally the hour that
- * just closed, after an outage every hour that was missed. Customers are
- * metered a page at a time, and the run continues as new before its history
- * grows large, so 100,000 customers cost neither memory nor history.
+ * just closed, after an outage every hour that was missed.
+ *
+ * An hour is frozen first: one pass over the store writes every record and cuts
+ * them into BatchMeterUsage calls. The calls are then sent from a task queue of
+ * their own, whose rate the Temporal server holds to the AWS quota for the
+ * whole fleet. The run continues as new every thousand calls, so 100,000
+ * customers cost neither memory nor history.
  */
 import {
-  ActivityFailure,
-  ApplicationFailure,
+  condition,
   continueAsNew,
-  defineQuery,
-  log,
+  patched,
   proxyActivities,
   setHandler,
-  upsertSearchAttributes,
+  sleep,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { ActivityOptions } from '@temporalio/common';
 import type { Activities } from '../../activities';
-import type { PageTotals } from '../../activities/metering/metering';
-import { MeteringHour } from '../../domain/search-attributes';
-import { count, WORKFLOW_COUNTERS } from '../common/metrics';
+import type { HourPlan } from '../../activities/metering/metering';
+import { meteringCallsTaskQueue } from '../../domain/task-queues';
+import { pagedHourlyMetering } from './paged-hourly-metering';
+import {
+  add,
+  emptyProgress,
+  failIfMissed,
+  meterOneHour,
+  meteringProgressQuery,
+  planHours,
+  type MeteringProgress,
+} from './progress';
 
-export interface MeteringProgress {
-  /** The hour being metered now. */
-  hour?: string;
-  hoursDue: string[];
-  hoursDone: string[];
-  /** Hours that fell out of the window unmetered: reported, never sent. */
-  missed: string[];
-  /** Hours that could not be finished in this run; the next run tries again while they are inside the window. */
-  failed: Array<{ hour: string; reason: string }>;
-  customersDone: number;
-  recordsSent: number;
-  conflicts: number;
-  notSubscribed: number;
-  rejected: number;
-  calls: number;
-  /** Totals of the hour in progress, for its closing record. */
-  current: Omit<PageTotals, 'sent' | 'calls'>;
-}
+export { meteringProgressQuery, type MeteringProgress } from './progress';
 
 export interface HourlyMeteringInput {
-  /** An operator's re-run of given hours (ISO); only what is still pending is sent. Absent: every due hour. */
+  /** An operator's re-run of given hours (ISO); only what AWS has not answered yet is sent. Absent: every due hour. */
   hours?: string[];
-  /** Pages per run before continuing as new (default 100): bounds the history whatever the number of customers. */
-  pagesPerRun?: number;
-  /** Set only by continueAsNew. */
-  resume?: { progress: MeteringProgress; afterKey?: string };
+  /** Calls per run before continuing as new (default 1000): bounds the history whatever the number of customers. */
+  callsPerRun?: number;
+  /**
+   * Set only by continueAsNew: the progress, and the hour being sent; `afterKey` only by the paging code
+   * (paged-hourly-metering.ts) that came before.
+   */
+  resume?: {
+    progress: MeteringProgress;
+    sending?: { plan: HourPlan & { id: string }; next: number };
+    afterKey?: string;
+  };
 }
 
-export const meteringProgressQuery = defineQuery<MeteringProgress>('meteringProgress');
+const CALLS_PER_RUN = 1_000;
 
-const MAX_PAGES_PER_RUN = 100;
-const PAGES_PER_PLAN = 10;
-const PAGES_IN_FLIGHT = 2;
-const emptyHour = () => ({ customers: 0, records: 0, conflicts: 0, notSubscribed: 0, rejected: 0 });
+const sendOptions = (): ActivityOptions => ({
+  taskQueue: meteringCallsTaskQueue(workflowInfo().taskQueue),
+  // One request and two store writes: a call held by a worker that died is sent again within seconds.
+  startToCloseTimeout: '15 seconds',
+  // Throttled and partly answered calls come back through the queue, so their retries keep to the quota too.
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 1.5,
+    maximumInterval: '10 seconds',
+    maximumAttempts: 30,
+    nonRetryableErrorTypes: ['HourOutsideWindow'],
+  },
+});
+/**
+ * Calls waiting on their queue at once: enough that the queue's rate, not the round trips, sets the pace, and no
+ * more than AWS's quota allows in one second, since the server releases what waits in a burst after any pause
+ * (measured: 20 calls in one second with 20 waiting, and AWS throttled them).
+ */
+const CALLS_IN_FLIGHT = 10;
 
-const { planMetering, planPages, completeHour } = proxyActivities<Activities>({
+const { plannedCalls, completeHour } = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 10 },
 });
-const { meterPage } = proxyActivities<Activities>({
-  startToCloseTimeout: '15 minutes',
-  // The sender heartbeats on every call and before every backoff (at most 10 s), so a dead worker is noticed fast.
-  heartbeatTimeout: '20 seconds',
+const { freezeHour } = proxyActivities<Activities>({
+  // One pass over the hour's customers: minutes at 100,000, with a heartbeat per thousand.
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '1 minute',
   retry: {
-    initialInterval: '5 seconds',
-    backoffCoefficient: 2,
-    maximumInterval: '2 minutes',
-    maximumAttempts: 8,
+    initialInterval: '2 seconds',
+    maximumInterval: '1 minute',
+    maximumAttempts: 10,
     nonRetryableErrorTypes: ['HourOutsideWindow'],
   },
 });
 
 export async function hourlyMetering(input: HourlyMeteringInput = {}): Promise<MeteringProgress> {
-  const progress: MeteringProgress = input.resume?.progress ?? {
-    hoursDue: [],
-    hoursDone: [],
-    missed: [],
-    failed: [],
-    customersDone: 0,
-    recordsSent: 0,
-    conflicts: 0,
-    notSubscribed: 0,
-    rejected: 0,
-    calls: 0,
-    current: emptyHour(),
-  };
-  setHandler(meteringProgressQuery, () => progress);
-
-  if (input.hours && !input.resume) {
-    progress.hoursDue = [...input.hours];
-  } else if (!input.resume) {
-    const plan = await planMetering(new Date(Date.now()).toISOString());
-    progress.hoursDue = plan.due;
-    progress.missed = plan.missed;
-    if (plan.missed.length > 0) count(WORKFLOW_COUNTERS.meteringHoursMissed, plan.missed.length);
-    if (plan.missed.length > 0)
-      log.error('Hours fell out of the 6-hour window without being metered; they can no longer be billed', {
-        missed: plan.missed,
-      });
+  // Runs that began paging customers before the calls had their own queue finish the way they began.
+  if (input.resume ? 'afterKey' in input.resume : !patched('metering-calls-queue')) {
+    const progress = input.resume?.progress ?? emptyProgress();
+    setHandler(meteringProgressQuery, () => progress);
+    return pagedHourlyMetering(input, progress);
   }
+  const resume = input.resume;
+  const progress = resume?.progress ?? emptyProgress();
+  setHandler(meteringProgressQuery, () => progress);
+  if (!resume) await planHours(progress, input.hours);
 
-  let afterKey = input.resume?.afterKey;
-  let pages = 0;
+  let sending = resume?.sending;
   while (progress.hoursDue.length > 0) {
-    const hour = progress.hoursDue[0]!;
-    progress.hour = hour;
-    upsertSearchAttributes([{ key: MeteringHour, value: new Date(hour) }]);
-    try {
-      for (let done = false; !done;) {
-        const plan = await planPages({
-          hour,
-          afterKey,
-          pages: Math.min(PAGES_PER_PLAN, input.pagesPerRun ?? PAGES_PER_PLAN),
-        });
-        // Two pages in flight: one prepares its records in the store while the other sends; the worker's rate limiter caps the calls.
-        const pageTotals: PageTotals[] = [];
-        await inParallel(
-          PAGES_IN_FLIGHT,
-          plan.pages,
-          async (page) => void pageTotals.push(await meterPage({ hour, ...page })),
-        );
-        pageTotals.forEach((page) => add(progress, page));
-        afterKey = plan.pages.at(-1)?.lastKey ?? afterKey;
-        done = plan.done;
-        pages += plan.pages.length;
-        if (!done && (pages >= (input.pagesPerRun ?? MAX_PAGES_PER_RUN) || workflowInfo().continueAsNewSuggested)) {
-          await continueAsNew<typeof hourlyMetering>({
-            pagesPerRun: input.pagesPerRun,
-            resume: { progress, afterKey },
-          });
-        }
+    await meterOneHour(progress, async (hour) => {
+      sending = await meterHour(hour, progress, sending, input.callsPerRun ?? CALLS_PER_RUN);
+      if (sending.next < sending.plan.calls) {
+        await continueAsNew<typeof hourlyMetering>({ callsPerRun: input.callsPerRun, resume: { progress, sending } });
       }
       await completeHour({ hour, totals: progress.current });
-      progress.hoursDone.push(hour);
-      count(WORKFLOW_COUNTERS.meteringHoursCompleted);
-    } catch (error) {
-      if (!(error instanceof ActivityFailure)) throw error;
-      const reason = error.cause?.message ?? error.message;
-      progress.failed.push({ hour, reason });
-      count(WORKFLOW_COUNTERS.meteringHoursFailed);
-      log.error('An hour could not be metered completely; the next run retries it while it is inside the window', {
-        hour,
-        reason,
-      });
-    }
-    progress.hoursDue.shift();
-    progress.current = emptyHour();
-    afterKey = undefined;
+    });
+    sending = undefined;
   }
   progress.hour = undefined;
-  // Loud on purpose: the run shows as failed in the Temporal UI, naming every hour that can no longer be billed.
-  if (progress.missed.length > 0) {
-    throw ApplicationFailure.nonRetryable(
-      `${progress.missed.length} hour(s) fell out of AWS's 6-hour window unmetered and can no longer be billed: ${progress.missed.join(', ')}`,
-      'HoursMissed',
-      progress,
-    );
-  }
+  failIfMissed(progress);
   return progress;
 }
 
+type Sending = NonNullable<NonNullable<HourlyMeteringInput['resume']>['sending']>;
+
 /**
- * Runs `work` on every item, at most `width` at a time (deterministic, as
- * workflow code must be). After a failure no new item starts, the lanes in
- * flight finish, and the first failure is rethrown.
+ * Plans the hour (unless a run before this one did) and sends its calls as
+ * they are announced, CALLS_IN_FLIGHT at a time, up to `budget` calls or
+ * until the history asks to continue as new. Returns the plan and the first
+ * call not sent.
  */
-async function inParallel<T>(width: number, items: T[], work: (item: T) => Promise<void>): Promise<void> {
-  const queue = [...items];
-  const lane = async () => {
-    for (let item = queue.shift(); item !== undefined; item = queue.shift()) {
+async function meterHour(hour: string, progress: MeteringProgress, from: Sending | undefined, budget: number) {
+  // One plan per chain of runs: a retry goes on with it, a later run plans afresh what is still unanswered.
+  const planId = from?.plan.id ?? workflowInfo().firstExecutionRunId;
+  const { sendMeteringCall } = proxyActivities<Activities>(sendOptions());
+  let frozen: HourPlan | undefined = from?.plan;
+  let failure: Error | undefined;
+  let available = frozen?.calls ?? 0;
+  let cursor = from?.next ?? 0;
+  const last = cursor + budget;
+  let planned = frozen !== undefined;
+  if (!frozen) {
+    freezeHour({ hour, plan: planId }).then(
+      (plan) => {
+        frozen = plan;
+        available = plan.calls;
+        planned = true;
+        add(progress, { customers: plan.customers, records: plan.records, rejected: plan.rejected });
+      },
+      (error: Error) => {
+        failure ??= error;
+        planned = true;
+      },
+    );
+  }
+  const end = () => Math.min(last, frozen?.calls ?? Infinity);
+  const planning = () => frozen === undefined && failure === undefined;
+  // Asks how far planning has gone only when the calls announced so far are nearly all sent.
+  const watchPlanning = async () => {
+    while (planning()) {
+      await condition(() => !planning() || cursor + CALLS_IN_FLIGHT >= available);
+      if (!planning()) return;
+      const announced = (await plannedCalls({ hour, plan: planId })).calls;
+      if (announced <= available) await sleep('250 milliseconds');
+      available = Math.max(available, announced);
+    }
+  };
+  const send = async () => {
+    for (;;) {
+      await condition(() => failure !== undefined || cursor >= end() || cursor < Math.min(available, last));
+      if (failure !== undefined) throw failure;
+      if (cursor >= end() || workflowInfo().continueAsNewSuggested) return;
+      const seq = cursor++;
       try {
-        await work(item);
+        add(progress, { ...(await sendMeteringCall({ hour, plan: planId, seq })), calls: 1 });
       } catch (error) {
-        queue.length = 0;
+        failure ??= error as Error;
         throw error;
       }
     }
   };
-  const lanes = await Promise.allSettled(Array.from({ length: width }, lane));
-  const failed = lanes.find((lane): lane is PromiseRejectedResult => lane.status === 'rejected');
-  if (failed) throw failed.reason;
-}
-
-function add(progress: MeteringProgress, page: PageTotals): void {
-  progress.customersDone += page.customers;
-  progress.recordsSent += page.sent;
-  progress.conflicts += page.conflicts;
-  progress.notSubscribed += page.notSubscribed;
-  progress.rejected += page.rejected;
-  progress.calls += page.calls;
-  progress.current.customers += page.customers;
-  progress.current.records += page.records;
-  progress.current.conflicts += page.conflicts;
-  progress.current.notSubscribed += page.notSubscribed;
-  progress.current.rejected += page.rejected;
+  await Promise.allSettled([watchPlanning(), ...Array.from({ length: CALLS_IN_FLIGHT }, send)]);
+  // Whatever happened, the planning is let finish before the run moves on or continues as new.
+  await condition(() => planned);
+  if (failure !== undefined) throw failure;
+  return { plan: { ...frozen!, id: planId }, next: cursor };
 }

@@ -18,6 +18,7 @@ import {
   condition,
   continueAsNew,
   log,
+  patched,
   workflowInfo,
 } from '@temporalio/workflow';
 import * as act from './effects';
@@ -183,7 +184,11 @@ export async function subscription(input: SubscriptionInput): Promise<Subscripti
       historyLong();
     const woke =
       timeLeft === undefined ? (await condition(wake), true) : timeLeft > 0 && (await condition(wake, timeLeft));
-    await answerRequests();
+    // The buyer waits for this: with nothing to answer, billing switches before the state is saved (the next publish
+    // saves both), which spares the sync a whole activity round trip. Runs from before it save first, as they did.
+    const activateNow =
+      sub.awsSubscribed && !sub.hasRequests && !ops.cancelLink && patched('activate-before-saving-aws-event');
+    if (!activateNow) await answerRequests();
     if (ops.cancelLink) return release('LinkCancelled', () => (ops.cancelLink = false));
     // AWS ended the subscription before it was ever billed: nothing to activate, nothing to stop.
     if (sub.awsEnded) return release('SubscriptionEnded');
