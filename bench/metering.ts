@@ -194,10 +194,14 @@ async function main(): Promise<void> {
     const sendingSeconds = ((times.at(-1) ?? started) - (times[0] ?? started)) / 1000;
     // The most calls AWS saw in any one second: what a quota measured per second would count.
     let peakPerSecond = 0;
+    let peakAt = 0;
     for (let i = 0, j = 0; i < times.length; i += 1) {
       while (times[i]! - times[j]! >= 1000) j += 1;
-      peakPerSecond = Math.max(peakPerSecond, i - j + 1);
+      if (i - j + 1 > peakPerSecond) [peakPerSecond, peakAt] = [i - j + 1, times[j]! - (times[0] ?? 0)];
     }
+    const throttledAt = calls
+      .filter((c) => c.outcome === 'ThrottlingException')
+      .map((c) => Number(((new Date(c.at).getTime() - (times[0] ?? 0)) / 1000).toFixed(1)));
     const report = {
       customers,
       records,
@@ -211,6 +215,8 @@ async function main(): Promise<void> {
       firstCallAfterSeconds: Number(firstCallSeconds.toFixed(1)),
       sendingSeconds: Number(sendingSeconds.toFixed(1)),
       peakCallsInOneSecond: peakPerSecond,
+      peakSecondStartsAfterFirstCallSeconds: Number((peakAt / 1000).toFixed(1)),
+      throttledAfterFirstCallSeconds: throttledAt,
       duplicatesSent: duplicates,
       workers: workerCount,
       workerPeakRssMb: Number(rssMb.toFixed(0)),
