@@ -60,20 +60,21 @@ async function runWorker(mode: 'workflowsPath' | 'bundle'): Promise<void> {
   const mongo = await connectMongo(config.mongo.uri, config.mongo.database, 'worker-start-bench');
   const metering = createMeteringClient(config.aws);
   const usageMetering = createUsageMeteringClient(config.aws);
-  const { worker, connection } = await createWorker({
+  const workers = await createWorker({
     temporal: config.temporal,
     activities: createActivities({ db: mongo.db, metering, usageMetering, meteringConfig: config.metering }),
+    meteringCalls: config.metering,
     ...(mode === 'bundle'
       ? { workflowBundle: prebuiltWorkflowBundle('plain') }
       : { workflowsPath: require.resolve('../workflows') }),
   });
   log.info({ mode }, 'worker polling');
   try {
-    await worker.run();
+    await workers.run();
   } finally {
     metering.destroy();
     usageMetering.destroy();
-    await connection.close();
+    await workers.connection.close();
     await mongo.close();
   }
 }

@@ -137,16 +137,13 @@ describe('cancellation through crashes', () => {
     let server: ManagedProcess = await startTemporalDevServer(serverOptions);
     const config = { address: `127.0.0.1:${port}`, namespace: 'restart', taskQueue: uniqueName('restart') };
     const metering = createUsageMeteringClient({ region: 'us-east-1', endpoints: { metering: 'http://127.0.0.1:9' } });
-    const { worker, connection } = await createWorker({
+    const meteringConfig = loadMeteringConfig({});
+    const workers = await createWorker({
       temporal: config,
-      activities: createActivities({
-        db: mongo.db,
-        metering,
-        usageMetering: metering,
-        meteringConfig: loadMeteringConfig({}),
-      }),
+      activities: createActivities({ db: mongo.db, metering, usageMetering: metering, meteringConfig }),
+      meteringCalls: meteringConfig,
     });
-    const running = worker.run();
+    const running = workers.run();
     let client: Client | undefined = await connectClient(config);
     try {
       const { accountId, customer } = await linkedBuyer();
@@ -168,9 +165,9 @@ describe('cancellation through crashes', () => {
       expect(await deploymentsOf(mongo.db).findOne({ _id: `${accountId}-prod` })).toMatchObject({ state: 'deleted' });
     } finally {
       await client?.connection.close();
-      worker.shutdown();
+      workers.shutdown();
       await running.catch(() => undefined);
-      await connection.close();
+      await workers.connection.close();
       metering.destroy();
       await server.stop();
     }

@@ -12,7 +12,6 @@ import { startTracing } from '../lib/telemetry/tracing';
 import { connectClient } from '../lib/temporal';
 import { loadWorkerConfig } from './config';
 import { createWorker } from './create-worker';
-import { createMeteringCallsWorker, runTogether } from './metering-calls-worker';
 import { meteringCallsTaskQueue } from '../domain/task-queues';
 import { runtimeLogging } from './logging';
 import { prebuiltWorkflowBundle, workflowBundleKind } from './workflow-bundle';
@@ -84,18 +83,13 @@ async function main(): Promise<void> {
       : {}),
   });
   const workerTracing = tracing?.temporalWorker();
-  const { worker, connection } = await createWorker({
+  const workers = await createWorker({
     temporal: config.temporal,
     activities,
+    meteringCalls: config.metering,
     tracing: workerTracing,
     workflowBundle,
-  });
-  const meteringCalls = await createMeteringCallsWorker({
-    connection,
-    temporal: config.temporal,
-    activities,
-    settings: config.metering,
-    interceptors: workerTracing?.interceptors,
+    maxCachedWorkflows: config.maxCachedWorkflows,
   });
   log.info(
     {
@@ -106,13 +100,13 @@ async function main(): Promise<void> {
     'worker polling',
   );
   try {
-    await runTogether([worker, meteringCalls]);
+    await workers.run();
   } finally {
     clearInterval(migration);
     await client.connection.close();
     metering.destroy();
     usageMetering.destroy();
-    await connection.close();
+    await workers.connection.close();
     await mongo.close();
     await tracing?.shutdown();
   }

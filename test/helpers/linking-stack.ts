@@ -97,16 +97,13 @@ export async function startLinkingStack(
   const metering = createMeteringClient({ ...awsConfig, endpoints: { ...awsConfig.endpoints, metering: sandbox.url } });
   Object.assign(marketplace, createMarketplaceActivities({ metering }));
 
-  const { worker, connection } = await createWorker({
+  const meteringConfig = loadMeteringConfig({});
+  const workers = await createWorker({
     temporal: temporalConfig,
-    activities: createActivities({
-      db: mongo.db,
-      metering,
-      usageMetering: metering,
-      meteringConfig: loadMeteringConfig({}),
-    }),
+    activities: createActivities({ db: mongo.db, metering, usageMetering: metering, meteringConfig }),
+    meteringCalls: meteringConfig,
   });
-  const workerDone = worker.run();
+  const workerDone = workers.run();
 
   const pollerLog: string[] = [];
   const record = (level: string) => (fields: object, message: string) =>
@@ -156,9 +153,9 @@ export async function startLinkingStack(
     async stop() {
       stopPoller.abort();
       await pollerDone;
-      worker.shutdown();
+      workers.shutdown();
       await workerDone;
-      await connection.close();
+      await workers.connection.close();
       await api.close();
       await sandbox.close();
       metering.destroy();

@@ -214,19 +214,19 @@ export async function startMeteringStack(
     },
     async startWorker() {
       const activities = createActivities({ db: mongo.db, metering, usageMetering: metering, meteringConfig: config });
-      const created = await createWorker({ temporal: temporalConfig, activities });
-      // Each calls worker on its own connection, as separate processes would be.
+      const created = await createWorker({ temporal: temporalConfig, activities, meteringCalls: config });
+      // Each further calls worker on its own connection, as separate processes would be.
       const extra = await Promise.all(
         Array.from({ length: (options.callWorkers ?? 1) - 1 }, () =>
           NativeConnection.connect(connectionOptions(temporalConfig)),
         ),
       );
       const calls = await Promise.all(
-        [created.connection, ...extra].map((connection) =>
+        extra.map((connection) =>
           createMeteringCallsWorker({ connection, temporal: temporalConfig, activities, settings: config }),
         ),
       );
-      const workers = [created.worker, ...calls];
+      const workers = [created.worker, created.meteringCalls!, ...calls];
       worker = {
         workers,
         connection: {

@@ -167,6 +167,7 @@ beforeAll(async () => {
       meteringConfig: loadMeteringConfig({}),
       retention: { meteringLedgerDays: LEDGER_DAYS },
     }),
+    meteringCalls: false,
   }));
   running = worker.run();
 });
