@@ -31,6 +31,12 @@ export const workerEnvSchema = Type.Object({
   DEPLOYMENTS_API_TOKEN: Type.Optional(NonEmpty()),
   WORKER_METRICS_HOST: NonEmpty('127.0.0.1'),
   WORKER_METRICS_PORT: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+  /**
+   * How many workflow runs the worker keeps in memory between their tasks. The SDK's default grows with the heap
+   * limit (about 2,400 on a 4 GB heap) at roughly 0.65 MB each, so thousands of subscriptions waiting on their
+   * grace-period timer would hold over 1.5 GB; a run not kept replays its history at its next task. 0: none kept.
+   */
+  WORKER_MAX_CACHED_WORKFLOWS: Type.Integer({ minimum: 0, maximum: 100_000, default: 500 }),
 });
 
 export interface WorkerConfig extends CommonConfig, SubscriptionSettings {
@@ -43,6 +49,8 @@ export interface WorkerConfig extends CommonConfig, SubscriptionSettings {
   deploymentsApi: { url?: string; token?: string };
   /** The Prometheus endpoint (Temporal SDK metrics and the subscription workflow's counters); no port: none. */
   workerMetrics: { host: string; port?: number };
+  /** The SDK's sticky workflow cache (`maxCachedWorkflows`). */
+  maxCachedWorkflows: number;
 }
 
 export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
@@ -55,5 +63,6 @@ export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
     retention: { schedule: parsed.RETENTION_SCHEDULE, meteringLedgerDays: parsed.METERING_LEDGER_RETENTION_DAYS },
     deploymentsApi: { url: parsed.DEPLOYMENTS_API_URL, token: parsed.DEPLOYMENTS_API_TOKEN },
     workerMetrics: { host: parsed.WORKER_METRICS_HOST, port: parsed.WORKER_METRICS_PORT },
+    maxCachedWorkflows: parsed.WORKER_MAX_CACHED_WORKFLOWS,
   };
 }

@@ -36,6 +36,9 @@ describe('configuration', () => {
     expect(loadPollerConfig({ AWS_ENDPOINT_URL_SQS: 'http://127.0.0.1:4566' }).aws.endpoints.sqs).toBe(
       'http://127.0.0.1:4566',
     );
+    // The workflow cache is bounded by default, not sized by the heap; 0 keeps none.
+    expect(loadWorkerConfig({}).maxCachedWorkflows).toBe(500);
+    expect(loadWorkerConfig({ WORKER_MAX_CACHED_WORKFLOWS: '0' }).maxCachedWorkflows).toBe(0);
   });
 
   it.each([
@@ -60,6 +63,7 @@ describe('configuration', () => {
     ['SQS_DEAD_LETTER_QUEUE_URL', 'dlq'],
     ['TRUST_PROXY', 'yes please'],
     ['WORKER_METRICS_PORT', '0'],
+    ['WORKER_MAX_CACHED_WORKFLOWS', 'many'],
   ])('fails on a bad %s in each process that reads it, naming the variable, and nowhere else', (name, value) => {
     const readers = readersOf(name);
     expect(readers.length).toBeGreaterThan(0);
