@@ -230,6 +230,7 @@ export async function meteringApi(app: FastifyInstance, deps: MeteringApiDeps): 
   });
 
   app.post('/', async (request, reply) => {
+    const at = new Date();
     reply.header('x-amzn-RequestId', randomUUID());
     const target = String(request.headers['x-amz-target'] ?? '');
     const name = target.startsWith(TARGET_PREFIX) ? target.slice(TARGET_PREFIX.length) : '';
@@ -246,13 +247,13 @@ export async function meteringApi(app: FastifyInstance, deps: MeteringApiDeps): 
       if (fault === 'internal') throw new AwsError('InternalServiceErrorException', 'Injected internal error', 500);
       if (fault === 'disabled') throw new AwsError('DisabledApiException', 'The API is disabled in the Region');
       const result = await operations[operation](deps, request.body);
-      await deps.store.logCall({ operation, outcome: 'ok', ...summarise(result) });
+      await deps.store.logCall({ operation, at, outcome: 'ok', ...summarise(result) });
       return reply.code(200).header('content-type', AMZ_JSON).send(JSON.stringify(result));
     } catch (error) {
       const awsError =
         error instanceof AwsError ? error : new AwsError('InternalServiceErrorException', 'Internal error', 500);
       if (!(error instanceof AwsError)) request.log.error({ err: error }, 'sandbox operation failed');
-      await deps.store.logCall({ operation, outcome: awsError.type });
+      await deps.store.logCall({ operation, at, outcome: awsError.type });
       return sendAwsError(reply, awsError);
     }
   });

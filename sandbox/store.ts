@@ -45,6 +45,7 @@ export interface UsageDoc {
 export interface CallDoc {
   _id?: unknown;
   operation: string;
+  /** When the request arrived, as AWS's quota counts it; not when the sandbox finished it. */
   at: Date;
   outcome: string;
   records?: number;
@@ -212,8 +213,8 @@ export class SandboxStore {
     });
   }
 
-  async logCall(call: Omit<CallDoc, '_id' | 'at'>): Promise<void> {
-    await this.calls.insertOne({ ...call, at: new Date() });
+  async logCall(call: Omit<CallDoc, '_id'>): Promise<void> {
+    await this.calls.insertOne(call);
   }
 
   async reset(): Promise<void> {

@@ -78,6 +78,8 @@ export interface HourPlan {
   rejected: number;
   /** Answered by AWS in an earlier run. */
   answered: number;
+  /** How far apart the workflow starts the calls: 1000 / METERING_RATE_PER_SECOND ms (see sendMeteringCall). */
+  callSpacingMs?: number;
 }
 
 /** What AWS answered for one call's records. */
@@ -145,7 +147,18 @@ function totalsOf(outcomes: Array<Pick<SendOutcome, 'status'>>): CallTotals {
   };
 }
 
+/**
+ * Waits for a call's turn. The workflow hands out turns at most a few seconds ahead; a turn further away than that
+ * (a clock far off, a bad input) is not waited for, so a call never sits out its start-to-close timeout.
+ */
+async function waitUntil(at: number): Promise<void> {
+  const wait = Math.min(at - Date.now(), MAX_TURN_WAIT_MS);
+  if (wait > 0) await Context.current().sleep(wait);
+}
+const MAX_TURN_WAIT_MS = 5_000;
+
 export function createMeteringActivities({ db, metering, settings }: MeteringDeps) {
+  const callSpacingMs = 1000 / settings.ratePerSecond;
   // One limiter per worker process: every page and every final metering share the quota.
   const limiter = new RateLimiter(settings.ratePerSecond);
 
@@ -283,7 +296,7 @@ export function createMeteringActivities({ db, metering, settings }: MeteringDep
       assertWithinWindow(hour);
       const key = meteringPlanKey(input.hour, input.plan);
       const made = await meteringPlansOf(db).findOne({ _id: key });
-      if (made?.done) return { key, ...pick(made) };
+      if (made?.done) return { key, ...pick(made), callSpacingMs };
       // A planning that died goes on after the last link it recorded: the calls it announced may be in flight already.
       const plan: MeteringPlanDoc = made ?? { _id: key, ...EMPTY_PLAN, done: false, open: [], at: new Date() };
       const planner = new CallPlanner(plan.open.map((call) => call.entries));
@@ -336,23 +349,33 @@ export function createMeteringActivities({ db, metering, settings }: MeteringDep
       await store(planner.flush());
       plan.done = true;
       await record();
-      return { key, ...pick(plan) };
+      return { key, ...pick(plan), callSpacingMs };
     },
 
     /** How far an hour's planning has gone: calls below `calls` may be sent. */
-    async plannedCalls(input: { hour: string; plan: string }): Promise<{ calls: number; done: boolean }> {
+    async plannedCalls(input: {
+      hour: string;
+      plan: string;
+    }): Promise<{ calls: number; done: boolean; callSpacingMs: number }> {
       const plan = await meteringPlansOf(db).findOne({ _id: meteringPlanKey(input.hour, input.plan) });
-      return { calls: plan?.calls ?? 0, done: plan?.done ?? false };
+      return { calls: plan?.calls ?? 0, done: plan?.done ?? false, callSpacingMs };
     },
 
     /**
-     * Sends one call of an hour's plan: one BatchMeterUsage request. The
-     * calls run on a task queue of their own whose dispatch rate the Temporal
-     * server holds to METERING_RATE_PER_SECOND for every worker together, and
-     * a throttled or partly answered call fails so that its retry is paced by
-     * that queue too.
+     * Sends one call of an hour's plan: one BatchMeterUsage request, not
+     * before `notBefore` (epoch ms). The workflow spaces its calls evenly at
+     * the quota that way, since the Temporal server, which holds the calls'
+     * task queue to METERING_RATE_PER_SECOND for every worker together,
+     * releases a second's worth at once after any pause, and AWS counts
+     * requests per second. A throttled or partly answered call fails so that
+     * its retry goes through that queue too.
      */
-    async sendMeteringCall(input: { hour: string; plan: string; seq: number }): Promise<CallTotals> {
+    async sendMeteringCall(input: {
+      hour: string;
+      plan: string;
+      seq: number;
+      notBefore?: number;
+    }): Promise<CallTotals> {
       const hour = new Date(input.hour);
       assertWithinWindow(hour);
       const call = await meteringCallsOf(db).findOne({
@@ -366,8 +389,13 @@ export function createMeteringActivities({ db, metering, settings }: MeteringDep
           'MeteringCallNotFound',
         );
       }
+      const { attempt } = Context.current().info;
+      // Read first, wait after: the store's latency would otherwise bunch calls that were due apart.
+      if (attempt === 1 && input.notBefore !== undefined) await waitUntil(input.notBefore);
+      // Calls that reached this process late (a stalled store, a retry) still leave it one spacing apart.
+      await limiter.acquire();
       // A retry sends only what no attempt before it settled.
-      const settled = Context.current().info.attempt > 1 ? await resultsOf(call.entries) : [];
+      const settled = attempt > 1 ? await resultsOf(call.entries) : [];
       const answered = new Set(settled.map((result) => result._id));
       const unanswered = call.entries.filter((entry) => !answered.has(entry._id));
       // The attempt before settled everything and died before it could say so.

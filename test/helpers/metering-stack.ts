@@ -170,8 +170,9 @@ export async function startMeteringStack(
     },
     async onlyDue(...keep) {
       const kept = new Set(keep.map((h) => h.toISOString()));
-      const hours = Array.from({ length: 30 }, (_, i) =>
-        new Date(lastHour.getTime() - i * HOUR_MS).toISOString(),
+      // The next hours too: one that closes while the test runs would be due as well (seen at 15:00 exactly).
+      const hours = Array.from({ length: 33 }, (_, i) =>
+        new Date(lastHour.getTime() - (i - 3) * HOUR_MS).toISOString(),
       ).filter((h) => !kept.has(h));
       await meteringHoursOf(mongo.db).bulkWrite(
         hours.map((h) => ({

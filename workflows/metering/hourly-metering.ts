@@ -6,8 +6,8 @@
  * An hour is frozen first: one pass over the store writes every record and cuts
  * them into BatchMeterUsage calls. The calls are then sent from a task queue of
  * their own, whose rate the Temporal server holds to the AWS quota for the
- * whole fleet. The run continues as new every thousand calls, so 100,000
- * customers cost neither memory nor history.
+ * whole fleet, each at its turn, evenly spaced. The run continues as new every
+ * thousand calls, so 100,000 customers cost neither memory nor history.
  */
 import {
   condition,
@@ -67,11 +67,31 @@ const sendOptions = (): ActivityOptions => ({
   },
 });
 /**
- * Calls waiting on their queue at once: enough that the queue's rate, not the round trips, sets the pace, and no
- * more than AWS's quota allows in one second, since the server releases what waits in a burst after any pause
- * (measured: 20 calls in one second with 20 waiting, and AWS throttled them).
+ * Calls waiting on their queue at once: enough that the quota, not the round trips, sets the pace, and no more than
+ * AWS's quota allows in one second, since the server releases what waits in a burst after any pause (measured: 20
+ * calls in one second with 20 waiting, and AWS throttled them).
  */
 const CALLS_IN_FLIGHT = 10;
+const FIRST_TURN_LEAD_MS = 1_000;
+
+/**
+ * Hands out the calls' turns, `spacingMs` apart: the server's rate on the calls' queue holds the fleet to the quota
+ * over time, but releases a second's worth at once after a pause, and the first second of an hour then saw twice the
+ * quota. A plan from before the spacing existed has none, and its calls go as the queue releases them.
+ */
+function turns(spacingMs: () => number | undefined, leadMs: number): () => number | undefined {
+  let next = 0;
+  return () => {
+    const spacing = spacingMs();
+    if (spacing === undefined) return undefined;
+    // The first calls wait for a worker and for the store, busy planning the hour: turns they had missed would
+    // send them together.
+    if (next === 0) next = Date.now() + leadMs;
+    const at = Math.max(Date.now(), next);
+    next = at + spacing;
+    return at;
+  };
+}
 
 const { plannedCalls, completeHour } = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
@@ -135,10 +155,14 @@ async function meterHour(hour: string, progress: MeteringProgress, from: Sending
   let cursor = from?.next ?? 0;
   const last = cursor + budget;
   let planned = frozen !== undefined;
+  let spacingMs = frozen?.callSpacingMs;
+  // A run that continued as new finds the hour planned and the workers warm.
+  const nextTurn = turns(() => spacingMs, frozen ? 0 : FIRST_TURN_LEAD_MS);
   if (!frozen) {
     freezeHour({ hour, plan: planId }).then(
       (plan) => {
         frozen = plan;
+        spacingMs ??= plan.callSpacingMs;
         available = plan.calls;
         planned = true;
         add(progress, { customers: plan.customers, records: plan.records, rejected: plan.rejected });
@@ -156,7 +180,8 @@ async function meterHour(hour: string, progress: MeteringProgress, from: Sending
     while (planning()) {
       await condition(() => !planning() || cursor + CALLS_IN_FLIGHT >= available);
       if (!planning()) return;
-      const announced = (await plannedCalls({ hour, plan: planId })).calls;
+      const { calls: announced, callSpacingMs } = await plannedCalls({ hour, plan: planId });
+      spacingMs ??= callSpacingMs;
       if (announced <= available) await sleep('250 milliseconds');
       available = Math.max(available, announced);
     }
@@ -168,7 +193,7 @@ async function meterHour(hour: string, progress: MeteringProgress, from: Sending
       if (cursor >= end() || workflowInfo().continueAsNewSuggested) return;
       const seq = cursor++;
       try {
-        add(progress, { ...(await sendMeteringCall({ hour, plan: planId, seq })), calls: 1 });
+        add(progress, { ...(await sendMeteringCall({ hour, plan: planId, seq, notBefore: nextTurn() })), calls: 1 });
       } catch (error) {
         failure ??= error as Error;
         throw error;
