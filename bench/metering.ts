@@ -16,9 +16,8 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../infra/processes';
 import { repoRoot } from '../infra/paths';
-import { startFerretDb, startTemporalDevServer } from '../infra/servers';
+import { startBenchServers } from './bench-servers';
 import { bulkWriteInChunks, connectMongo } from '../lib/mongo';
 import { ensureIndexes } from '../lib/store/indexes';
 import { marketplaceLinksOf } from '../lib/store/marketplace';
@@ -62,17 +61,7 @@ async function main(): Promise<void> {
   const customers = Number(process.argv[2] ?? 10_000);
   const workerCount = Number(process.argv[3] ?? 1);
   const runDir = mkdtempSync(join(tmpdir(), 'bench-metering-'));
-  const [mongoPort, temporalPort] = await Promise.all([freePort(), freePort()]);
-  const servers = await Promise.all([
-    startFerretDb({ port: mongoPort, dataDir: join(runDir, 'ferretdb'), logDir: runDir }),
-    startTemporalDevServer({
-      port: temporalPort,
-      dbFile: join(runDir, 'temporal.sqlite'),
-      namespace: 'bench',
-      logDir: runDir,
-    }),
-  ]);
-  const mongoUri = `mongodb://127.0.0.1:${mongoPort}/`;
+  const { servers, mongoUri, temporalAddress } = await startBenchServers(runDir);
   const service = await connectMongo(mongoUri, 'bench_service');
   const sandboxDb = await connectMongo(mongoUri, 'bench_sandbox');
   await ensureIndexes(service.db);
@@ -156,7 +145,7 @@ async function main(): Promise<void> {
     spawn(join(repoRoot, 'node_modules', '.bin', 'node'), [join(repoRoot, 'dist', 'worker', 'main.js')], {
       env: {
         PATH: process.env.PATH,
-        TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`,
+        TEMPORAL_ADDRESS: temporalAddress,
         TEMPORAL_NAMESPACE: 'bench',
         TEMPORAL_TASK_QUEUE: taskQueue,
         MONGODB_URI: mongoUri,
@@ -169,7 +158,7 @@ async function main(): Promise<void> {
       stdio: ['ignore', 'ignore', 'inherit'],
     }),
   );
-  const temporal = await connectClient({ address: `127.0.0.1:${temporalPort}`, namespace: 'bench', taskQueue });
+  const temporal = await connectClient({ address: temporalAddress, namespace: 'bench', taskQueue });
   try {
     await allPolling(temporal, taskQueue, workerCount);
     const started = Date.now();

@@ -34,13 +34,8 @@ import type { Client } from '@temporalio/client';
 import type { Db } from 'mongodb';
 import { freePort, portOpen, waitFor } from '../infra/processes';
 import { repoRoot } from '../infra/paths';
-import {
-  ensureLocalAwsResources,
-  queueDepth,
-  startFerretDb,
-  startMoto,
-  startTemporalDevServer,
-} from '../infra/servers';
+import { ensureLocalAwsResources, queueDepth } from '../infra/servers';
+import { startBenchServers } from './bench-servers';
 import { createSqsClient } from '../lib/aws';
 import { connectMongo } from '../lib/mongo';
 import { ensureIndexes } from '../lib/store/indexes';
@@ -211,30 +206,15 @@ async function main(): Promise<void> {
   const customerCount = Number(process.argv[3] ?? 5_000);
   const unique = Math.round(total * 0.9);
   const runDir = mkdtempSync(join(tmpdir(), 'bench-notifications-'));
-  const [mongoPort, temporalPort, motoPort, metricsPort] = await Promise.all([
-    freePort(),
-    freePort(),
-    freePort(),
-    freePort(),
-  ]);
-  const servers = await Promise.all([
-    startFerretDb({ port: mongoPort, dataDir: join(runDir, 'ferretdb'), logDir: runDir }),
-    startTemporalDevServer({
-      port: temporalPort,
-      dbFile: join(runDir, 'temporal.sqlite'),
-      namespace: 'bench',
-      logDir: runDir,
-    }),
-    startMoto({ port: motoPort, logDir: runDir }),
-  ]);
-  const endpoint = `http://127.0.0.1:${motoPort}`;
+  const metricsPort = await freePort();
+  const { servers, mongoUri, temporalAddress, awsEndpoint } = await startBenchServers(runDir, { moto: true });
+  const endpoint = awsEndpoint!;
   const aws = { region: 'us-east-1', endpoints: { sqs: endpoint, sns: endpoint } };
   const sqs = createSqsClient(aws);
-  const mongoUri = `mongodb://127.0.0.1:${mongoPort}/`;
   const mongo = await connectMongo(mongoUri, 'bench_notifications');
   await ensureIndexes(mongo.db);
   const temporal = await connectClient({
-    address: `127.0.0.1:${temporalPort}`,
+    address: temporalAddress,
     namespace: 'bench',
     taskQueue: TASK_QUEUE,
   });
@@ -285,9 +265,9 @@ async function main(): Promise<void> {
       id: n.id || `raw-${i}`,
     }));
     const cpu = () => ({
-      ferretdb: cpuSeconds(servers[0].child.pid),
-      temporal: cpuSeconds(servers[1].child.pid),
-      moto: cpuSeconds(servers[2].child.pid),
+      ferretdb: cpuSeconds(servers[0]!.child.pid),
+      temporal: cpuSeconds(servers[1]!.child.pid),
+      moto: cpuSeconds(servers[2]!.child.pid),
       bench: process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6,
       poller: cpuSeconds(poller?.pid),
     });
@@ -307,7 +287,7 @@ async function main(): Promise<void> {
         LOG_LEVEL: 'warn',
         MONGODB_URI: mongoUri,
         MONGODB_DATABASE: 'bench_notifications',
-        TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`,
+        TEMPORAL_ADDRESS: temporalAddress,
         TEMPORAL_NAMESPACE: 'bench',
         TEMPORAL_TASK_QUEUE: TASK_QUEUE,
         AWS_ENDPOINT_URL_SQS: endpoint,

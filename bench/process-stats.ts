@@ -11,17 +11,23 @@ export function cpuSeconds(pid: number | undefined): number {
   }
 }
 
-/** The process's peak resident set (VmHWM), in MiB. */
-export function peakRssMb(pid: number | undefined): number {
+/** A memory figure of /proc/<pid>/status, in MiB. */
+function statusMb(pid: number | undefined, field: 'VmHWM' | 'VmRSS'): number {
   try {
     const line = readFileSync(`/proc/${pid}/status`, 'utf8')
       .split('\n')
-      .find((l) => l.startsWith('VmHWM:'));
+      .find((l) => l.startsWith(`${field}:`));
     return Number(line?.replace(/\D+/g, '') ?? 0) / 1024;
   } catch {
     return 0;
   }
 }
+
+/** The process's peak resident set (VmHWM), in MiB. */
+export const peakRssMb = (pid: number | undefined) => statusMb(pid, 'VmHWM');
+
+/** The process's resident set now (VmRSS), in MiB: sampled to show where the peak was reached. */
+export const rssMb = (pid: number | undefined) => statusMb(pid, 'VmRSS');
 
 /** CPU seconds of each named process, and of this one (`bench`), from now on: call the returned function to read them. */
 export function cpuMeter(pids: Record<string, number | undefined>): () => Record<string, number> {

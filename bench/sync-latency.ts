@@ -44,7 +44,8 @@ import { requestLink, type SubscriptionTarget } from '../clients/subscription-cl
 import { subscriptionWorkflowId, normalizeLicenseArn, type SubscriptionRef } from '../domain/subscription-identity';
 import { freePort, portOpen, startProcess, type ManagedProcess } from '../infra/processes';
 import { repoRoot } from '../infra/paths';
-import { ensureLocalAwsResources, startFerretDb, startMoto, startTemporalDevServer } from '../infra/servers';
+import { ensureLocalAwsResources } from '../infra/servers';
+import { startBenchServers } from './bench-servers';
 import { createSqsClient } from '../lib/aws';
 import { connectMongo } from '../lib/mongo';
 import { accountsOf } from '../lib/store/accounts';
@@ -267,28 +268,15 @@ async function main(): Promise<void> {
   if (!Number.isInteger(count) || count < 1) throw new Error('CUSTOMERS must be a positive integer');
   const total = count + WARM_UP;
   const runDir = mkdtempSync(join(tmpdir(), 'bench-sync-latency-'));
-  const [mongoPort, temporalPort, motoPort, pollerMetricsPort] = await Promise.all([
-    freePort(),
-    freePort(),
-    freePort(),
-    freePort(),
-  ]);
-  const servers = await Promise.all([
-    startFerretDb({ port: mongoPort, dataDir: join(runDir, 'ferretdb'), logDir: runDir }),
-    startTemporalDevServer({
-      port: temporalPort,
-      dbFile: join(runDir, 'temporal.sqlite'),
-      namespace: NAMESPACE,
-      logDir: runDir,
-    }),
-    startMoto({ port: motoPort, logDir: runDir }),
-  ]);
-  const endpoint = `http://127.0.0.1:${motoPort}`;
+  const pollerMetricsPort = await freePort();
+  const { servers, mongoUri, temporalAddress, awsEndpoint } = await startBenchServers(runDir, {
+    namespace: NAMESPACE,
+    moto: true,
+  });
+  const endpoint = awsEndpoint!;
   const sqs = createSqsClient({ region: 'us-east-1', endpoints: { sqs: endpoint } });
-  const mongoUri = `mongodb://127.0.0.1:${mongoPort}/`;
   const mongo = await connectMongo(mongoUri, DATABASE);
   await ensureIndexes(mongo.db);
-  const temporalAddress = `127.0.0.1:${temporalPort}`;
   const temporal = await connectClient({ address: temporalAddress, namespace: NAMESPACE, taskQueue: TASK_QUEUE });
   const key = ensureSigningKey(join(runDir, 'sns'));
   const certServer = createServer((_request, response) => response.end(key.certificatePem));

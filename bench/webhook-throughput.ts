@@ -44,7 +44,7 @@ import { REGISTRATION_PATH } from '../api/routes/linking/registration';
 import { apiEnvSchema } from '../api/config';
 import { repoRoot } from '../infra/paths';
 import { freePort, portOpen, startProcess, type ManagedProcess } from '../infra/processes';
-import { startFerretDb, startTemporalDevServer } from '../infra/servers';
+import { startBenchServers } from './bench-servers';
 import { connectMongo } from '../lib/mongo';
 import { marketplaceCustomersOf } from '../lib/store/marketplace';
 import { linkCodesOf, redeemedTokensOf } from '../lib/store/registrations';
@@ -181,14 +181,8 @@ async function main(): Promise<void> {
   // Per client, far above what any one client of the run sends.
   const perClientPerMinute = 10 * (requests + warmup);
   const runDir = mkdtempSync(join(tmpdir(), 'bench-webhook-'));
-  const [mongoPort, temporalPort, sandboxPort, apiPort, barePort] = await Promise.all([
-    freePort(),
-    freePort(),
-    freePort(),
-    freePort(),
-    freePort(),
-  ]);
-  const mongoUri = `mongodb://127.0.0.1:${mongoPort}/`;
+  const [sandboxPort, apiPort, barePort] = await Promise.all([freePort(), freePort(), freePort()]);
+  let mongoUri = '';
   const sandboxUrl = `http://127.0.0.1:${sandboxPort}`;
   const servers: ManagedProcess[] = [];
   let completed = false;
@@ -206,17 +200,9 @@ async function main(): Promise<void> {
       ready: () => portOpen(port),
     });
   try {
-    servers.push(
-      ...(await Promise.all([
-        startFerretDb({ port: mongoPort, dataDir: join(runDir, 'ferretdb'), logDir: runDir }),
-        startTemporalDevServer({
-          port: temporalPort,
-          dbFile: join(runDir, 'temporal.sqlite'),
-          namespace: 'bench',
-          logDir: runDir,
-        }),
-      ])),
-    );
+    const started = await startBenchServers(runDir);
+    servers.push(...started.servers);
+    mongoUri = started.mongoUri;
     const sandbox = await built('sandbox', 'sandbox/server.js', sandboxPort, {
       SANDBOX_PORT: String(sandboxPort),
       SANDBOX_PUBLIC_URL: sandboxUrl,
@@ -233,7 +219,7 @@ async function main(): Promise<void> {
         // As deployed: a log line for each request and its answer.
         LOG_LEVEL: 'info',
         MONGODB_DATABASE: SERVICE_DB,
-        TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`,
+        TEMPORAL_ADDRESS: started.temporalAddress,
         TEMPORAL_NAMESPACE: 'bench',
         AWS_ENDPOINT_URL_MARKETPLACE_METERING: sandboxUrl,
         SESSION_SIGNING_KEY: randomBytes(48).toString('base64'),

@@ -28,9 +28,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { createActivities } from '../activities';
-import { freePort } from '../infra/processes';
 import { repoRoot } from '../infra/paths';
-import { startFerretDb, startTemporalDevServer } from '../infra/servers';
+import { startBenchServers } from './bench-servers';
 import { createMeteringClient, createUsageMeteringClient } from '../lib/aws';
 import { createLogger } from '../lib/logger';
 import { connectMongo } from '../lib/mongo';
@@ -129,24 +128,15 @@ const median = (values: number[]) => {
 async function main(): Promise<void> {
   const runs = Number(process.argv[2] ?? 5);
   const runDir = mkdtempSync(join(tmpdir(), 'bench-worker-start-'));
-  const [mongoPort, temporalPort] = await Promise.all([freePort(), freePort()]);
-  const servers = await Promise.all([
-    startFerretDb({ port: mongoPort, dataDir: join(runDir, 'ferretdb'), logDir: runDir }),
-    startTemporalDevServer({
-      port: temporalPort,
-      dbFile: join(runDir, 'temporal.sqlite'),
-      namespace: 'bench',
-      logDir: runDir,
-    }),
-  ]);
+  const { servers, mongoUri, temporalAddress } = await startBenchServers(runDir);
   let ok = false;
   try {
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,
       LOG_LEVEL: 'info',
-      MONGODB_URI: `mongodb://127.0.0.1:${mongoPort}/`,
+      MONGODB_URI: mongoUri,
       MONGODB_DATABASE: 'bench_worker_start',
-      TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`,
+      TEMPORAL_ADDRESS: temporalAddress,
       TEMPORAL_NAMESPACE: 'bench',
       TEMPORAL_TASK_QUEUE: 'bench-worker-start',
       METERING_SCHEDULE: 'false',
