@@ -20,7 +20,7 @@
  *     store, same concurrency as the poller.
  * The customers are registered first (as ResolveCustomer would have them): the
  * poller hands a notification to a workflow only for a registered subscription.
- * Target: pipeline rate / smaller floor ≥ 0.7, and 0 duplicate effects
+ * Target: pipeline rate / smaller floor ≥ 0.85 (issue 14; 0.7 before), and 0 duplicate effects
  * (notifications recorded twice, or signalled twice to a workflow).
  */
 import { spawn } from 'node:child_process';
@@ -60,6 +60,8 @@ import type { SubscriptionEvent } from '../domain/subscription-model';
 const RECEIVERS = Number(process.env.BENCH_RECEIVERS ?? 2);
 const MAX_IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 50);
 const TASK_QUEUE = 'bench-notifications';
+/** The issue-14 target for the pipeline rate over the smaller of the two floors measured in the same run. */
+const TARGET_RATIO = 0.85;
 const PRODUCERS = 2;
 /**
  * moto's ReceiveMessage lists the whole queue on every call, which real SQS
@@ -376,12 +378,14 @@ async function main(): Promise<void> {
     };
     console.log(JSON.stringify(report, null, 2));
     const ok =
-      report.ratioToSmallerFloor >= 0.7 &&
+      report.ratioToSmallerFloor >= TARGET_RATIO &&
       duplicateEffects === 0 &&
       handedOff === expectedIds.size &&
       report.deadLettered === 0;
     console.log(
-      ok ? 'PASS: ratio ≥ 0.7, every notification handed off once, 0 duplicate effects' : 'FAIL: see the figures above',
+      ok
+        ? `PASS: ratio ≥ ${TARGET_RATIO}, every notification handed off once, 0 duplicate effects`
+        : 'FAIL: see the figures above',
     );
     process.exitCode = ok ? 0 : 1;
   } finally {
