@@ -25,6 +25,7 @@ import { meteringCallsTaskQueue } from '../../domain/task-queues';
 import { pagedHourlyMetering } from './paged-hourly-metering';
 import {
   add,
+  bookkeeping,
   emptyProgress,
   failIfMissed,
   meterOneHour,
@@ -93,10 +94,7 @@ function turns(spacingMs: () => number | undefined, leadMs: number): () => numbe
   };
 }
 
-const { plannedCalls, completeHour } = proxyActivities<Activities>({
-  startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 10 },
-});
+const { plannedCalls, completeHour } = bookkeeping;
 const { freezeHour } = proxyActivities<Activities>({
   // One pass over the hour's customers: minutes at 100,000, with a heartbeat per thousand.
   startToCloseTimeout: '30 minutes',

@@ -10,6 +10,7 @@ import type { Activities } from '../../activities';
 import type { PageTotals } from '../../activities/metering/metering';
 import {
   add,
+  bookkeeping,
   emptyProgress,
   failIfMissed,
   inParallel,
@@ -28,10 +29,7 @@ const MAX_PAGES_PER_RUN = 100;
 const PAGES_PER_PLAN = 10;
 const PAGES_IN_FLIGHT = 2;
 
-const { planPages, completeHour } = proxyActivities<Activities>({
-  startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 10 },
-});
+const { planPages, completeHour } = bookkeeping;
 const { meterPage } = proxyActivities<Activities>({
   startToCloseTimeout: '15 minutes',
   heartbeatTimeout: '20 seconds',

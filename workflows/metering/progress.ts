@@ -95,10 +95,12 @@ export async function inParallel<T>(
   if (rejected) throw rejected.reason;
 }
 
-const { planMetering } = proxyActivities<Activities>({
+/** The store's small reads and writes around an hour (which hours, how far planned, the hour's closing record). */
+export const bookkeeping = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 10 },
 });
+const { planMetering } = bookkeeping;
 
 /** Records in `progress` the hours to meter: an operator's, else every closed hour due now (missed ones are counted and logged loudly). */
 export async function planHours(progress: MeteringProgress, hours?: string[]): Promise<void> {
