@@ -44,8 +44,8 @@ else
 fi
 
 # 3. FerretDB on SQLite, built from the project's own tiny main (see infra/ferretdb/main.go), with
-#    infra/ferretdb/sqlite-id-index.patch applied to a copy of its module (the patch says why).
-go_hash=$(hash_of infra/ferretdb/go.mod infra/ferretdb/go.sum infra/ferretdb/main.go infra/ferretdb/sqlite-id-index.patch)
+#    infra/ferretdb/sqlite-pushdown.patch applied to a copy of its module (the patch says why).
+go_hash=$(hash_of infra/ferretdb/go.mod infra/ferretdb/go.sum infra/ferretdb/main.go infra/ferretdb/sqlite-pushdown.patch)
 if fresh ferretdb "$go_hash" && [ -x "$LOCAL/bin/ferretdb" ]; then
   log "ferretdb: up to date"
 else
@@ -54,7 +54,7 @@ else
   (cd infra/ferretdb && GOTOOLCHAIN=local GOFLAGS=-mod=readonly go mod download github.com/FerretDB/FerretDB)
   src=$(cd infra/ferretdb && GOTOOLCHAIN=local GOFLAGS=-mod=readonly go list -m -f '{{.Dir}}' github.com/FerretDB/FerretDB)
   cp -r "$src" "$build/src" && chmod -R u+w "$build/src"
-  patch --quiet -d "$build/src" -p1 < infra/ferretdb/sqlite-id-index.patch
+  patch --quiet -d "$build/src" -p1 < infra/ferretdb/sqlite-pushdown.patch
   cp infra/ferretdb/go.mod infra/ferretdb/go.sum "$build/"
   echo "replace github.com/FerretDB/FerretDB => $build/src" >> "$build/go.mod"
   (cd infra/ferretdb && GOTOOLCHAIN=local GOFLAGS=-mod=readonly CGO_ENABLED=0 go build -modfile="$build/go.mod" -trimpath -o "$LOCAL/bin/ferretdb" .)

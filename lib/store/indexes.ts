@@ -23,6 +23,9 @@ export async function ensureIndexes(db: Db): Promise<void> {
     usageOf(db).createIndex({ hour: 1, accountId: 1 }),
     // The poller and a starting subscription find customers by account and product.
     marketplaceCustomersOf(db).createIndex({ awsAccountId: 1, productCode: 1 }),
+    // A starting subscription reads its recorded notifications by each of the names AWS gives it.
     notificationsOf(db).createIndex({ licenseId: 1 }),
+    notificationsOf(db).createIndex({ licenseArn: 1 }),
+    notificationsOf(db).createIndex({ awsAccountId: 1 }),
   ]);
 }
