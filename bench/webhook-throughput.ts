@@ -28,12 +28,11 @@
  * bound. Target: ours / bare ≥ 0.5, every answer a 303 redirect, and every
  * request of ours leaving one redeemed token, one customer and one link code.
  *
- * FerretDB 1.24 on SQLite uses no index for a lookup by _id (it queries
- * `->'$._id'`, its index is on `->"_id"`): each such lookup reads the whole
- * collection. The sandbox's ResolveCustomer makes two (token, customer); the
- * webhook makes three (the redeemed token, the legacy customer key, the
- * customer upsert), so on the embedded store its cost grows with the
- * registrations stored, and the figures depend on REQUESTS.
+ * Both sides share the sandbox and its store: its ResolveCustomer reads two
+ * documents by _id. Ours then makes four store round trips on a first
+ * registration (the redeemed token, the legacy customer key, the customer
+ * upsert, then the redemption record and the link code together), each an
+ * index lookup on the embedded store (infra/ferretdb/sqlite-pushdown.patch).
  */
 import { randomBytes } from 'node:crypto';
 import { Agent, request as httpRequest } from 'node:http';
@@ -45,6 +44,7 @@ import { apiEnvSchema } from '../api/config';
 import { repoRoot } from '../infra/paths';
 import { freePort, portOpen, startProcess, type ManagedProcess } from '../infra/processes';
 import { startBenchServers } from './bench-servers';
+import { stopWhenInterrupted } from './interrupted';
 import { connectMongo } from '../lib/mongo';
 import { marketplaceCustomersOf } from '../lib/store/marketplace';
 import { linkCodesOf, redeemedTokensOf } from '../lib/store/registrations';
@@ -186,10 +186,6 @@ async function main(): Promise<void> {
   const sandboxUrl = `http://127.0.0.1:${sandboxPort}`;
   const servers: ManagedProcess[] = [];
   let completed = false;
-  // Interrupted, the run still stops the servers it started rather than leave them running.
-  const interrupted = () => void Promise.all(servers.map((server) => server.stop())).finally(() => process.exit(130));
-  process.once('SIGINT', interrupted);
-  process.once('SIGTERM', interrupted);
   const built = (name: string, script: string, port: number, env: Record<string, string>) =>
     startProcess({
       name,
@@ -198,7 +194,7 @@ async function main(): Promise<void> {
       env: { LOG_LEVEL: 'warn', MONGODB_URI: mongoUri, ...env },
       logFile: join(runDir, `${name}.log`),
       ready: () => portOpen(port),
-    });
+    }).then(stopWhenInterrupted);
   try {
     const started = await startBenchServers(runDir);
     servers.push(...started.servers);

@@ -119,12 +119,25 @@ export function registerRegistrationRoute(root: FastifyInstance, deps: Registrat
       const bindingHash = sha256(binding);
       const tokenHash = sha256(token);
 
-      let customer: AwsCustomerRef;
+      const code = randomSecret();
+      const now = Date.now();
+      const issueLinkCode = (customer: AwsCustomerRef) =>
+        linkCodesOf(deps.db).insertOne({
+          _id: sha256(code),
+          awsAccountId: customer.awsAccountId,
+          productCode: customer.productCode,
+          ...(customer.licenseArn ? { licenseArn: customer.licenseArn } : {}),
+          offerType,
+          bindingHash,
+          createdAt: new Date(now),
+          expiresAt: new Date(now + deps.linkCodeTtlSeconds * 1000),
+        });
+
       const earlier = await redeemedTokensOf(deps.db).findOne({ _id: tokenHash });
       if (earlier) {
         // The same browser posting twice (a double click, a reload) goes on; any other browser is refused.
         if (earlier.bindingHash !== bindingHash) return problem(reply, 'replayed');
-        customer = earlier;
+        await issueLinkCode(earlier);
       } else {
         if (!(await deps.resolveCustomerCeiling.tryAcquire(clientKeyOf(request.ip)))) {
           request.log.warn('registration turned away: the ResolveCustomer ceiling is reached');
@@ -145,28 +158,14 @@ export function registerRegistrationRoute(root: FastifyInstance, deps: Registrat
         }
         // The subscription as the store keys it: by its license, or by account and product when registered before licenses were keys.
         const saved = refOfCustomer(await saveResolvedCustomer(deps.db, { ...resolved, offerType }));
-        const { stored } = await insertOnce(redeemedTokensOf(deps.db), {
-          _id: tokenHash,
-          ...saved,
-          bindingHash,
-          redeemedAt: new Date(),
-        });
+        // One store round trip for both: if another browser redeemed the token meanwhile, this code is never
+        // shown to anyone and expires unused.
+        const [{ stored }] = await Promise.all([
+          insertOnce(redeemedTokensOf(deps.db), { _id: tokenHash, ...saved, bindingHash, redeemedAt: new Date() }),
+          issueLinkCode(saved),
+        ]);
         if (stored.bindingHash !== bindingHash) return problem(reply, 'replayed');
-        customer = saved;
       }
-
-      const code = randomSecret();
-      const now = Date.now();
-      await linkCodesOf(deps.db).insertOne({
-        _id: sha256(code),
-        awsAccountId: customer.awsAccountId,
-        productCode: customer.productCode,
-        ...(customer.licenseArn ? { licenseArn: customer.licenseArn } : {}),
-        offerType,
-        bindingHash,
-        createdAt: new Date(now),
-        expiresAt: new Date(now + deps.linkCodeTtlSeconds * 1000),
-      });
       setBindingCookie(reply, binding, deps.session, deps.linkCodeTtlSeconds);
       // AWS's POST is cross-site, so a Lax session cookie usually is not sent here; the sign-in page forwards
       // a signed-in buyer straight to `next`. Anyone can make a browser post here, so the index page only
