@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import { freePort, type ManagedProcess } from '../infra/processes';
 import { startFerretDb, startMoto, startTemporalDevServer } from '../infra/servers';
+import { stopWhenInterrupted } from './interrupted';
 
 export interface BenchServers {
   /** In start order; each has `stop()`. */
@@ -33,6 +34,7 @@ export async function startBenchServers(
     }),
     ...(options.moto ? [startMoto({ port: motoPort, logDir: runDir })] : []),
   ]);
+  for (const server of [ferretDb, temporalServer, ...(moto ? [moto] : [])]) stopWhenInterrupted(server);
   return {
     servers: [ferretDb, temporalServer, ...(moto ? [moto] : [])],
     ferretDb: ferretDb,

@@ -37,6 +37,7 @@ import type { SubscriptionEvent, SubscriptionSnapshot } from '../domain/subscrip
 import { freePort, portOpen, waitFor } from '../infra/processes';
 import { repoRoot } from '../infra/paths';
 import { startBenchServers } from './bench-servers';
+import { stopWhenInterrupted } from './interrupted';
 import { connectMongo } from '../lib/mongo';
 import { accountsOf, type AccountDoc } from '../lib/store/accounts';
 import { ensureIndexes } from '../lib/store/indexes';
@@ -250,6 +251,7 @@ async function main(): Promise<void> {
       },
       stdio: ['ignore', openSync(workerLog, 'w'), 'inherit'],
     });
+    stopWhenInterrupted(worker);
     const child = worker;
     const pid = child.pid!;
     const alive = () => child.exitCode === null && child.signalCode === null;

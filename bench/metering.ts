@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '../infra/paths';
 import { startBenchServers } from './bench-servers';
+import { stopWhenInterrupted } from './interrupted';
 import { bulkWriteInChunks, connectMongo } from '../lib/mongo';
 import { ensureIndexes } from '../lib/store/indexes';
 import { marketplaceLinksOf } from '../lib/store/marketplace';
@@ -142,21 +143,23 @@ async function main(): Promise<void> {
 
   const taskQueue = 'bench-metering';
   const workers = Array.from({ length: workerCount }, () =>
-    spawn(join(repoRoot, 'node_modules', '.bin', 'node'), [join(repoRoot, 'dist', 'worker', 'main.js')], {
-      env: {
-        PATH: process.env.PATH,
-        TEMPORAL_ADDRESS: temporalAddress,
-        TEMPORAL_NAMESPACE: 'bench',
-        TEMPORAL_TASK_QUEUE: taskQueue,
-        MONGODB_URI: mongoUri,
-        MONGODB_DATABASE: 'bench_service',
-        AWS_ENDPOINT_URL_MARKETPLACE_METERING: sandboxUrl,
-        METERING_SCHEDULE: 'false',
-        RETENTION_SCHEDULE: 'false',
-        LOG_LEVEL: 'warn',
-      },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    }),
+    stopWhenInterrupted(
+      spawn(join(repoRoot, 'node_modules', '.bin', 'node'), [join(repoRoot, 'dist', 'worker', 'main.js')], {
+        env: {
+          PATH: process.env.PATH,
+          TEMPORAL_ADDRESS: temporalAddress,
+          TEMPORAL_NAMESPACE: 'bench',
+          TEMPORAL_TASK_QUEUE: taskQueue,
+          MONGODB_URI: mongoUri,
+          MONGODB_DATABASE: 'bench_service',
+          AWS_ENDPOINT_URL_MARKETPLACE_METERING: sandboxUrl,
+          METERING_SCHEDULE: 'false',
+          RETENTION_SCHEDULE: 'false',
+          LOG_LEVEL: 'warn',
+        },
+        stdio: ['ignore', 'ignore', 'inherit'],
+      }),
+    ),
   );
   const temporal = await connectClient({ address: temporalAddress, namespace: 'bench', taskQueue });
   try {

@@ -36,6 +36,7 @@ import { freePort, portOpen, waitFor } from '../infra/processes';
 import { repoRoot } from '../infra/paths';
 import { ensureLocalAwsResources, queueDepth } from '../infra/servers';
 import { startBenchServers } from './bench-servers';
+import { stopWhenInterrupted } from './interrupted';
 import { createSqsClient } from '../lib/aws';
 import { connectMongo } from '../lib/mongo';
 import { ensureIndexes } from '../lib/store/indexes';
@@ -304,6 +305,7 @@ async function main(): Promise<void> {
       },
       stdio: ['ignore', 'ignore', 'inherit'],
     });
+    stopWhenInterrupted(poller);
     const child = poller;
     await waitFor(
       'the poller',

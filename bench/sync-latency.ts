@@ -46,6 +46,7 @@ import { freePort, portOpen, startProcess, type ManagedProcess } from '../infra/
 import { repoRoot } from '../infra/paths';
 import { ensureLocalAwsResources } from '../infra/servers';
 import { startBenchServers } from './bench-servers';
+import { stopWhenInterrupted } from './interrupted';
 import { createSqsClient } from '../lib/aws';
 import { connectMongo } from '../lib/mongo';
 import { accountsOf } from '../lib/store/accounts';
@@ -335,7 +336,7 @@ async function main(): Promise<void> {
         ready: () => portOpen(pollerMetricsPort),
       }),
     ]);
-    processes.push(worker, poller);
+    processes.push(stopWhenInterrupted(worker), stopWhenInterrupted(poller));
     // The SDK's own start and stop lines would bury the report.
     Runtime.install({ logger: new DefaultLogger('WARN') });
     const connection = await NativeConnection.connect({ address: temporalAddress });

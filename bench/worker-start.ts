@@ -30,6 +30,7 @@ import { createInterface } from 'node:readline';
 import { createActivities } from '../activities';
 import { repoRoot } from '../infra/paths';
 import { startBenchServers } from './bench-servers';
+import { stopWhenInterrupted } from './interrupted';
 import { createMeteringClient, createUsageMeteringClient } from '../lib/aws';
 import { createLogger } from '../lib/logger';
 import { connectMongo } from '../lib/mongo';
@@ -94,7 +95,7 @@ async function measure(mode: Mode, env: NodeJS.ProcessEnv, logFile: string): Pro
       : [join(repoRoot, 'dist', 'bench', 'worker-start.js'), '--worker', mode];
   const log = createWriteStream(logFile, { flags: 'a' });
   const started = performance.now();
-  const child = spawn(node, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = stopWhenInterrupted(spawn(node, args, { env, stdio: ['ignore', 'pipe', 'pipe'] }));
   child.stderr.pipe(log, { end: false });
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
   try {

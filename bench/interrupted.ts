@@ -1,0 +1,29 @@
+/**
+ * A bench stopped by Ctrl-C or SIGTERM stops what it started: a worker left
+ * polling a dead server, or FerretDB left holding its port, would skew the
+ * next run's figures.
+ */
+import type { ChildProcess } from 'node:child_process';
+import type { ManagedProcess } from '../infra/processes';
+
+const started = new Set<ChildProcess | ManagedProcess>();
+let installed = false;
+
+async function stopAll(): Promise<void> {
+  // Our own processes first, then the servers they talk to.
+  const all = [...started].reverse();
+  for (const p of all) if (!('stop' in p)) p.kill('SIGTERM');
+  await Promise.allSettled(all.flatMap((p) => ('stop' in p ? [p.stop()] : [])));
+}
+
+/** Stops `process` with the bench when the bench is interrupted; returns it. */
+export function stopWhenInterrupted<T extends ChildProcess | ManagedProcess>(child: T): T {
+  started.add(child);
+  if (!installed) {
+    installed = true;
+    const interrupted = () => void stopAll().finally(() => process.exit(130));
+    process.once('SIGINT', interrupted);
+    process.once('SIGTERM', interrupted);
+  }
+  return child;
+}
