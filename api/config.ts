@@ -29,7 +29,7 @@ export const apiEnvSchema = Type.Object({
   RATE_LIMIT_REGISTRATION_PER_MINUTE: Type.Integer({ minimum: 1, default: 10 }),
   RATE_LIMIT_SIGN_IN_PER_MINUTE: Type.Integer({ minimum: 1, default: 10 }),
   RATE_LIMIT_LINKS_PER_MINUTE: Type.Integer({ minimum: 1, default: 30 }),
-  RESOLVE_CUSTOMER_MAX_PER_SECOND: Type.Number({ exclusiveMinimum: 0, maximum: 100, default: 5 }),
+  RESOLVE_CUSTOMER_MAX_PER_SECOND: Type.Number({ exclusiveMinimum: 0, maximum: 1000, default: 5 }),
   API_HEADERS_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, maximum: 600, default: 10 }),
   API_REQUEST_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, maximum: 600, default: 30 }),
   API_CONNECTION_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 60 }),
