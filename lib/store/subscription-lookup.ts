@@ -74,9 +74,9 @@ export function findSubscriptionOf(db: Db, names: NotificationNames): Promise<Su
 /**
  * The poller's lookup: the registered customers kept in memory, brought up to
  * date every `refreshMs` with the ones (re)registered since the last refresh
- * began, less an overlap. On the embedded
- * store every query scans the collection, which at volume made the lookup cost
- * more than the rest of the hand-off together. Memory answers what it knows;
+ * began, less an overlap. It spares every message a store round trip (and,
+ * before the embedded store used its indexes, a scan of the collection, which
+ * cost more than the rest of the hand-off together). Memory answers what it knows;
  * anything it cannot attribute is asked of the store, which has the last word,
  * so a registration newer than the last refresh is never missed. A second
  * purchase of a product by the same account makes SNS messages ambiguous only
