@@ -60,6 +60,32 @@ describe('RateLimiter', () => {
     expect(limiter.backlogMs()).toBe(0);
   });
 
+  it('keeps a high rate (1,000 a second) when each turn of the event loop takes 5 ms, never more than 10 in any 10 ms', async () => {
+    // A timer fires only when the loop comes round, every 5 ms: at the next multiple of 5 ms after it is due.
+    const fakeSetTimeout = global.setTimeout;
+    const late = jest.spyOn(global, 'setTimeout').mockImplementation((callback: () => void, ms = 0) => {
+      const due = Date.now() + ms;
+      return fakeSetTimeout(callback, Math.ceil(due / 5) * 5 - Date.now());
+    });
+    const starts = acquireMany(new RateLimiter(1_000), 1_000);
+    await jest.advanceTimersByTimeAsync(5_000);
+    late.mockRestore();
+    expect(starts).toHaveLength(1_000);
+    expect(starts[999]).toBeLessThanOrEqual(1_010);
+    const busiest = Math.max(...starts.map((t) => starts.filter((u) => u >= t && u < t + 10).length));
+    expect(busiest).toBeLessThanOrEqual(10);
+  });
+
+  it('at a high rate too, resumes after a blocked second at the same pace, not with the whole backlog', async () => {
+    const starts = acquireMany(new RateLimiter(1_000), 500);
+    await jest.advanceTimersByTimeAsync(0);
+    jest.setSystemTime(START + 1_000);
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(starts).toHaveLength(500);
+    const busiest = Math.max(...starts.map((t) => starts.filter((u) => u >= t && u < t + 10).length));
+    expect(busiest).toBeLessThanOrEqual(10);
+  });
+
   it.each([0, -1, Number.NaN])('refuses a rate of %p', (rate) => {
     expect(() => new RateLimiter(rate)).toThrow(/ratePerSecond must be positive/);
   });
