@@ -120,8 +120,8 @@ export function registerRegistrationRoute(root: FastifyInstance, deps: Registrat
       const tokenHash = sha256(token);
 
       const code = randomSecret();
-      const now = Date.now();
-      const issueLinkCode = (customer: AwsCustomerRef) =>
+      // Its lifetime starts when it is issued, after any wait for ResolveCustomer, as the cookie's does.
+      const issueLinkCode = (customer: AwsCustomerRef, now = Date.now()) =>
         linkCodesOf(deps.db).insertOne({
           _id: sha256(code),
           awsAccountId: customer.awsAccountId,
