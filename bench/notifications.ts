@@ -22,6 +22,7 @@
  * poller hands a notification to a workflow only for a registered subscription.
  * Target: pipeline rate / smaller floor ≥ 0.85 (issue 14; 0.7 before), and 0 duplicate effects
  * (notifications recorded twice, or signalled twice to a workflow).
+ * BENCH_CPU_PROFILE_DIR=<dir> writes the poller's CPU profile there.
  */
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
@@ -284,7 +285,12 @@ async function main(): Promise<void> {
     console.log(`raw signalWithStart hand-off: ${temporalFloor.toFixed(0)} notifications/s`);
 
     // 3. The pipeline: the real poller process, started first, takes what the producer enqueues.
-    poller = spawn(join(repoRoot, 'node_modules', '.bin', 'node'), [join(repoRoot, 'dist', 'poller', 'main.js')], {
+    const profile = process.env.BENCH_CPU_PROFILE_DIR;
+    const pollerArgs = [
+      ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : []),
+      join(repoRoot, 'dist', 'poller', 'main.js'),
+    ];
+    poller = spawn(join(repoRoot, 'node_modules', '.bin', 'node'), pollerArgs, {
       env: {
         PATH: process.env.PATH,
         LOG_LEVEL: 'warn',
