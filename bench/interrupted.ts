@@ -9,10 +9,20 @@ import type { ManagedProcess } from '../infra/processes';
 const started = new Set<ChildProcess | ManagedProcess>();
 let installed = false;
 
+/** SIGTERM, then SIGKILL after 10 s: a worker's graceful shutdown never ends while an activity waits on a dead store. */
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
 async function stopAll(): Promise<void> {
-  // Our own processes first, then the servers they talk to.
+  // Our own processes first, then the servers they talk to (each server's stop() escalates likewise).
   const all = [...started].reverse();
-  for (const p of all) if (!('stop' in p)) p.kill('SIGTERM');
+  await Promise.allSettled(all.flatMap((p) => ('stop' in p ? [] : [stopChild(p)])));
   await Promise.allSettled(all.flatMap((p) => ('stop' in p ? [p.stop()] : [])));
 }
 
