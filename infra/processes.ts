@@ -57,6 +57,8 @@ export interface StartOptions {
   readyTimeoutMs?: number;
   /** Echo output to our stdout too (the local stack does, tests don't). */
   echo?: boolean;
+  /** Called with the child as soon as it is spawned, before it is ready. */
+  onSpawn?: (child: ChildProcess) => void;
 }
 
 export async function startProcess(options: StartOptions): Promise<ManagedProcess> {
@@ -70,6 +72,7 @@ export async function startProcess(options: StartOptions): Promise<ManagedProces
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  options.onSpawn?.(child);
   for (const stream of [child.stdout, child.stderr]) {
     stream?.pipe(log, { end: false });
     if (options.echo)

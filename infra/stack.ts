@@ -1,15 +1,22 @@
 /**
  * Starts the whole local stack on the embedded defaults (infra/local.env):
  * Temporal dev server with its UI, FerretDB, moto, the Marketplace sandbox, and
- * this service's API and worker. Data lives in .local/data and survives a
- * restart (moto keeps its queues in memory; they are re-created at start).
- * Ctrl-C stops everything it started, in reverse order.
+ * this service's API, worker and poller. Data lives in .local/data and survives
+ * a restart (moto keeps its queues in memory; they are re-created at start, and
+ * when moto itself is restarted). A process that dies is started again
+ * (infra/supervisor.ts). "The stack is up" is printed once every process is
+ * ready, the worker polling its task queue included. Ctrl-C stops everything it
+ * started, in reverse order.
  */
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot, stackDir } from './paths';
-import { portOpen, startProcess, type ManagedProcess } from './processes';
+import { portOpen, startProcess } from './processes';
+import { supervise, type Supervised } from './supervisor';
 import { ensureLocalAwsResources, startFerretDb, startMoto, startTemporalDevServer } from './servers';
 import { localEnvValues, stackServiceEnv } from './stack-env';
 
@@ -33,7 +40,7 @@ async function main(): Promise<void> {
   const env = loadLocalEnv();
   const dataDir = join(stackDir, 'data');
   const logDir = join(stackDir, 'logs');
-  const running: ManagedProcess[] = [];
+  const running: Supervised[] = [];
   let stopping = false;
   const stopAll = async (code: number) => {
     if (stopping) return;
@@ -46,6 +53,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stopAll(0));
 
   const mongoPort = Number(new URL(env.MONGODB_URI!).port || 27017);
+  const log = (line: string) => !stopping && console.error(`[stack] ${line}`);
   try {
     for (const [name, p] of [
       ['Temporal', port(env.TEMPORAL_ADDRESS!)],
@@ -59,25 +67,42 @@ async function main(): Promise<void> {
     ] as const) {
       if (await portOpen(p)) throw new Error(`port ${p} (${name}) is already in use: is another stack running?`);
     }
+    const queues = () =>
+      ensureLocalAwsResources({
+        endpoint: env.AWS_ENDPOINT_URL_SQS!,
+        region: env.AWS_REGION!,
+        queueName: env.SQS_QUEUE_NAME!,
+        productCode: env.SANDBOX_PRODUCT_CODE!,
+      });
     running.push(
       ...(await Promise.all([
-        startTemporalDevServer({
-          port: port(env.TEMPORAL_ADDRESS!),
-          uiPort: Number(env.TEMPORAL_UI_PORT),
-          dbFile: join(dataDir, 'temporal.sqlite'),
-          namespace: env.TEMPORAL_NAMESPACE!,
-          logDir,
+        supervise({
+          name: 'temporal',
+          log,
+          start: () =>
+            startTemporalDevServer({
+              port: port(env.TEMPORAL_ADDRESS!),
+              uiPort: Number(env.TEMPORAL_UI_PORT),
+              dbFile: join(dataDir, 'temporal.sqlite'),
+              namespace: env.TEMPORAL_NAMESPACE!,
+              logDir,
+            }),
         }),
-        startFerretDb({ port: mongoPort, dataDir: join(dataDir, 'ferretdb'), logDir }),
-        startMoto({ port: Number(env.MOTO_PORT), logDir }),
+        supervise({
+          name: 'ferretdb',
+          log,
+          start: () => startFerretDb({ port: mongoPort, dataDir: join(dataDir, 'ferretdb'), logDir }),
+        }),
+        // A restarted moto has lost its queues: they come back empty, at the same URLs.
+        supervise({
+          name: 'moto',
+          log,
+          start: () => startMoto({ port: Number(env.MOTO_PORT), logDir }),
+          restored: async () => void (await queues()),
+        }),
       ])),
     );
-    const aws = await ensureLocalAwsResources({
-      endpoint: env.AWS_ENDPOINT_URL_SQS!,
-      region: env.AWS_REGION!,
-      queueName: env.SQS_QUEUE_NAME!,
-      productCode: env.SANDBOX_PRODUCT_CODE!,
-    });
+    const aws = await queues();
     const serviceEnv = stackServiceEnv({
       localEnv: env,
       environment: process.env,
@@ -86,26 +111,32 @@ async function main(): Promise<void> {
       sessionKey: () => localSessionKey(dataDir),
     });
     const node = join(repoRoot, 'node_modules', '.bin', 'node');
-    const program = (name: string, script: string, ready: () => Promise<boolean>) =>
-      startProcess({
+    const program = (name: string, script: string, ready: (pid: number) => Promise<boolean>) =>
+      supervise({
         name,
-        command: node,
-        args: [join(repoRoot, 'dist', script)],
-        env: serviceEnv,
-        logFile: join(logDir, `${name}.log`),
-        echo: true,
-        ready,
+        log,
+        start: () => {
+          let pid = 0;
+          return startProcess({
+            name,
+            command: node,
+            args: [join(repoRoot, 'dist', script)],
+            env: serviceEnv,
+            logFile: join(logDir, `${name}.log`),
+            echo: true,
+            ready: () => ready(pid),
+            onSpawn: (child) => (pid = child.pid ?? 0),
+          });
+        },
       });
     running.push(await program('sandbox', 'sandbox/server.js', () => portOpen(Number(env.SANDBOX_PORT))));
-    // The worker serves its metrics once its runtime is up, after it moved any legacy workflows.
-    running.push(await program('worker', 'worker/main.js', () => portOpen(Number(env.WORKER_METRICS_PORT))));
+    const temporalAddress = env.TEMPORAL_ADDRESS!;
+    const workerPolling = (pid: number) =>
+      pollingAs(temporalAddress, env.TEMPORAL_NAMESPACE!, env.TEMPORAL_TASK_QUEUE!, pid);
+    // Ready once Temporal sees this very process poll the task queue: its metrics port opens before its workers run.
+    running.push(await program('worker', 'worker/main.js', workerPolling));
     running.push(await program('poller', 'poller/main.js', () => portOpen(Number(env.POLLER_METRICS_PORT))));
     running.push(await program('api', 'api/server.js', () => portOpen(Number(env.API_PORT))));
-    for (const p of running)
-      p.child.once(
-        'exit',
-        (code) => !stopping && (console.error(`${p.name} exited (${code}); see ${p.logFile}`), void stopAll(1)),
-      );
 
     console.log(`
 The stack is up (logs in ${logDir}, data in ${dataDir}):
@@ -122,6 +153,22 @@ Press Ctrl-C to stop everything.`);
   } catch (error) {
     console.error(`could not start the stack: ${(error as Error).message}`);
     await stopAll(1);
+  }
+}
+
+/** Whether the worker with this pid polls the task queue for workflow tasks, by its default identity `<pid>@<host>`. */
+async function pollingAs(address: string, namespace: string, taskQueue: string, pid: number): Promise<boolean> {
+  if (!pid) return false;
+  const connection = await Connection.connect({ address, connectTimeout: 2000 });
+  try {
+    const { pollers } = await connection.workflowService.describeTaskQueue({
+      namespace,
+      taskQueue: { name: taskQueue },
+      taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    });
+    return (pollers ?? []).some((poller) => poller.identity === `${pid}@${hostname()}`);
+  } finally {
+    await connection.close();
   }
 }
 

@@ -1,21 +1,25 @@
 /**
  * The README's start command, for real: the stack comes up on its ports (moved to
  * free ones so it can't collide with a running stack), the Temporal UI and the
- * sandbox page answer, the API is ready, and SIGINT stops every process it started.
+ * sandbox page answer, the API is ready, a process killed with SIGKILL (the
+ * worker, moto) is started again, with moto's queues re-created, and SIGINT stops
+ * every process it started.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { GetQueueUrlCommand } from '@aws-sdk/client-sqs';
 import { freePort, waitFor } from '../infra/processes';
+import { createSqsClient } from '../lib/aws';
 
 const root = join(__dirname, '..');
 const stackScript = join(root, 'dist', 'infra', 'stack.js');
 
 describe('local stack (infra/start.sh)', () => {
-  jest.setTimeout(180_000);
+  jest.setTimeout(300_000);
 
-  it('starts everything, answers on its ports, and stops everything on Ctrl-C', async () => {
+  it('starts everything, answers on its ports, restarts what dies, and stops everything on Ctrl-C', async () => {
     if (!existsSync(stackScript)) throw new Error('dist/ is missing: infra/test.sh builds before running the tests');
     const localDir = mkdtempSync(join(tmpdir(), 'stack-'));
     const [temporal, ui, mongo, moto, sandbox, api, metrics, workerMetrics] = await Promise.all(
@@ -66,6 +70,38 @@ describe('local stack (infra/start.sh)', () => {
       expect(sdkMetrics).toMatch(/^temporal_\w+/m);
       const certificate = await fetch(`http://127.0.0.1:${sandbox}/sns/signing-certificate.pem`);
       expect(await certificate.text()).toContain('-----BEGIN CERTIFICATE-----');
+
+      // kill -9 the worker, then moto: each is started again, the stack keeps running, nothing else restarts.
+      const pidOf = (name: string) => {
+        const starts = [
+          ...output.matchAll(new RegExp(`\\[stack\\] ${name} (?:running|restarted) \\(.*pid (\\d+)\\)`, 'g')),
+        ];
+        return Number(starts.pop()?.[1]);
+      };
+      for (const name of ['worker', 'moto']) {
+        const pid = pidOf(name);
+        expect(pid).toBeGreaterThan(0);
+        process.kill(pid, 'SIGKILL');
+        await waitFor(
+          `${name} to be restarted`,
+          async () => output.includes(`[stack] ${name} restarted (restart 1, pid `),
+          90_000,
+          () => child.exitCode === null,
+        );
+        expect(output).toContain(`[stack] ${name} exited (SIGKILL); restarting in 1 s`);
+        expect(pidOf(name)).not.toBe(pid);
+      }
+      expect(output.match(/\[stack\] \w+ restarted/g)).toHaveLength(2);
+      // The restarted moto has the stack's queue again, and the restarted worker polls (its readiness says so).
+      const sqs = createSqsClient({ region: 'us-east-1', endpoints: { sqs: `http://127.0.0.1:${moto}` } });
+      const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: 'marketplace-notifications' }));
+      expect(QueueUrl).toContain('marketplace-notifications');
+      sqs.destroy();
+      expect(await (await fetch(`http://127.0.0.1:${api}/ready`)).json()).toEqual({
+        status: 'ok',
+        checks: { mongodb: 'ok', temporal: 'ok' },
+      });
+      expect(child.exitCode).toBeNull();
     } catch (error) {
       throw new Error(`${(error as Error).message}\n--- stack output ---\n${output}`, { cause: error });
     } finally {
