@@ -46,6 +46,8 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     console.log('\nstopping the stack…');
+    // Ctrl-C reaches every child at once: none may be restarted while the others are being stopped.
+    for (const p of running) p.halt();
     for (const p of [...running].reverse()) await p.stop().catch(() => undefined);
     process.exit(code);
   };
@@ -74,8 +76,10 @@ async function main(): Promise<void> {
         queueName: env.SQS_QUEUE_NAME!,
         productCode: env.SANDBOX_PRODUCT_CODE!,
       });
-    running.push(
-      ...(await Promise.all([
+    // Each one kept as soon as it is up, so that a failure of another still stops it.
+    const kept = (started: Promise<Supervised>) => started.then((process) => (running.push(process), process));
+    await Promise.all([
+      kept(
         supervise({
           name: 'temporal',
           log,
@@ -88,20 +92,24 @@ async function main(): Promise<void> {
               logDir,
             }),
         }),
+      ),
+      kept(
         supervise({
           name: 'ferretdb',
           log,
           start: () => startFerretDb({ port: mongoPort, dataDir: join(dataDir, 'ferretdb'), logDir }),
         }),
-        // A restarted moto has lost its queues: they come back empty, at the same URLs.
+      ),
+      // A restarted moto has lost its queues: they come back empty, at the same URLs.
+      kept(
         supervise({
           name: 'moto',
           log,
           start: () => startMoto({ port: Number(env.MOTO_PORT), logDir }),
           restored: async () => void (await queues()),
         }),
-      ])),
-    );
+      ),
+    ]);
     const aws = await queues();
     const serviceEnv = stackServiceEnv({
       localEnv: env,
@@ -111,7 +119,7 @@ async function main(): Promise<void> {
       sessionKey: () => localSessionKey(dataDir),
     });
     const node = join(repoRoot, 'node_modules', '.bin', 'node');
-    const program = (name: string, script: string, ready: (pid: number) => Promise<boolean>) =>
+    const program = (name: string, script: string, ready: (pid: number) => Promise<boolean>, readyTimeoutMs?: number) =>
       supervise({
         name,
         log,
@@ -125,6 +133,7 @@ async function main(): Promise<void> {
             logFile: join(logDir, `${name}.log`),
             echo: true,
             ready: () => ready(pid),
+            readyTimeoutMs,
             onSpawn: (child) => (pid = child.pid ?? 0),
           });
         },
@@ -134,7 +143,8 @@ async function main(): Promise<void> {
     const workerPolling = (pid: number) =>
       pollingAs(temporalAddress, env.TEMPORAL_NAMESPACE!, env.TEMPORAL_TASK_QUEUE!, pid);
     // Ready once Temporal sees this very process poll the task queue: its metrics port opens before its workers run.
-    running.push(await program('worker', 'worker/main.js', workerPolling));
+    // Before it polls, a worker moves any legacy workflows: give it five minutes, not one.
+    running.push(await program('worker', 'worker/main.js', workerPolling, 300_000));
     running.push(await program('poller', 'poller/main.js', () => portOpen(Number(env.POLLER_METRICS_PORT))));
     running.push(await program('api', 'api/server.js', () => portOpen(Number(env.API_PORT))));
 
@@ -161,11 +171,14 @@ async function pollingAs(address: string, namespace: string, taskQueue: string, 
   if (!pid) return false;
   const connection = await Connection.connect({ address, connectTimeout: 2000 });
   try {
-    const { pollers } = await connection.workflowService.describeTaskQueue({
-      namespace,
-      taskQueue: { name: taskQueue },
-      taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-    });
+    // A server that accepts the connection and then stalls must not stall the stack's start.
+    const { pollers } = await connection.withDeadline(Date.now() + 2000, () =>
+      connection.workflowService.describeTaskQueue({
+        namespace,
+        taskQueue: { name: taskQueue },
+        taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+      }),
+    );
     return (pollers ?? []).some((poller) => poller.identity === `${pid}@${hostname()}`);
   } finally {
     await connection.close();

@@ -21,6 +21,9 @@ export interface Supervised {
   readonly name: string;
   current(): ManagedProcess;
   restarts(): number;
+  /** No more restarts from now on: the stack calls it on every process before it stops any (Ctrl-C reaches them all). */
+  halt(): void;
+  /** Halts, then stops the process, and any restart still starting. */
   stop(): Promise<void>;
 }
 
@@ -38,16 +41,20 @@ export async function supervise(options: SupervisorOptions): Promise<Supervised>
   let delayMs = initialDelayMs;
   let stopped = false;
   let pending: NodeJS.Timeout | undefined;
+  let launching: Promise<ManagedProcess> | undefined;
+  let retired: ManagedProcess | undefined;
 
   const watch = (process: ManagedProcess) =>
     process.child.once('exit', (code, signal) => {
-      if (stopped || process !== current) return;
+      if (stopped || process !== current || process === retired) return;
       if (Date.now() - startedAt >= HEALTHY_AFTER_MS) delayMs = initialDelayMs;
       log(`${name} exited (${signal ?? `code ${code}`}); restarting in ${delayMs / 1000} s (see ${process.logFile})`);
       schedule();
     });
 
   const schedule = () => {
+    // One restart at a time: a process that dies while its restore fails is one reason, not two.
+    if (pending || stopped) return;
     const delay = delayMs;
     delayMs = Math.min(delayMs * 2, maxDelayMs);
     pending = setTimeout(() => void restart(), delay);
@@ -56,33 +63,50 @@ export async function supervise(options: SupervisorOptions): Promise<Supervised>
   const restart = async () => {
     pending = undefined;
     if (stopped) return;
+    let next: ManagedProcess | undefined;
     try {
-      const next = await options.start();
+      launching = options.start();
+      next = await launching;
       if (stopped) return void (await next.stop());
       current = next;
       startedAt = Date.now();
       restarts += 1;
-      await options.restored?.();
+      // Watched from here on: an exit while it is being restored schedules the next restart.
       watch(next);
+      await options.restored?.();
       log(`${name} restarted (restart ${restarts}, pid ${next.child.pid})`);
-      // It may have died while being restored: then its exit went unwatched.
-      if (next.child.exitCode !== null || next.child.signalCode !== null) schedule();
     } catch (error) {
       if (stopped) return;
       log(`${name} did not come back: ${(error as Error).message}; trying again in ${delayMs / 1000} s`);
+      if (next) {
+        // Stopped on purpose: its exit is not a second reason to restart.
+        retired = next;
+        await next.stop();
+      }
       schedule();
+    } finally {
+      launching = undefined;
     }
   };
 
   watch(current);
+  const halt = () => {
+    stopped = true;
+    clearTimeout(pending);
+  };
   return {
     name,
     current: () => current,
     restarts: () => restarts,
+    halt,
     async stop() {
-      stopped = true;
-      clearTimeout(pending);
+      halt();
+      const starting = launching;
       await current.stop();
+      await starting?.then(
+        (started) => started.stop(),
+        () => undefined,
+      );
     },
   };
 }

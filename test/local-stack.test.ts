@@ -44,6 +44,8 @@ describe('local stack (infra/start.sh)', () => {
     const child = spawn(join(root, 'node_modules', '.bin', 'node'), [stackScript], {
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
+      // Its own process group, so that Ctrl-C can reach it as a terminal's does: every process of the group at once.
+      detached: true,
     });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -105,7 +107,8 @@ describe('local stack (infra/start.sh)', () => {
     } catch (error) {
       throw new Error(`${(error as Error).message}\n--- stack output ---\n${output}`, { cause: error });
     } finally {
-      child.kill('SIGINT');
+      // As Ctrl-C in a terminal: the stack and every child get SIGINT together, and none may come back meanwhile.
+      process.kill(-child.pid!, 'SIGINT');
       expect(await exited).toBe(0);
       rmSync(localDir, { recursive: true, force: true });
     }
