@@ -20,7 +20,6 @@ export interface SupervisorOptions {
 export interface Supervised {
   readonly name: string;
   current(): ManagedProcess;
-  restarts(): number;
   /** No more restarts from now on: the stack calls it on every process before it stops any (Ctrl-C reaches them all). */
   halt(): void;
   /** Halts, then stops the process, and any restart still starting. */
@@ -97,7 +96,6 @@ export async function supervise(options: SupervisorOptions): Promise<Supervised>
   return {
     name,
     current: () => current,
-    restarts: () => restarts,
     halt,
     async stop() {
       halt();

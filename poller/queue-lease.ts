@@ -98,7 +98,7 @@ const jittered = (ms: number) => ms / 2 + Math.random() * (ms / 2);
 export class QueueLease<Outcome extends string> {
   private readonly inFlight = new Set<Promise<Outcome | Released>>();
   /** Messages held and not yet waiting for their delete: what maxInFlight bounds. */
-  private settling = 0;
+  private readonly settling = new Set<Message>();
   private readonly deletes: DeleteBatcher;
   private readonly deadLetters: DeadLetterBatcher;
   private failingAttempts = 0;
@@ -172,7 +172,7 @@ export class QueueLease<Outcome extends string> {
   private async claimCapacity(batch: number): Promise<void> {
     while (
       !this.stopping.signal.aborted &&
-      (this.settling + this.reserved + batch > this.maxInFlight ||
+      (this.settling.size + this.reserved + batch > this.maxInFlight ||
         this.inFlight.size + this.reserved + batch > 2 * this.maxInFlight ||
         this.failingAttempts > 0)
     ) {
@@ -206,17 +206,10 @@ export class QueueLease<Outcome extends string> {
       { abortSignal: this.stopping.signal },
     );
     for (const message of Messages) {
-      this.settling++;
-      let counted = true;
-      const stopCounting = () => {
-        if (!counted) return;
-        counted = false;
-        this.settling--;
-        this.wakeReceivers();
-      };
+      this.settling.add(message);
       const settled = traceMessage
-        ? traceMessage(queueUrl, message.MessageId, () => this.hold(message, stopCounting))
-        : this.hold(message, stopCounting);
+        ? traceMessage(queueUrl, message.MessageId, () => this.hold(message))
+        : this.hold(message);
       this.inFlight.add(settled);
       metrics.inFlight.set(this.inFlight.size);
       void settled
@@ -228,7 +221,7 @@ export class QueueLease<Outcome extends string> {
           );
         })
         .finally(() => {
-          stopCounting();
+          this.settling.delete(message);
           this.inFlight.delete(settled);
           metrics.inFlight.set(this.inFlight.size);
           this.wakeReceivers();
@@ -237,7 +230,7 @@ export class QueueLease<Outcome extends string> {
   }
 
   /** Holds the message invisible until it is settled one way or another. */
-  private async hold(message: Message, deleteRequested: () => void): Promise<Outcome | Released> {
+  private async hold(message: Message): Promise<Outcome | Released> {
     const { sqs, queueUrl, visibilityTimeoutSeconds, log, metrics } = this.options;
     const receivedAt = process.hrtime.bigint();
     const stopExtending = keepInvisible(sqs, queueUrl, message, visibilityTimeoutSeconds, (error) =>
@@ -247,7 +240,7 @@ export class QueueLease<Outcome extends string> {
       ),
     );
     try {
-      const settled = await this.settleWithRetries(message, deleteRequested);
+      const settled = await this.settleWithRetries(message);
       if (settled !== 'released' && this.handler.effectDurable(settled)) {
         metrics.handOffSeconds.observe(Number(process.hrtime.bigint() - receivedAt) / 1e9);
       }
@@ -257,13 +250,13 @@ export class QueueLease<Outcome extends string> {
     }
   }
 
-  private heldMessage(message: Message, firstAttempt: boolean, deleteRequested: () => void): HeldMessage {
+  private heldMessage(message: Message, firstAttempt: boolean): HeldMessage {
     const { sqs, queueUrl } = this.options;
     return {
       message,
       firstAttempt,
       delete: () => {
-        deleteRequested();
+        if (this.settling.delete(message)) this.wakeReceivers();
         return this.deletes.delete(message.ReceiptHandle!);
       },
       release: (seconds) => releaseMessage(sqs, queueUrl, message, seconds),
@@ -271,7 +264,7 @@ export class QueueLease<Outcome extends string> {
     };
   }
 
-  private async settleWithRetries(message: Message, deleteRequested: () => void): Promise<Outcome | Released> {
+  private async settleWithRetries(message: Message): Promise<Outcome | Released> {
     const { log, metrics } = this.options;
     const { initialMs, maxMs } = this.options.backoff ?? { initialMs: 500, maxMs: 30_000 };
     const maxPermanent = this.options.maxPermanentFailures ?? 5;
@@ -280,7 +273,7 @@ export class QueueLease<Outcome extends string> {
     try {
       for (let attempt = 1; ; attempt++) {
         try {
-          return await this.handler.settle(this.heldMessage(message, attempt === 1, deleteRequested));
+          return await this.handler.settle(this.heldMessage(message, attempt === 1));
         } catch (error) {
           // Our hold on the message lapsed (SQS caps it at 12 hours): it is someone else's now, and its redelivery is a duplicate.
           if (/ReceiptHandleIsInvalid/.test((error as Error).message)) return 'released';
@@ -291,11 +284,7 @@ export class QueueLease<Outcome extends string> {
           if (permanentFailures >= maxPermanent) {
             log.error(fields, 'hand-off keeps failing for a reason waiting will not cure; dead-lettering the message');
             try {
-              return await this.handler.giveUp(
-                this.heldMessage(message, false, deleteRequested),
-                attempt,
-                error as Error,
-              );
+              return await this.handler.giveUp(this.heldMessage(message, false), attempt, error as Error);
             } catch (deadLetterError) {
               log.warn(
                 { err: deadLetterError, sqsMessageId: message.MessageId },
