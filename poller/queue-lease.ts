@@ -102,7 +102,7 @@ export class QueueLease<Outcome extends string> {
   private readonly deletes: DeleteBatcher;
   private readonly deadLetters: DeadLetterBatcher;
   private failingAttempts = 0;
-  /** Room taken by receives under way, so that concurrent receivers never hold more than maxInFlight together. */
+  /** Room taken by receives under way, so that concurrent receivers never settle more than maxInFlight together. */
   private reserved = 0;
   private capacityWaiters: Array<() => void> = [];
   private stopping = new AbortController();
@@ -167,7 +167,8 @@ export class QueueLease<Outcome extends string> {
   /**
    * Waits for room for a batch and no attempt failing (during an outage only
    * the held messages are retried), then claims the room in the same step, so
-   * that concurrent receivers never hold more than maxInFlight together.
+   * that concurrent receivers never settle more than maxInFlight together, nor
+   * hold more than twice that.
    */
   private async claimCapacity(batch: number): Promise<void> {
     while (
@@ -176,16 +177,32 @@ export class QueueLease<Outcome extends string> {
         this.inFlight.size + this.reserved + batch > 2 * this.maxInFlight ||
         this.failingAttempts > 0)
     ) {
-      await new Promise<void>((resolve) => {
-        const wake = () => {
-          this.stopping.signal.removeEventListener('abort', wake);
-          resolve();
-        };
-        this.capacityWaiters.push(wake);
-        this.stopping.signal.addEventListener('abort', wake, { once: true });
-      });
+      await this.nextChange();
     }
     if (!this.stopping.signal.aborted) this.reserved += batch;
+  }
+
+  /**
+   * A retry settles the message again. One that had asked for its delete (which then failed) first takes a
+   * place among the settling messages again, so that retries, too, never settle more than maxInFlight.
+   */
+  private async settleAgain(message: Message): Promise<void> {
+    while (!this.settling.has(message) && this.settling.size >= this.maxInFlight && !this.stopping.signal.aborted) {
+      await this.nextChange();
+    }
+    this.settling.add(message);
+  }
+
+  /** Resolves when a held message moves on, or at shutdown. */
+  private nextChange(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const wake = () => {
+        this.stopping.signal.removeEventListener('abort', wake);
+        resolve();
+      };
+      this.capacityWaiters.push(wake);
+      this.stopping.signal.addEventListener('abort', wake, { once: true });
+    });
   }
 
   private wakeReceivers(): void {
@@ -206,7 +223,6 @@ export class QueueLease<Outcome extends string> {
       { abortSignal: this.stopping.signal },
     );
     for (const message of Messages) {
-      this.settling.add(message);
       const settled = traceMessage
         ? traceMessage(queueUrl, message.MessageId, () => this.hold(message))
         : this.hold(message);
@@ -232,6 +248,7 @@ export class QueueLease<Outcome extends string> {
   /** Holds the message invisible until it is settled one way or another. */
   private async hold(message: Message): Promise<Outcome | Released> {
     const { sqs, queueUrl, visibilityTimeoutSeconds, log, metrics } = this.options;
+    this.settling.add(message);
     const receivedAt = process.hrtime.bigint();
     const stopExtending = keepInvisible(sqs, queueUrl, message, visibilityTimeoutSeconds, (error) =>
       log.warn(
@@ -272,6 +289,7 @@ export class QueueLease<Outcome extends string> {
     let failing = false;
     try {
       for (let attempt = 1; ; attempt++) {
+        if (attempt > 1) await this.settleAgain(message);
         try {
           return await this.handler.settle(this.heldMessage(message, attempt === 1));
         } catch (error) {

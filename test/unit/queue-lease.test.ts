@@ -26,6 +26,7 @@ function fakeSqs(count: number) {
   const deleted = new Set<string>();
   let received = 0;
   let deletesReleased = false;
+  let deletesFail = false;
   const held: Array<() => void> = [];
   const sqs = {
     async send(command: unknown, options?: { abortSignal?: AbortSignal }) {
@@ -39,6 +40,7 @@ function fakeSqs(count: number) {
       }
       if (command instanceof DeleteMessageBatchCommand) {
         if (!deletesReleased) await new Promise<void>((resolve) => held.push(resolve));
+        if (deletesFail) throw new Error('ServiceUnavailable');
         for (const entry of command.input.Entries ?? []) deleted.add(entry.ReceiptHandle!);
         return { Successful: command.input.Entries, Failed: [] };
       }
@@ -53,13 +55,16 @@ function fakeSqs(count: number) {
       deletesReleased = true;
       held.splice(0).forEach((resolve) => resolve());
     },
+    failDeletes(fail: boolean) {
+      deletesFail = fail;
+    },
   };
 }
 
 const settled = () => new Promise((resolve) => setTimeout(resolve, 100));
 
 /** Runs a lease of at most 10 settling, two receivers, whose handler runs `settle` and then reports `done`. */
-function runLease(sqs: SQSClient, settle: (held: HeldMessage) => Promise<void>) {
+function runLease(sqs: SQSClient, settle: (held: HeldMessage) => Promise<void>, backoffMs = 500) {
   const stopping = new AbortController();
   const running = new QueueLease<'done'>(
     {
@@ -72,6 +77,7 @@ function runLease(sqs: SQSClient, settle: (held: HeldMessage) => Promise<void>) 
       waitTimeSeconds: 1,
       receivers: 2,
       maxInFlight: 10,
+      backoff: { initialMs: backoffMs, maxMs: backoffMs },
     },
     {
       settle: async (held) => {
@@ -106,6 +112,37 @@ describe('the queue lease', () => {
     queue.releaseDeletes();
     await untilAllDeleted(queue, 100);
     expect([queue.received(), queue.deleted()]).toEqual([100, 100]);
+    await lease.stop();
+  });
+
+  it('counts a message whose delete failed as settling again, so its retries stay within maxInFlight', async () => {
+    const queue = fakeSqs(100);
+    let settling = 0;
+    let mostSettling = 0;
+    let attempts = 0;
+    const lease = runLease(
+      queue.sqs,
+      async (held) => {
+        attempts += 1;
+        mostSettling = Math.max(mostSettling, ++settling);
+        // The settle's own work (a store write, say) takes a moment on every attempt.
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        settling--;
+        await held.delete();
+      },
+      20,
+    );
+
+    await settled();
+    // 20 held, every one waiting for its delete; then SQS refuses the deletes and every settle is retried.
+    expect([queue.received(), mostSettling]).toEqual([20, 10]);
+    queue.failDeletes(true);
+    queue.releaseDeletes();
+    await settled();
+    expect(attempts).toBeGreaterThan(20);
+    queue.failDeletes(false);
+    await untilAllDeleted(queue, 100);
+    expect([queue.received(), queue.deleted(), mostSettling]).toEqual([100, 100, 10]);
     await lease.stop();
   });
 
