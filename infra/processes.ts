@@ -1,6 +1,6 @@
 /** Starting and stopping the real servers as child processes, shared by the local stack and the tests. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { dirname } from 'node:path';
 
@@ -11,17 +11,48 @@ export interface ManagedProcess {
   stop(): Promise<void>;
 }
 
+/**
+ * A port nothing listens on, for a server we start next. It comes from below
+ * the kernel's ephemeral range: ports there are handed to every outgoing
+ * connection and to servers that ask for port 0 (the Temporal dev server's
+ * inner services do), so one found free there can be taken again before our
+ * server binds it. Below that range only explicit binds compete.
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
+  const [low, high] = fixedPortRange();
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = low + Math.floor(Math.random() * (high - low));
+    if (handedOut.has(port)) continue;
+    if (await canListen(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error(`no free port between ${low} and ${high} after 50 tries`);
+}
+
+/** Ports this process already handed out, so two servers started together never get the same one. */
+const handedOut = new Set<number>();
+
+function fixedPortRange(): [number, number] {
+  const fallback: [number, number] = [20_000, 32_000];
+  try {
+    const [ephemeralLow] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    return ephemeralLow && ephemeralLow > 12_000 ? [10_000, ephemeralLow] : fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolveFree) => {
     const server = createServer();
     server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port')),
-      );
-    });
+    server.once('error', () => resolveFree(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolveFree(true)));
   });
 }
 

@@ -1,11 +1,11 @@
 import { createHmac } from 'node:crypto';
-import { createServer, type AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Client } from '@temporalio/client';
 import type { Db } from 'mongodb';
 import type { ResolvedRegistration } from '../../activities/marketplace';
 import { buildApp, type ApiSettings } from '../../api/app';
 import { loadApiConfig } from '../../api/config';
+import { freePort } from '../../infra/processes';
 import { SESSION_AUDIENCE } from '../../lib/session-token';
 
 export const TEST_SIGNING_KEY = 'test-only-session-signing-key-0123456789abcdef';
@@ -62,16 +62,6 @@ export async function startApi(deps: {
       if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt === 5) throw error;
     }
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolve(port));
-    });
-    probe.on('error', reject);
-  });
 }
 
 /**
