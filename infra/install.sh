@@ -2,8 +2,8 @@
 # Installs everything the project needs into the work tree, idempotently:
 # npm packages (including the pinned Node 24 binary), the Python servers and
 # the schemathesis fuzzer in .local/venv, FerretDB built from its Go module
-# into .local/bin, and
-# Debian's Chromium for the browser test.
+# into .local/bin, the Temporal server, its SQL tool and UI built from their Go
+# modules (cluster mode), and Debian's PostgreSQL and Chromium.
 # A stamp per step records the hash of its inputs, so a second run is a no-op.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,6 +62,29 @@ else
   stamp ferretdb "$go_hash"
 fi
 
+# 3b. Cluster mode (infra/start.sh --cluster): the Temporal server, its SQL schema tool and its Web UI, built from
+#     their Go modules at the versions infra/temporal-server/go.mod and infra/temporal-ui/go.mod pin (with the Go
+#     toolchain those files name, fetched once from the module proxy), and the server's PostgreSQL schema files.
+#     docker-compose.yml runs the same versions (test/unit/compose.test.ts checks it).
+TEMPORAL_GO_TOOLCHAIN=go1.26.10
+ts_hash=$(hash_of infra/temporal-server/go.mod infra/temporal-server/go.sum infra/temporal-ui/go.mod infra/temporal-ui/go.sum)
+if fresh temporal-server "$ts_hash" && [ -x "$LOCAL/bin/temporal-server" ] && [ -x "$LOCAL/bin/temporal-ui" ]; then
+  log "temporal server (cluster mode): up to date"
+else
+  log "temporal server (cluster mode): building (a few minutes the first time)"
+  go_build() { (cd "infra/$1" && GOTOOLCHAIN=$TEMPORAL_GO_TOOLCHAIN GOFLAGS=-mod=readonly CGO_ENABLED=0 go build -trimpath -o "$2" "$3"); }
+  go_build temporal-server "$LOCAL/bin/temporal-server" go.temporal.io/server/cmd/server
+  go_build temporal-server "$LOCAL/bin/temporal-sql-tool" go.temporal.io/server/cmd/tools/sql
+  go_build temporal-ui "$LOCAL/bin/temporal-ui" github.com/temporalio/ui-server/v2/cmd/server
+  module_dir() { (cd "infra/$1" && GOTOOLCHAIN=$TEMPORAL_GO_TOOLCHAIN GOFLAGS=-mod=readonly go list -m -f '{{.Dir}}' "$2"); }
+  rm -rf "$LOCAL/share/temporal-schema" "$LOCAL/share/temporal-ui"
+  mkdir -p "$LOCAL/share/temporal-schema" "$LOCAL/share/temporal-ui"
+  cp -r "$(module_dir temporal-server go.temporal.io/server)/schema/postgresql" "$LOCAL/share/temporal-schema/"
+  cp -r "$(module_dir temporal-ui github.com/temporalio/ui-server/v2)/config" "$LOCAL/share/temporal-ui/"
+  chmod -R u+w "$LOCAL/share"
+  stamp temporal-server "$ts_hash"
+fi
+
 # Debian's package, as root (directly, or through sudo without a password).
 apt_install() {
   log "$1: installing Debian's package"
@@ -69,6 +92,16 @@ apt_install() {
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$1" >/dev/null
 }
+
+# 4a. PostgreSQL for the cluster mode's Temporal server.
+if compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null; then
+  log "postgresql: $(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
+elif command -v apt-get >/dev/null 2>&1; then
+  apt_install postgresql
+else
+  echo "install: PostgreSQL is missing and apt-get is not available" >&2
+  exit 1
+fi
 
 # 4. Debian's Chromium for the browser journey test (playwright-core drives it; it never downloads a browser).
 if [ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then

@@ -11,7 +11,14 @@ export const binaries = {
   python: join(venvBin, 'python'),
   motoServer: join(repoRoot, 'infra', 'moto_server.py'),
   ferretdb: join(localDir, 'bin', 'ferretdb'),
+  temporalServer: join(localDir, 'bin', 'temporal-server'),
+  temporalSqlTool: join(localDir, 'bin', 'temporal-sql-tool'),
+  temporalUi: join(localDir, 'bin', 'temporal-ui'),
 };
+
+/** What infra/install.sh copies out of the Temporal server's and UI's modules: the SQL schema and the UI's config. */
+export const temporalSchemaDir = join(localDir, 'share', 'temporal-schema');
+export const temporalUiRoot = join(localDir, 'share', 'temporal-ui');
 
 /** Where the local stack keeps its data and logs; STACK_DIR moves it (the stack's own test does). */
 export const stackDir = process.env.STACK_DIR ?? localDir;

@@ -90,6 +90,8 @@ export interface StartOptions {
   echo?: boolean;
   /** Called with the child as soon as it is spawned, before it is ready. */
   onSpawn?: (child: ChildProcess) => void;
+  /** SIGTERM unless set: PostgreSQL takes SIGINT as its fast shutdown, SIGTERM waits for every client to leave. */
+  stopSignal?: NodeJS.Signals;
 }
 
 export async function startProcess(options: StartOptions): Promise<ManagedProcess> {
@@ -113,7 +115,7 @@ export async function startProcess(options: StartOptions): Promise<ManagedProces
   const exitPromise = new Promise<void>((resolveExit) => child.once('exit', () => ((exited = true), resolveExit())));
   const stop = async () => {
     if (exited) return;
-    child.kill('SIGTERM');
+    child.kill(options.stopSignal ?? 'SIGTERM');
     const killed = await Promise.race([
       exitPromise.then(() => true),
       new Promise((r) => setTimeout(() => r(false), 10_000)),

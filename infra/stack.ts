@@ -5,8 +5,13 @@
  * a restart (moto keeps its queues in memory; they are re-created at start, and
  * when moto itself is restarted). A process that dies is started again
  * (infra/supervisor.ts). "The stack is up" is printed once every process is
- * ready, the worker polling its task queue included. Ctrl-C stops everything it
- * started, in reverse order.
+ * ready, every worker polling its task queue included. Ctrl-C stops everything
+ * it started, in reverse order.
+ *
+ * With `--cluster`, it is shaped as production runs: the Temporal server on
+ * PostgreSQL with its UI (infra/cluster-servers.ts) instead of the dev server,
+ * and two replicas of the API (behind infra/load-balancer.ts on API_PORT), the
+ * worker and the poller.
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -18,6 +23,15 @@ import { repoRoot, stackDir } from './paths';
 import { portOpen, startProcess } from './processes';
 import { supervise, type Supervised } from './supervisor';
 import { ensureLocalAwsResources, startFerretDb, startMoto, startTemporalDevServer } from './servers';
+import {
+  registerNamespace,
+  setupTemporalSchema,
+  startPostgres,
+  startTemporalServer,
+  startTemporalUi,
+  temporalServerPorts,
+  type PostgresSettings,
+} from './cluster-servers';
 import { localEnvValues, stackServiceEnv } from './stack-env';
 
 function loadLocalEnv(): Record<string, string> {
@@ -26,9 +40,9 @@ function loadLocalEnv(): Record<string, string> {
 
 const port = (address: string) => Number(address.split(':').pop());
 
-/** The local stack's session key: generated once into the data folder, never committed. */
-function localSessionKey(dataDir: string): string {
-  const file = join(dataDir, 'session-signing-key');
+/** A secret of the local stack (its session key, its PostgreSQL password): generated once into the data folder, never committed. */
+function localSecret(dataDir: string, name: string): string {
+  const file = join(dataDir, name);
   if (!existsSync(file)) {
     mkdirSync(dataDir, { recursive: true });
     writeFileSync(file, randomBytes(48).toString('base64url'), { mode: 0o600 });
@@ -36,7 +50,10 @@ function localSessionKey(dataDir: string): string {
   return readFileSync(file, 'utf8').trim();
 }
 
+const portList = (value: string | undefined) => (value ?? '').split(',').filter(Boolean).map(Number);
+
 async function main(): Promise<void> {
+  const cluster = process.argv.includes('--cluster');
   const env = loadLocalEnv();
   const dataDir = join(stackDir, 'data');
   const logDir = join(stackDir, 'logs');
@@ -55,20 +72,40 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stopAll(0));
 
   const mongoPort = Number(new URL(env.MONGODB_URI!).port || 27017);
+  const replicaPorts = {
+    api: portList(env.CLUSTER_API_PORTS),
+    worker: portList(env.CLUSTER_WORKER_METRICS_PORTS),
+    poller: portList(env.CLUSTER_POLLER_METRICS_PORTS),
+  };
   const log = (line: string) => !stopping && console.error(`[stack] ${line}`);
   try {
-    for (const [name, p] of [
+    const ports: [string, number][] = [
       ['Temporal', port(env.TEMPORAL_ADDRESS!)],
       ['Temporal UI', Number(env.TEMPORAL_UI_PORT)],
       ['FerretDB', mongoPort],
       ['moto', Number(env.MOTO_PORT)],
       ['sandbox', Number(env.SANDBOX_PORT)],
       ['API', Number(env.API_PORT)],
-      ['poller metrics', Number(env.POLLER_METRICS_PORT)],
-      ['worker metrics', Number(env.WORKER_METRICS_PORT)],
-    ] as const) {
+      ...(cluster
+        ? ([
+            ['PostgreSQL', Number(env.POSTGRES_PORT)],
+            ...replicaPorts.api.map((p, i): [string, number] => [`API replica ${i + 1}`, p]),
+            ...replicaPorts.worker.map((p, i): [string, number] => [`worker ${i + 1} metrics`, p]),
+            ...replicaPorts.poller.map((p, i): [string, number] => [`poller ${i + 1} metrics`, p]),
+          ] as [string, number][])
+        : ([
+            ['poller metrics', Number(env.POLLER_METRICS_PORT)],
+            ['worker metrics', Number(env.WORKER_METRICS_PORT)],
+          ] as [string, number][])),
+    ];
+    for (const [name, p] of ports) {
+      if (!(Number.isInteger(p) && p > 0)) throw new Error(`${name}: no port set (infra/local.env)`);
       if (await portOpen(p)) throw new Error(`port ${p} (${name}) is already in use: is another stack running?`);
     }
+    if (cluster && Object.values(replicaPorts).some((list) => list.length < 2))
+      throw new Error(
+        'CLUSTER_API_PORTS, CLUSTER_WORKER_METRICS_PORTS, CLUSTER_POLLER_METRICS_PORTS: two ports or more each',
+      );
     const queues = () =>
       ensureLocalAwsResources({
         endpoint: env.AWS_ENDPOINT_URL_SQS!,
@@ -78,21 +115,62 @@ async function main(): Promise<void> {
       });
     // Each one kept as soon as it is up, so that a failure of another still stops it.
     const kept = (started: Promise<Supervised>) => started.then((process) => (running.push(process), process));
-    await Promise.all([
+    const postgres: PostgresSettings = {
+      port: Number(env.POSTGRES_PORT),
+      user: 'temporal',
+      password: process.env.POSTGRES_PASSWORD || localSecret(dataDir, 'postgres-password'),
+    };
+    const temporalAddress = env.TEMPORAL_ADDRESS!;
+    const clusterTemporal = async () => {
+      await kept(
+        supervise({
+          name: 'postgresql',
+          log,
+          start: () => startPostgres({ ...postgres, dataDir: join(dataDir, 'postgresql'), logDir }),
+        }),
+      );
+      await setupTemporalSchema(postgres);
+      const serverPorts = await temporalServerPorts(port(temporalAddress));
+      await kept(
+        supervise({
+          name: 'temporal',
+          log,
+          start: () => startTemporalServer({ ports: serverPorts, postgres, logDir }),
+        }),
+      );
+      await registerNamespace(temporalAddress, env.TEMPORAL_NAMESPACE!);
+      await kept(
+        supervise({
+          name: 'temporal-ui',
+          log,
+          start: () =>
+            startTemporalUi({
+              port: Number(env.TEMPORAL_UI_PORT),
+              temporalAddress,
+              namespace: env.TEMPORAL_NAMESPACE!,
+              configDir: join(dataDir, 'temporal-ui'),
+              logDir,
+            }),
+        }),
+      );
+    };
+    const devServer = () =>
       kept(
         supervise({
           name: 'temporal',
           log,
           start: () =>
             startTemporalDevServer({
-              port: port(env.TEMPORAL_ADDRESS!),
+              port: port(temporalAddress),
               uiPort: Number(env.TEMPORAL_UI_PORT),
               dbFile: join(dataDir, 'temporal.sqlite'),
               namespace: env.TEMPORAL_NAMESPACE!,
               logDir,
             }),
         }),
-      ),
+      );
+    await Promise.all([
+      cluster ? clusterTemporal() : devServer(),
       kept(
         supervise({
           name: 'ferretdb',
@@ -116,49 +194,90 @@ async function main(): Promise<void> {
       environment: process.env,
       resources: aws,
       dataDir,
-      sessionKey: () => localSessionKey(dataDir),
+      sessionKey: () => localSecret(dataDir, 'session-signing-key'),
     });
     const node = join(repoRoot, 'node_modules', '.bin', 'node');
-    const program = (name: string, script: string, ready: (pid: number) => Promise<boolean>, readyTimeoutMs?: number) =>
-      supervise({
-        name,
-        log,
-        start: () => {
-          let pid = 0;
-          return startProcess({
-            name,
-            command: node,
-            args: [join(repoRoot, 'dist', script)],
-            env: serviceEnv,
-            logFile: join(logDir, `${name}.log`),
-            echo: true,
-            ready: () => ready(pid),
-            readyTimeoutMs,
-            onSpawn: (child) => (pid = child.pid ?? 0),
-          });
-        },
-      });
-    running.push(await program('sandbox', 'sandbox/server.js', () => portOpen(Number(env.SANDBOX_PORT))));
-    const temporalAddress = env.TEMPORAL_ADDRESS!;
-    const workerPolling = (pid: number) =>
-      pollingAs(temporalAddress, env.TEMPORAL_NAMESPACE!, env.TEMPORAL_TASK_QUEUE!, pid);
+    const program = (
+      name: string,
+      script: string,
+      ready: (pid: number) => Promise<boolean>,
+      options: { env?: Record<string, string>; readyTimeoutMs?: number } = {},
+    ) =>
+      kept(
+        supervise({
+          name,
+          log,
+          start: () => {
+            let pid = 0;
+            return startProcess({
+              name,
+              command: node,
+              args: [join(repoRoot, 'dist', script)],
+              env: { ...serviceEnv, ...options.env },
+              logFile: join(logDir, `${name}.log`),
+              echo: true,
+              ready: () => ready(pid),
+              readyTimeoutMs: options.readyTimeoutMs,
+              onSpawn: (child) => (pid = child.pid ?? 0),
+            });
+          },
+        }),
+      );
+    await program('sandbox', 'sandbox/server.js', () => portOpen(Number(env.SANDBOX_PORT)));
     // Ready once Temporal sees this very process poll the task queue: its metrics port opens before its workers run.
     // Before it polls, a worker moves any legacy workflows: give it five minutes, not one.
-    running.push(await program('worker', 'worker/main.js', workerPolling, 300_000));
-    running.push(await program('poller', 'poller/main.js', () => portOpen(Number(env.POLLER_METRICS_PORT))));
-    running.push(await program('api', 'api/server.js', () => portOpen(Number(env.API_PORT))));
+    const workerPolling = (pid: number) =>
+      pollingAs(temporalAddress, env.TEMPORAL_NAMESPACE!, env.TEMPORAL_TASK_QUEUE!, pid);
+    const worker = { readyTimeoutMs: 300_000 };
+    const publicBaseUrl = process.env.PUBLIC_BASE_URL || `http://localhost:${env.API_PORT}`;
+    if (cluster) {
+      for (const [i, p] of replicaPorts.worker.entries())
+        await program(`worker-${i + 1}`, 'worker/main.js', workerPolling, {
+          ...worker,
+          env: { WORKER_METRICS_PORT: String(p) },
+        });
+      for (const [i, p] of replicaPorts.poller.entries())
+        await program(`poller-${i + 1}`, 'poller/main.js', () => portOpen(p), {
+          env: { POLLER_METRICS_PORT: String(p) },
+        });
+      for (const [i, p] of replicaPorts.api.entries())
+        await program(`api-${i + 1}`, 'api/server.js', () => portOpen(p), {
+          // Behind the load balancer: the public address is its, and the client is the one it forwards for.
+          env: {
+            API_PORT: String(p),
+            PUBLIC_BASE_URL: publicBaseUrl,
+            TRUST_PROXY: process.env.TRUST_PROXY || '127.0.0.1',
+          },
+        });
+      await program('load-balancer', 'infra/load-balancer.js', () => portOpen(Number(env.API_PORT)), {
+        env: {
+          LB_HOST: env.API_HOST!,
+          LB_PORT: env.API_PORT!,
+          LB_UPSTREAMS: replicaPorts.api.map((p) => `http://127.0.0.1:${p}`).join(','),
+        },
+      });
+    } else {
+      await program('worker', 'worker/main.js', workerPolling, worker);
+      await program('poller', 'poller/main.js', () => portOpen(Number(env.POLLER_METRICS_PORT)));
+      await program('api', 'api/server.js', () => portOpen(Number(env.API_PORT)));
+    }
 
+    const metrics = (ports: number[]) => ports.map((p) => `http://localhost:${p}/metrics`).join('  ');
     console.log(`
-The stack is up (logs in ${logDir}, data in ${dataDir}):
-  API            http://localhost:${env.API_PORT}        (index, /billing, /openapi.json, /health, /ready)
+The stack is up${cluster ? ' in cluster mode' : ''} (logs in ${logDir}, data in ${dataDir}):
+  API            http://localhost:${env.API_PORT}        (index, /billing, /openapi.json, /health, /ready)${
+    cluster
+      ? `\n  API replicas   ${replicaPorts.api.map((p) => `http://localhost:${p}`).join('  ')}  (behind the load balancer)`
+      : ''
+  }
   Temporal UI    http://localhost:${env.TEMPORAL_UI_PORT}  (namespace "${env.TEMPORAL_NAMESPACE}")
   Sandbox        http://localhost:${env.SANDBOX_PORT}    (AWS Marketplace buyer page: click "Subscribe" to walk the journey)
   Sign in        alice@example.com / demo-password (see the README for the other demo accounts)
-  Temporal gRPC  ${env.TEMPORAL_ADDRESS}   MongoDB ${env.MONGODB_URI}   SQS/SNS ${env.AWS_ENDPOINT_URL_SQS}
+  Temporal gRPC  ${temporalAddress}${cluster ? ` (server on PostgreSQL 127.0.0.1:${env.POSTGRES_PORT})` : ''}   MongoDB ${env.MONGODB_URI}   SQS/SNS ${env.AWS_ENDPOINT_URL_SQS}
   Queue          ${serviceEnv.SQS_QUEUE_URL}   (dead letters: ${aws.deadLetterQueueUrl})
   Events queue   ${serviceEnv.SQS_EVENTBRIDGE_QUEUE_URL}   (dead letters: ${aws.eventBridgeDeadLetterQueueUrl})
-  Poller metrics http://localhost:${env.POLLER_METRICS_PORT}/metrics
-  Worker metrics http://localhost:${env.WORKER_METRICS_PORT}/metrics
+  Poller metrics ${metrics(cluster ? replicaPorts.poller : [Number(env.POLLER_METRICS_PORT)])}
+  Worker metrics ${metrics(cluster ? replicaPorts.worker : [Number(env.WORKER_METRICS_PORT)])}
 Press Ctrl-C to stop everything.`);
   } catch (error) {
     console.error(`could not start the stack: ${(error as Error).message}`);

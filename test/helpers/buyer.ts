@@ -15,7 +15,12 @@ export interface LinkedBuyer {
   notify(action: string): Promise<unknown>;
 }
 
-type BuyerStack = Pick<LinkingStack, 'mongo' | 'sandbox'> & { api: { url: string } };
+/** What a buyer's journey needs: the store, the sandbox's control API and the API's address (a built process's will do). */
+interface BuyerStack {
+  mongo: Pick<LinkingStack['mongo'], 'db'>;
+  sandbox: Pick<LinkingStack['sandbox'], 'control'>;
+  api: { url: string };
+}
 
 export interface RegisteredBuyer {
   accountId: string;

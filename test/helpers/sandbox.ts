@@ -17,6 +17,19 @@ export interface RunningSandbox extends Sandbox {
   close(): Promise<void>;
 }
 
+/** Calls the sandbox's control API (what a test does in AWS's place) at `url`: a sandbox of this process or a built one. */
+export function sandboxControl(url: string): RunningSandbox['control'] {
+  return async (method, path, body) => {
+    const response = await fetch(`${url}${path}`, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await response.text();
+    return { status: response.status, body: text ? JSON.parse(text) : undefined };
+  };
+}
+
 export async function startSandbox(
   options: {
     quotaRps?: number;
@@ -59,15 +72,7 @@ export async function startSandbox(
     certUrl: `${url}${SIGNING_CERT_PATH}`,
     mongo,
     metering,
-    async control(method, path, body) {
-      const response = await fetch(`${url}${path}`, {
-        method,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const text = await response.text();
-      return { status: response.status, body: text ? JSON.parse(text) : undefined };
-    },
+    control: sandboxControl(url),
     async close() {
       metering.destroy();
       await sandbox.app.close();
