@@ -14,11 +14,12 @@ import {
   mkdirSync,
   readFileSync,
   readdirSync,
+  renameSync,
   rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { dirname, join, parse } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { Connection } from '@temporalio/client';
 import { binaries, repoRoot, temporalSchemaDir, temporalUiRoot } from './paths';
@@ -32,13 +33,25 @@ export interface PostgresSettings {
   password: string;
 }
 
-/** The newest PostgreSQL Debian's packages installed (POSTGRES_BIN_DIR overrides). */
-function postgresBin(program: string): string {
+/**
+ * A PostgreSQL program of Debian's packages: of the major version the data folder was made with, if it
+ * exists (a newer major cannot open it), else of the newest installed. POSTGRES_BIN_DIR overrides.
+ */
+function postgresBin(program: string, dataDir?: string): string {
   const root = '/usr/lib/postgresql';
-  const versions = existsSync(root) ? readdirSync(root).filter((v) => /^\d+$/.test(v)) : [];
-  const newest = versions.sort((a, b) => Number(b) - Number(a))[0];
-  const dir = process.env.POSTGRES_BIN_DIR ?? (newest ? join(root, newest, 'bin') : undefined);
-  if (!dir || !existsSync(join(dir, program))) throw new Error('PostgreSQL is missing: run infra/install.sh first');
+  const made =
+    dataDir && existsSync(join(dataDir, 'PG_VERSION'))
+      ? readFileSync(join(dataDir, 'PG_VERSION'), 'utf8').trim()
+      : undefined;
+  const installed = existsSync(root) ? readdirSync(root).filter((v) => /^\d+$/.test(v)) : [];
+  const major = made ?? installed.sort((a, b) => Number(b) - Number(a))[0];
+  const dir = process.env.POSTGRES_BIN_DIR ?? (major ? join(root, major, 'bin') : undefined);
+  if (!dir || !existsSync(join(dir, program)))
+    throw new Error(
+      made
+        ? `PostgreSQL ${made}, which made ${dataDir}, is not installed (install Debian's postgresql-${made}, or move the folder away)`
+        : 'PostgreSQL is missing: run infra/install.sh first',
+    );
   return join(dir, program);
 }
 
@@ -58,26 +71,40 @@ async function postgresIds(): Promise<{ uid: number; gid: number }> {
   return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
 }
 
-/** Creates the cluster's database files once, with a password-protected superuser; a second call does nothing. */
+/**
+ * Creates the cluster's database files once, with a password-protected superuser; a second call does
+ * nothing. initdb writes into `<dataDir>.init`, which becomes the data folder only when it succeeded: a run
+ * stopped half-way leaves no half-made data folder, and the next start begins again.
+ */
 async function initPostgres(dataDir: string, settings: PostgresSettings): Promise<void> {
   if (existsSync(join(dataDir, 'PG_VERSION'))) return;
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const passwordFile = join(dirname(dataDir), `.${parse(dataDir).base}-password`);
-  writeFileSync(passwordFile, settings.password, { mode: 0o600 });
+  if (existsSync(dataDir) && readdirSync(dataDir).length > 0)
+    throw new Error(`${dataDir} is not empty and holds no PostgreSQL data (no PG_VERSION): move it away`);
+  const work = `${dataDir}.init`;
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work, { recursive: true, mode: 0o700 });
+  const passwordFile = join(work, 'password');
+  const made = join(work, 'data');
+  writeFileSync(passwordFile, settings.password, { mode: 0o600, flag: 'wx' });
   try {
     if (runningAsRoot()) {
       const { uid, gid } = await postgresIds();
-      chownSync(dataDir, uid, gid);
+      chownSync(work, uid, gid);
       chownSync(passwordFile, uid, gid);
       // The postgres user must reach its folder through ours (a temporary folder is private to root).
-      for (let dir = dirname(dataDir); dir !== dirname(dir); dir = dirname(dir)) {
+      for (let dir = dirname(work); dir !== dirname(dir); dir = dirname(dir)) {
         const mode = statSync(dir).mode;
-        if ((mode & 0o001) === 0) chmodSync(dir, mode | 0o001);
+        if ((mode & 0o001) === 0) {
+          chmodSync(dir, mode | 0o001);
+          console.error(
+            `[stack] ${dir}: others may now pass through it (o+x), for PostgreSQL's user to reach its data`,
+          );
+        }
       }
     }
     const initdb = asPostgresUser(postgresBin('initdb'), [
       '-D',
-      dataDir,
+      made,
       '-U',
       settings.user,
       `--pwfile=${passwordFile}`,
@@ -87,11 +114,10 @@ async function initPostgres(dataDir: string, settings: PostgresSettings): Promis
       '--locale=C.UTF-8',
     ]);
     await run(initdb.command, initdb.args);
-  } catch (error) {
     rmSync(dataDir, { recursive: true, force: true });
-    throw error;
+    renameSync(made, dataDir);
   } finally {
-    rmSync(passwordFile, { force: true });
+    rmSync(work, { recursive: true, force: true });
   }
 }
 
@@ -99,15 +125,16 @@ export async function startPostgres(
   options: PostgresSettings & { dataDir: string; logDir: string; echo?: boolean },
 ): Promise<ManagedProcess> {
   await initPostgres(options.dataDir, options);
-  const postgres = asPostgresUser(postgresBin('postgres'), [
+  const postgres = asPostgresUser(postgresBin('postgres', options.dataDir), [
     '-D',
     options.dataDir,
     '-p',
     String(options.port),
     '-c',
     'listen_addresses=127.0.0.1',
+    // TCP on the loopback only: no socket file (its path would be limited to 107 bytes, and nothing uses it).
     '-c',
-    `unix_socket_directories=${options.dataDir}`,
+    'unix_socket_directories=',
     // Two history shards' worth of connections per service, a restart's overlap, and the schema tool.
     '-c',
     'max_connections=200',
@@ -115,11 +142,12 @@ export async function startPostgres(
   return startProcess({
     name: 'postgresql',
     ...postgres,
+    onlyEnv: true,
     logFile: join(options.logDir, 'postgresql.log'),
     echo: options.echo,
     stopSignal: 'SIGINT',
     ready: () =>
-      run(postgresBin('pg_isready'), ['-q', '-h', '127.0.0.1', '-p', String(options.port)]).then(
+      run(postgresBin('pg_isready', options.dataDir), ['-q', '-h', '127.0.0.1', '-p', String(options.port)]).then(
         () => true,
         () => false,
       ),
@@ -181,14 +209,26 @@ export const TEMPORAL_SERVER_PORTS = [
 export type TemporalServerPort = (typeof TEMPORAL_SERVER_PORTS)[number];
 
 /**
- * The server's ports: the frontend's as given, the inner services' free ones. Keep them for every restart:
- * a server that comes back on the same addresses is the same cluster member, and takes its task queues and
- * shards back at once. On new addresses its workers waited about 55 s after a kill -9, until the dead
- * member's entries expired from the membership ring.
+ * The server's ports: the frontend's as given, the inner services' free ones, chosen once and kept in
+ * `portsFile`. A server that comes back on the same addresses is the same cluster member, and takes its
+ * shards and task queues back at once: on new addresses, after a kill -9, no worker could poll for 55 s,
+ * until the dead member's entries left the membership ring. A port taken since by something else is
+ * chosen again.
  */
-export async function temporalServerPorts(frontendPort: number): Promise<Record<TemporalServerPort, number>> {
+export async function temporalServerPorts(
+  frontendPort: number,
+  portsFile: string,
+): Promise<Record<TemporalServerPort, number>> {
+  const kept = existsSync(portsFile)
+    ? (JSON.parse(readFileSync(portsFile, 'utf8')) as Partial<Record<TemporalServerPort, number>>)
+    : {};
   const ports = { FRONTEND_GRPC_PORT: frontendPort } as Record<TemporalServerPort, number>;
-  for (const name of TEMPORAL_SERVER_PORTS.slice(1)) ports[name] = await freePort();
+  for (const name of TEMPORAL_SERVER_PORTS.slice(1)) {
+    const port = kept[name];
+    ports[name] = port && !(await portOpen(port)) ? port : await freePort();
+  }
+  mkdirSync(dirname(portsFile), { recursive: true });
+  writeFileSync(portsFile, `${JSON.stringify(ports, null, 2)}\n`);
   return ports;
 }
 
@@ -210,23 +250,19 @@ export async function startTemporalServer(options: {
     command: binaries.temporalServer,
     args: ['--allow-no-auth', 'start'],
     env,
+    onlyEnv: true,
     logFile: join(options.logDir, 'temporal.log'),
     echo: options.echo,
     readyTimeoutMs: 120_000,
     ready: async () => {
       if (!(await portOpen(frontendPort))) return false;
-      const connection = await Connection.connect({
-        address: `127.0.0.1:${frontendPort}`,
-        connectTimeout: 2000,
-      });
+      const connection = await Connection.connect({ address: `127.0.0.1:${frontendPort}`, connectTimeout: 2000 });
       try {
-        // The system namespace answers once the history service owns its shards.
-        await connection.withDeadline(Date.now() + 5000, () =>
-          connection.workflowService.describeNamespace({ namespace: 'temporal-system' }),
+        // The frontend's gRPC health check: SERVING once it can reach history and matching.
+        const { status } = await connection.withDeadline(Date.now() + 5000, () =>
+          connection.healthService.check({ service: 'temporal.api.workflowservice.v1.WorkflowService' }),
         );
-        return true;
-      } catch {
-        return false;
+        return status === 1;
       } finally {
         await connection.close();
       }
@@ -264,6 +300,7 @@ export async function startTemporalUi(options: {
     name: 'temporal-ui',
     command: binaries.temporalUi,
     args: ['--root', options.configDir, '--config', '.', '--env', 'cluster', 'start'],
+    onlyEnv: true,
     env: {
       TEMPORAL_ADDRESS: options.temporalAddress,
       TEMPORAL_UI_PORT: String(options.port),

@@ -68,7 +68,7 @@ fi
 #     docker-compose.yml runs the same versions (test/unit/compose.test.ts checks it).
 TEMPORAL_GO_TOOLCHAIN=go1.26.10
 ts_hash=$(hash_of infra/temporal-server/go.mod infra/temporal-server/go.sum infra/temporal-ui/go.mod infra/temporal-ui/go.sum)
-if fresh temporal-server "$ts_hash" && [ -x "$LOCAL/bin/temporal-server" ] && [ -x "$LOCAL/bin/temporal-ui" ]; then
+if fresh temporal-server "$ts_hash" && [ -x "$LOCAL/bin/temporal-server" ] && [ -x "$LOCAL/bin/temporal-sql-tool" ] && [ -x "$LOCAL/bin/temporal-ui" ]; then
   log "temporal server (cluster mode): up to date"
 else
   log "temporal server (cluster mode): building (a few minutes the first time)"

@@ -2,15 +2,19 @@
  * The cluster mode's load balancer: one address (API_PORT) in front of the
  * API's replicas, as an AWS ALB is in production. It spreads requests over the
  * replicas (undici's BalancedPool, through @fastify/reply-from), passes bodies
- * through untouched, and appends the client's address to X-Forwarded-For, so
- * the API (TRUST_PROXY=1) still limits each client by its own address. A
- * request a dead replica refused before reading it goes to another replica:
- * nothing of it was processed, so it is safe to send again whatever its method.
+ * through byte for byte, and appends the client's address to X-Forwarded-For:
+ * the replicas trust one hop (TRUST_PROXY=1), so they take the address it
+ * appended, whatever a client wrote before it, and still limit each client by
+ * its own address. It logs no request line (URLs carry link codes; each
+ * replica logs its requests with those redacted), and has the API's timeouts
+ * for slow clients, since it holds a body whole before it forwards it.
  *
  *   LB_PORT=3000 LB_UPSTREAMS=http://127.0.0.1:3001,http://127.0.0.1:3002 node dist/infra/load-balancer.js
  */
 import Fastify from 'fastify';
 import replyFrom from '@fastify/reply-from';
+import { loadApiConfig } from '../api/config';
+import { timeoutOptions } from '../api/http-timeouts';
 
 /** Errors that mean the replica never had the request: no connection was made. Retried whatever the method. */
 const NOT_DELIVERED = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT']);
@@ -24,17 +28,35 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
 const RETRIES = 3;
 /** Above any body a replica accepts, so that the replica, not the balancer, answers an oversized one. */
 const BODY_LIMIT = 1024 * 1024;
+/**
+ * Not forwarded: hop-by-hop headers (this hop has answered `Expect` already, and undici refuses to send
+ * them), and what a client could write to pass for the balancer (the forwarding headers it sets itself).
+ */
+const DROPPED = [
+  'expect',
+  'keep-alive',
+  'upgrade',
+  'proxy-connection',
+  'trailer',
+  'te',
+  'forwarded',
+  'x-forwarded-host',
+];
 
 export async function startLoadBalancer(options: { host: string; port: number; upstreams: string[] }) {
   if (options.upstreams.length < 2) throw new Error('LB_UPSTREAMS: at least two replicas, comma-separated');
-  // Request lines are logged at info: the replicas log each request already.
-  const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'warn' } });
+  const { timeouts } = loadApiConfig({}).httpServer;
+  const app = Fastify({
+    logger: { level: process.env.LOG_LEVEL ?? 'warn' },
+    logController: new Fastify.LogController({ disableRequestLogging: true }),
+    ...timeoutOptions(timeouts),
+  });
   // Bodies pass through unparsed, held whole so that a retry sends the same bytes (each replica has its own limits).
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: BODY_LIMIT }, (_request, body, done) =>
     done(null, body),
   );
-  await app.register(replyFrom, { base: options.upstreams });
+  await app.register(replyFrom, { base: options.upstreams, disableRequestLogging: true });
   app.all('/*', (request, reply) =>
     reply.from(request.url, {
       // As received, bytes and Content-Type (left to itself, reply-from re-encodes what it takes for JSON).
@@ -49,16 +71,26 @@ export async function startLoadBalancer(options: { host: string; port: number; u
         return safe && attempt < RETRIES ? 1 : null;
       },
       onError: (failed, { error }) => {
+        const code = (error as NodeJS.ErrnoException).code ?? '';
         const status = (error as { statusCode?: number }).statusCode;
+        if (status === 504)
+          return void failed.code(504).send({ error: 'GatewayTimeout', message: 'No replica answered in time.' });
+        if (NOT_DELIVERED.has(code) || BROKEN.has(code) || status === 503)
+          return void failed
+            .code(502)
+            .send({ error: 'BadGateway', message: 'No API replica answered; retry in a moment.' });
+        // Not the replicas' absence: a request this balancer cannot forward. Logged, and not worth a retry.
+        failed.log.error({ err: error }, 'request not forwarded');
         void failed
-          .code(status === 504 ? 504 : 502)
-          .send({ error: 'BadGateway', message: 'No API replica answered; retry in a moment.' });
+          .code(500)
+          .send({ error: 'InternalServerError', message: 'The load balancer could not forward this request.' });
       },
       rewriteRequestHeaders: (original, headers) => {
+        const kept = Object.fromEntries(Object.entries(headers).filter(([name]) => !DROPPED.includes(name)));
         const forwarded = original.headers['x-forwarded-for'];
         const client = original.socket.remoteAddress ?? '';
         return {
-          ...headers,
+          ...kept,
           host: original.headers.host ?? headers.host,
           'x-forwarded-for': forwarded ? `${String(forwarded)}, ${client}` : client,
           'x-forwarded-proto': 'http',

@@ -92,6 +92,11 @@ export interface StartOptions {
   onSpawn?: (child: ChildProcess) => void;
   /** SIGTERM unless set: PostgreSQL takes SIGINT as its fast shutdown, SIGTERM waits for every client to leave. */
   stopSignal?: NodeJS.Signals;
+  /**
+   * Only `env` (and PATH, HOME): for servers whose configuration is read from the environment, so that a
+   * variable the operator set for something else does not change it quietly.
+   */
+  onlyEnv?: boolean;
 }
 
 export async function startProcess(options: StartOptions): Promise<ManagedProcess> {
@@ -102,7 +107,9 @@ export async function startProcess(options: StartOptions): Promise<ManagedProces
   const log = createWriteStream(options.logFile, { flags: 'a' });
   const child = spawn(options.command, options.args, {
     cwd: options.cwd,
-    env: { ...process.env, ...options.env },
+    env: options.onlyEnv
+      ? { PATH: process.env.PATH, HOME: process.env.HOME, ...options.env }
+      : { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   options.onSpawn?.(child);

@@ -33,6 +33,7 @@ import {
   type PostgresSettings,
 } from './cluster-servers';
 import { localEnvValues, stackServiceEnv } from './stack-env';
+import { apiEnvSchema } from '../api/config';
 
 function loadLocalEnv(): Record<string, string> {
   return localEnvValues(readFileSync(join(repoRoot, 'infra', 'local.env'), 'utf8'), process.env);
@@ -52,11 +53,33 @@ function localSecret(dataDir: string, name: string): string {
 
 const portList = (value: string | undefined) => (value ?? '').split(',').filter(Boolean).map(Number);
 
+/**
+ * Each API replica's share of the limits the API applies in its own process (api/config.ts): the balancer
+ * spreads a client's requests, and every buyer's ResolveCustomer call, over the replicas, so that the
+ * cluster as a whole keeps the limits that are set (or their defaults), as the README advises operators.
+ */
+function perReplica(replicas: number, values: Record<string, string | undefined>): Record<string, string> {
+  const limits = {
+    RESOLVE_CUSTOMER_MAX_PER_SECOND: false,
+    RATE_LIMIT_REGISTRATION_PER_MINUTE: true,
+    RATE_LIMIT_SIGN_IN_PER_MINUTE: true,
+    RATE_LIMIT_LINKS_PER_MINUTE: true,
+  } as const;
+  return Object.fromEntries(
+    Object.entries(limits).map(([name, integer]) => {
+      const whole = Number(values[name] || apiEnvSchema.properties[name as keyof typeof limits].default);
+      const share = whole / replicas;
+      return [name, String(integer ? Math.max(1, Math.ceil(share)) : share)];
+    }),
+  );
+}
+
 async function main(): Promise<void> {
   const cluster = process.argv.includes('--cluster');
   const env = loadLocalEnv();
-  const dataDir = join(stackDir, 'data');
-  const logDir = join(stackDir, 'logs');
+  // Apart from the local mode's: the store's subscriptions belong with the workflows of the same Temporal.
+  const dataDir = join(stackDir, cluster ? 'data-cluster' : 'data');
+  const logDir = join(stackDir, cluster ? 'logs-cluster' : 'logs');
   const running: Supervised[] = [];
   let stopping = false;
   const stopAll = async (code: number) => {
@@ -70,6 +93,8 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => void stopAll(0));
   process.on('SIGTERM', () => void stopAll(0));
+  // A closed terminal: PostgreSQL would take SIGHUP as "reload its settings" and outlive the stack.
+  process.on('SIGHUP', () => void stopAll(0));
 
   const mongoPort = Number(new URL(env.MONGODB_URI!).port || 27017);
   const replicaPorts = {
@@ -100,7 +125,14 @@ async function main(): Promise<void> {
     ];
     for (const [name, p] of ports) {
       if (!(Number.isInteger(p) && p > 0)) throw new Error(`${name}: no port set (infra/local.env)`);
-      if (await portOpen(p)) throw new Error(`port ${p} (${name}) is already in use: is another stack running?`);
+      if (await portOpen(p))
+        throw new Error(
+          `port ${p} (${name}) is already in use: is another stack running?${
+            name === 'PostgreSQL'
+              ? ` A PostgreSQL left running stops with: pg_ctl -D ${join(dataDir, 'postgresql')} stop -m fast`
+              : ''
+          }`,
+        );
     }
     if (cluster && Object.values(replicaPorts).some((list) => list.length < 2))
       throw new Error(
@@ -118,7 +150,10 @@ async function main(): Promise<void> {
     const postgres: PostgresSettings = {
       port: Number(env.POSTGRES_PORT),
       user: 'temporal',
-      password: process.env.POSTGRES_PASSWORD || localSecret(dataDir, 'postgres-password'),
+      // Fixed when the data folder is made: a different one later is refused ("password authentication failed").
+      get password() {
+        return process.env.POSTGRES_PASSWORD || localSecret(dataDir, 'postgres-password');
+      },
     };
     const temporalAddress = env.TEMPORAL_ADDRESS!;
     const clusterTemporal = async () => {
@@ -130,7 +165,7 @@ async function main(): Promise<void> {
         }),
       );
       await setupTemporalSchema(postgres);
-      const serverPorts = await temporalServerPorts(port(temporalAddress));
+      const serverPorts = await temporalServerPorts(port(temporalAddress), join(dataDir, 'temporal-ports.json'));
       await kept(
         supervise({
           name: 'temporal',
@@ -201,7 +236,8 @@ async function main(): Promise<void> {
       name: string,
       script: string,
       ready: (pid: number) => Promise<boolean>,
-      options: { env?: Record<string, string>; readyTimeoutMs?: number } = {},
+      // `ownEnv`: only its own variables (and the operator's environment), not the services' settings and secrets.
+      options: { env?: Record<string, string>; readyTimeoutMs?: number; ownEnv?: boolean } = {},
     ) =>
       kept(
         supervise({
@@ -213,7 +249,7 @@ async function main(): Promise<void> {
               name,
               command: node,
               args: [join(repoRoot, 'dist', script)],
-              env: { ...serviceEnv, ...options.env },
+              env: options.ownEnv ? { LOG_LEVEL: env.LOG_LEVEL!, ...options.env } : { ...serviceEnv, ...options.env },
               logFile: join(logDir, `${name}.log`),
               echo: true,
               ready: () => ready(pid),
@@ -246,10 +282,12 @@ async function main(): Promise<void> {
           env: {
             API_PORT: String(p),
             PUBLIC_BASE_URL: publicBaseUrl,
-            TRUST_PROXY: process.env.TRUST_PROXY || '127.0.0.1',
+            TRUST_PROXY: process.env.TRUST_PROXY || '1',
+            ...perReplica(replicaPorts.api.length, { ...serviceEnv, ...process.env }),
           },
         });
       await program('load-balancer', 'infra/load-balancer.js', () => portOpen(Number(env.API_PORT)), {
+        ownEnv: true,
         env: {
           LB_HOST: env.API_HOST!,
           LB_PORT: env.API_PORT!,

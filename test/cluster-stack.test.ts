@@ -4,7 +4,8 @@
  * visibility and our search attributes; two replicas each of the API (behind
  * the load balancer), the worker and the poller serve a buyer's whole journey;
  * a replica of each, and the Temporal server, killed with SIGKILL, are started
- * again while the load balancer keeps answering; SIGINT stops everything.
+ * again while the load balancer keeps answering; a client's own X-Forwarded-For
+ * does not get it past the per-client limits; SIGINT stops everything.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -155,6 +156,25 @@ describe('cluster mode (infra/start.sh --cluster)', () => {
         (phase) => phase === 'linked',
         600,
       );
+
+      // A client cannot pass for others by writing X-Forwarded-For: the replicas take the address the balancer
+      // appended, and together keep the sign-in limit (10 a minute per client, 5 on each of the two replicas).
+      const attempts = await Promise.all(
+        Array.from({ length: 14 }, (_, i) =>
+          fetch(`${lb}/signin`, {
+            method: 'POST',
+            headers: {
+              origin: lb,
+              'content-type': 'application/x-www-form-urlencoded',
+              'x-forwarded-for': `203.0.113.${i + 1}`,
+            },
+            body: 'email=nobody%40example.com&password=wrong',
+            redirect: 'manual',
+          }).then((response) => response.status),
+        ),
+      );
+      expect(attempts.filter((status) => status === 429).length).toBeGreaterThanOrEqual(2);
+      expect(attempts.every((status) => status === 429 || status === 401)).toBe(true);
       expect(child.exitCode).toBeNull();
     } catch (error) {
       throw new Error(

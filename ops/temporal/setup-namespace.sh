@@ -8,10 +8,20 @@ set -eu
 temporal="${TEMPORAL_CLI:-temporal}"
 on() { "$temporal" operator "$@" --address "$TEMPORAL_ADDRESS"; }
 
-if ! on namespace describe -n "$TEMPORAL_NAMESPACE" >/dev/null 2>&1; then
-  # Closed workflows stay searchable for 30 days: long enough to look back over a month's bills.
-  on namespace create -n "$TEMPORAL_NAMESPACE" --retention "${TEMPORAL_RETENTION:-720h}" >/dev/null
-fi
+# Created only when the server says it does not exist; any other failure (the server still starting) is retried.
+tries=0
+while ! out=$(on namespace describe -n "$TEMPORAL_NAMESPACE" 2>&1); do
+  case "$out" in
+    *"not found"*)
+      # Closed workflows stay searchable for 30 days: long enough to look back over a month's bills.
+      out=$(on namespace create -n "$TEMPORAL_NAMESPACE" --retention "${TEMPORAL_RETENTION:-720h}" 2>&1) && break
+      case "$out" in *"already exists"* | *AlreadyExists*) break ;; esac
+      ;;
+  esac
+  tries=$((tries + 1))
+  [ "$tries" -lt 60 ] || { echo "$out" >&2; exit 1; }
+  sleep 1
+done
 
 # A new namespace reaches every service of the cluster within its cache's refresh (about 10 s).
 tries=0

@@ -25,7 +25,7 @@ for pair in "${TEMPORAL_DB:-temporal}:temporal" "${TEMPORAL_VISIBILITY_DB:-tempo
     esac
   fi
   # Version 0.0 only creates the schema's version tables; update-schema then applies every version not yet applied.
-  SQL_DATABASE="$db" quietly "$tool" setup-schema -v 0.0
-  SQL_DATABASE="$db" quietly "$tool" update-schema -d "$schema/$kind/versioned"
+  quietly "$tool" --db "$db" setup-schema -v 0.0
+  quietly "$tool" --db "$db" update-schema -d "$schema/$kind/versioned"
   echo "schema of $db: up to date"
 done

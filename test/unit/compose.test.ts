@@ -8,11 +8,14 @@ import { loadPollerConfig, pollerEnvSchema, requireQueues } from '../../poller/c
 import { loadWorkerConfig, workerEnvSchema } from '../../worker/config';
 import { productionGuard } from '../../lib/production-guard';
 import { customSearchAttributes } from '../../domain/search-attributes';
+import { TEMPORAL_SERVER_PORTS, temporalServerEnv } from '../../infra/cluster-servers';
 
 interface Service {
   image?: string;
   build?: string;
   command?: string[];
+  entrypoint?: string[];
+  volumes?: string[];
   environment?: Record<string, string | number>;
   ports?: Array<string | number | { host_ip?: string; published?: string | number; target: number }>;
 }
@@ -162,11 +165,69 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  it('registers exactly the search attributes the code defines, on the namespace the services use', () => {
-    const command = services['temporal-setup']!.command!.join(' ');
-    const registered = [...command.matchAll(/--name (\w+) --type (\w+)/g)].map((m) => m[1]);
-    expect(registered.sort()).toEqual(customSearchAttributes.map((k) => k.name).sort());
-    expect(command).toContain(`-n ${envOf('worker').TEMPORAL_NAMESPACE}`);
+  it('registers exactly the search attributes the code defines, with their types, on the namespace the services use', () => {
+    const script = readFileSync(join(root, 'ops', 'temporal', 'setup-namespace.sh'), 'utf8');
+    const registered = [...script.matchAll(/^\s+(\w+):(\w+)(?: \\|; do)$/gm)].map((m) => `${m[1]}:${m[2]}`);
+    const defined = customSearchAttributes.map(
+      (key) => `${key.name}:${key.type === 'DATETIME' ? 'Datetime' : 'Keyword'}`,
+    );
+    expect(registered.sort()).toEqual(defined.sort());
+    // It waits until a query naming every one of them is accepted.
+    const query = /^query='(.*)'$/m.exec(script)![1]!;
+    for (const key of customSearchAttributes) expect(query).toContain(`${key.name}=`);
+    expect(envOf('temporal-setup').TEMPORAL_NAMESPACE).toBe(envOf('worker').TEMPORAL_NAMESPACE);
+  });
+
+  describe('Temporal: the same server, schema tool, scripts and UI as the cluster mode (infra/start.sh --cluster)', () => {
+    const pinned = (module: string, folder: string) =>
+      new RegExp(`${module.replace(/[./]/g, '\\$&')} v(\\S+)`).exec(
+        readFileSync(join(root, 'infra', folder, 'go.mod'), 'utf8'),
+      )![1];
+    const serverVersion = pinned('go.temporal.io/server', 'temporal-server');
+    const uiVersion = pinned('github.com/temporalio/ui-server/v2', 'temporal-ui');
+
+    it('runs the server version the cluster mode builds, and the admin tools of that version', () => {
+      expect(services.temporal!.image).toBe(`temporalio/server:${serverVersion}`);
+      expect(services['temporal-schema']!.image).toBe(`temporalio/admin-tools:${serverVersion}`);
+      expect(services['temporal-setup']!.image).toBe(`temporalio/admin-tools:${serverVersion}`);
+      expect(services['temporal-ui']!.image).toBe(`temporalio/ui:${uiVersion}`);
+    });
+
+    it.each([
+      ['temporal-schema', 'setup-schema.sh'],
+      ['temporal-setup', 'setup-namespace.sh'],
+    ])('%s runs ops/temporal/%s, as the cluster mode does', (service, script) => {
+      const inContainer = `/etc/temporal/${script}`;
+      expect(services[service]!.entrypoint).toEqual(['sh', inContainer]);
+      expect(services[service]!.volumes).toContain(`./ops/temporal/${script}:${inContainer}:ro`);
+      // Every variable the script requires, and nothing it does not read.
+      const text = readFileSync(join(root, 'ops', 'temporal', script), 'utf8');
+      const required = [...text.matchAll(/"\$\{(\w+):\?\}"/g)].map((m) => m[1]);
+      expect(Object.keys(envOf(service)).sort()).toEqual(required.sort());
+    });
+
+    it('configures the server with the variables the cluster mode gives its embedded template, and the same dynamic config', () => {
+      const cluster = temporalServerEnv({
+        postgres: { port: 5432, user: 'temporal', password: 'x' },
+        postgresHost: 'postgresql',
+        dynamicConfigFile: '/etc/temporal/config/dynamicconfig/marketplace.yaml',
+        ports: Object.fromEntries(TEMPORAL_SERVER_PORTS.map((name) => [name, 1])) as Parameters<
+          typeof temporalServerEnv
+        >[0]['ports'],
+      });
+      const env = envOf('temporal');
+      // Compose leaves the ports, the address and the log level to the image's defaults.
+      for (const [name, value] of Object.entries(env))
+        expect([name, cluster[name]]).toEqual([name, name.endsWith('PWD') ? 'x' : value]);
+      expect(services.temporal!.volumes).toContain(
+        `./ops/temporal/dynamicconfig.yaml:${env.DYNAMIC_CONFIG_FILE_PATH}:ro`,
+      );
+      expect(envOf('temporal-schema')).toMatchObject({
+        SQL_HOST: env.POSTGRES_SEEDS,
+        SQL_USER: env.POSTGRES_USER,
+        SQL_PASSWORD: env.POSTGRES_PWD,
+      });
+    });
   });
 
   it('the Dockerfile copies every source folder the build compiles', () => {

@@ -1,0 +1,187 @@
+/**
+ * bench/chaos's handle on the cluster-mode stack (`node dist/infra/stack.js
+ * --cluster`), started as test/cluster-stack.test.ts starts it: on free ports,
+ * in a temporary STACK_DIR, detached in its own process group. It keeps the
+ * stack's output, reads each supervised process's current pid from the
+ * supervisor's lines, sends signals to one process by that pid, and stops the
+ * whole group with SIGINT.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, waitFor } from '../infra/processes';
+import { repoRoot } from '../infra/paths';
+
+export interface ClusterPorts {
+  temporal: number;
+  ui: number;
+  mongo: number;
+  moto: number;
+  sandbox: number;
+  api: number;
+  postgres: number;
+  apiReplicas: [number, number];
+  workerMetrics: [number, number];
+  pollerMetrics: [number, number];
+}
+
+export interface ClusterStack {
+  ports: ClusterPorts;
+  dir: string;
+  child: ChildProcess;
+  alive(): boolean;
+  output(): string;
+  /** The pid the supervisor last reported for `name` (`worker-1`, `temporal`, `ferretdb`, …), or undefined. */
+  pidOf(name: string): number | undefined;
+  /** How many times the supervisor reported `name` restarted. */
+  restartsOf(name: string): number;
+  /** The main queue and dead-letter queue URLs the stack printed. */
+  queues(): { queueUrl: string; deadLetterQueueUrl: string; eventsQueueUrl: string; eventsDeadLetterQueueUrl: string };
+  stop(): Promise<number | null>;
+}
+
+/** What /proc says the process runs (its command line), to be sure a signal goes where it is meant. */
+export function commandOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+  } catch {
+    return '';
+  }
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+export async function startClusterStack(extraEnv: Record<string, string>, timeoutMs = 420_000): Promise<ClusterStack> {
+  const dir = mkdtempSync(join(tmpdir(), 'chaos-cluster-'));
+  const [temporal, ui, mongo, moto, sandbox, api, postgres, ...replicas] = await Promise.all(
+    Array.from({ length: 13 }, freePort),
+  );
+  const r = replicas;
+  const ports: ClusterPorts = {
+    temporal: temporal!,
+    ui: ui!,
+    mongo: mongo!,
+    moto: moto!,
+    sandbox: sandbox!,
+    api: api!,
+    postgres: postgres!,
+    apiReplicas: [r[0]!, r[1]!],
+    workerMetrics: [r[2]!, r[3]!],
+    pollerMetrics: [r[4]!, r[5]!],
+  };
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    STACK_DIR: dir,
+    TEMPORAL_ADDRESS: `127.0.0.1:${ports.temporal}`,
+    TEMPORAL_UI_PORT: String(ports.ui),
+    MONGODB_URI: `mongodb://127.0.0.1:${ports.mongo}/`,
+    MOTO_PORT: String(ports.moto),
+    AWS_ENDPOINT_URL_SQS: `http://127.0.0.1:${ports.moto}`,
+    AWS_ENDPOINT_URL_SNS: `http://127.0.0.1:${ports.moto}`,
+    SANDBOX_PORT: String(ports.sandbox),
+    AWS_ENDPOINT_URL_MARKETPLACE_METERING: `http://127.0.0.1:${ports.sandbox}`,
+    SANDBOX_REGISTRATION_URL: `http://localhost:${ports.api}/marketplace/register`,
+    API_PORT: String(ports.api),
+    PUBLIC_BASE_URL: `http://127.0.0.1:${ports.api}`,
+    POSTGRES_PORT: String(ports.postgres),
+    CLUSTER_API_PORTS: ports.apiReplicas.join(','),
+    CLUSTER_WORKER_METRICS_PORTS: ports.workerMetrics.join(','),
+    CLUSTER_POLLER_METRICS_PORTS: ports.pollerMetrics.join(','),
+    ...extraEnv,
+  };
+  const child = spawn(
+    join(repoRoot, 'node_modules', '.bin', 'node'),
+    [join(repoRoot, 'dist', 'infra', 'stack.js'), '--cluster'],
+    {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    },
+  );
+  let output = '';
+  // Only the supervisor's lines and the banner are kept: the replicas' own log lines would grow without bound.
+  const keeper = () => {
+    let partial = '';
+    return (chunk: Buffer) => {
+      const lines = (partial + chunk.toString()).split('\n');
+      partial = lines.pop()!;
+      for (const line of lines) if (line.startsWith('[stack]') || !line.startsWith('[')) output += `${line}\n`;
+    };
+  };
+  child.stdout.on('data', keeper());
+  child.stderr.on('data', keeper());
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const alive = () => child.exitCode === null && child.signalCode === null;
+  const stack: ClusterStack = {
+    ports,
+    dir,
+    child,
+    alive,
+    output: () => output,
+    pidOf(name) {
+      const starts = [
+        ...output.matchAll(new RegExp(`\\[stack\\] ${escape(name)} (?:running|restarted) \\(.*pid (\\d+)\\)`, 'g')),
+      ];
+      const pid = Number(starts.pop()?.[1]);
+      return pid > 0 ? pid : undefined;
+    },
+    restartsOf(name) {
+      return [...output.matchAll(new RegExp(`\\[stack\\] ${escape(name)} restarted \\(`, 'g'))].length;
+    },
+    queues() {
+      const queue = /Queue\s+(\S+)\s+\(dead letters: (\S+)\)/.exec(output);
+      const events = /Events queue\s+(\S+)\s+\(dead letters: (\S+)\)/.exec(output);
+      if (!queue || !events) throw new Error('the stack did not print its queues');
+      return {
+        queueUrl: queue[1]!,
+        deadLetterQueueUrl: queue[2]!,
+        eventsQueueUrl: events[1]!,
+        eventsDeadLetterQueueUrl: events[2]!,
+      };
+    },
+    async stop() {
+      if (alive()) {
+        // A store left stopped would never answer the stack's shutdown.
+        const ferret = stack.pidOf('ferretdb');
+        if (ferret && isAlive(ferret)) process.kill(ferret, 'SIGCONT');
+        process.kill(-child.pid!, 'SIGINT');
+        const hard = setTimeout(() => {
+          try {
+            process.kill(-child.pid!, 'SIGKILL');
+          } catch {
+            // gone already
+          }
+        }, 90_000);
+        const code = await exited;
+        clearTimeout(hard);
+        rmSync(dir, { recursive: true, force: true });
+        return code;
+      }
+      rmSync(dir, { recursive: true, force: true });
+      return child.exitCode;
+    },
+  };
+  try {
+    await waitFor(
+      'the cluster stack',
+      async () => output.includes('The stack is up in cluster mode'),
+      timeoutMs,
+      alive,
+    );
+  } catch (error) {
+    const tail = output.split('\n').slice(-60).join('\n');
+    await stack.stop();
+    throw new Error(`${(error as Error).message}\n--- stack output (last lines) ---\n${tail}`, { cause: error });
+  }
+  return stack;
+}
