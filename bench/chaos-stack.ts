@@ -29,6 +29,8 @@ export interface ClusterPorts {
 export interface ClusterStack {
   ports: ClusterPorts;
   dir: string;
+  /** The sandbox's SNS signing key and certificate (SANDBOX_SNS_SIGNING_DIR). */
+  signingDir: string;
   child: ChildProcess;
   alive(): boolean;
   output(): string;
@@ -97,6 +99,8 @@ export async function startClusterStack(extraEnv: Record<string, string>, timeou
     CLUSTER_API_PORTS: ports.apiReplicas.join(','),
     CLUSTER_WORKER_METRICS_PORTS: ports.workerMetrics.join(','),
     CLUSTER_POLLER_METRICS_PORTS: ports.pollerMetrics.join(','),
+    // Where the sandbox keeps its SNS signing key: the bench signs envelopes of its own with it.
+    SANDBOX_SNS_SIGNING_DIR: join(dir, 'sns-signing'),
     ...extraEnv,
   };
   const child = spawn(
@@ -125,6 +129,7 @@ export async function startClusterStack(extraEnv: Record<string, string>, timeou
   const stack: ClusterStack = {
     ports,
     dir,
+    signingDir: join(dir, 'sns-signing'),
     child,
     alive,
     output: () => output,

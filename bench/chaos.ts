@@ -68,7 +68,6 @@
  * expected and actual, the longest stall) and PASS or FAIL (exit code 1).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ListTopicsCommand } from '@aws-sdk/client-sns';
 import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
@@ -253,7 +252,7 @@ async function main(): Promise<void> {
     const topicArn = topics.map((t) => t.TopicArn!).find((arn) => arn.includes('aws-mp-subscription-notification'));
     if (!topicArn) throw new Error('no subscription topic on moto');
     const signer = {
-      key: ensureSigningKey(join(stack.dir, 'data', 'sns-signing')),
+      key: ensureSigningKey(stack.signingDir),
       certUrl: `http://localhost:${ports.sandbox}${SIGNING_CERT_PATH}`,
       topicArn,
     };

@@ -22,6 +22,7 @@ import {
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { Connection } from '@temporalio/client';
+import { grpc } from '@temporalio/proto';
 import { binaries, repoRoot, temporalSchemaDir, temporalUiRoot } from './paths';
 import { freePort, portOpen, startProcess, type ManagedProcess } from './processes';
 
@@ -262,7 +263,7 @@ export async function startTemporalServer(options: {
         const { status } = await connection.withDeadline(Date.now() + 5000, () =>
           connection.healthService.check({ service: 'temporal.api.workflowservice.v1.WorkflowService' }),
         );
-        return status === 1;
+        return status === grpc.health.v1.HealthCheckResponse.ServingStatus.SERVING;
       } finally {
         await connection.close();
       }

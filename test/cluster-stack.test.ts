@@ -112,12 +112,7 @@ describe('cluster mode (infra/start.sh --cluster)', () => {
       // through a poller, the workflow on the cluster; the operator finds it by AWS account in SQL visibility.
       const first = await linkNewBuyer(stack);
       await eventually(
-        async () => {
-          let found = 0;
-          for await (const _ of temporalClient!.workflow.list({ query: `AwsAccountId="${first.awsAccountId}"` }))
-            found++;
-          return found;
-        },
+        async () => (await temporalClient!.workflow.count(`AwsAccountId="${first.awsAccountId}"`)).count,
         (found) => found > 0,
       );
 
