@@ -40,7 +40,8 @@ export interface ClusterStack {
   restartsOf(name: string): number;
   /** The main queue and dead-letter queue URLs the stack printed. */
   queues(): { queueUrl: string; deadLetterQueueUrl: string; eventsQueueUrl: string; eventsDeadLetterQueueUrl: string };
-  stop(): Promise<number | null>;
+  /** Stops the whole group; the run directory (logs, data) is kept when `keep` is set, for a failed run. */
+  stop(keep?: boolean): Promise<number | null>;
 }
 
 /** What /proc says the process runs (its command line), to be sure a signal goes where it is meant. */
@@ -154,7 +155,7 @@ export async function startClusterStack(extraEnv: Record<string, string>, timeou
         eventsDeadLetterQueueUrl: events[2]!,
       };
     },
-    async stop() {
+    async stop(keep = false) {
       if (alive()) {
         // A store left stopped would never answer the stack's shutdown.
         const ferret = stack.pidOf('ferretdb');
@@ -169,10 +170,10 @@ export async function startClusterStack(extraEnv: Record<string, string>, timeou
         }, 90_000);
         const code = await exited;
         clearTimeout(hard);
-        rmSync(dir, { recursive: true, force: true });
+        if (!keep) rmSync(dir, { recursive: true, force: true });
         return code;
       }
-      rmSync(dir, { recursive: true, force: true });
+      if (!keep) rmSync(dir, { recursive: true, force: true });
       return child.exitCode;
     },
   };

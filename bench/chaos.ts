@@ -240,7 +240,7 @@ async function main(): Promise<void> {
   const sqs = createSqsClient(aws);
   const sns = createSnsClient(aws);
   let temporal: Client | undefined;
-  let exitCode: number;
+  let exitCode = 1;
   try {
     temporal = await connectClient({
       address: `127.0.0.1:${ports.temporal}`,
@@ -434,6 +434,18 @@ async function main(): Promise<void> {
       })(),
     );
 
+    /** One message on the main queue, retried for a minute while SQS (moto) does not answer. */
+    const sendToQueue = async (body: string) => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await sqs.send(new SendMessageCommand({ QueueUrl: queues.queueUrl, MessageBody: body }));
+        } catch (error) {
+          if (attempt >= 60) throw error;
+          console.log(`  SQS did not take a message (${(error as Error).message}); again in 1 s`);
+          await sleep(1000);
+        }
+      }
+    };
     // Poison on the main queue at random moments.
     const poisonIds: string[] = [];
     const poisonTasks = Array.from({ length: opts.poison }, (_, p) =>
@@ -453,7 +465,7 @@ async function main(): Promise<void> {
                 SignatureVersion: '1',
                 SigningCertURL: signer.certUrl,
               });
-        const sent = await sqs.send(new SendMessageCommand({ QueueUrl: queues.queueUrl, MessageBody: body }));
+        const sent = await sendToQueue(body);
         poisonIds.push(sent.MessageId!);
       })(),
     );
@@ -490,7 +502,7 @@ async function main(): Promise<void> {
       buyer.messageIds.push((JSON.parse(body) as { MessageId: string }).MessageId);
       // The same message delivered twice, as SQS and SNS may.
       for (let copy = 0; copy < 2; copy++) {
-        await sqs.send(new SendMessageCommand({ QueueUrl: queues.queueUrl, MessageBody: body }));
+        await sendToQueue(body);
         buyer.copiesSent++;
       }
     };
@@ -873,15 +885,16 @@ async function main(): Promise<void> {
     await sandboxDb.close().catch(() => undefined);
     sqs.destroy();
     sns.destroy();
-    const code = await stackStop(stack);
+    const code = await stackStop(stack, exitCode !== 0);
+    if (exitCode !== 0) console.log(`the run's logs and data are kept in ${stack.dir}`);
     if (code !== 0) console.log(`the stack exited with ${code} on SIGINT`);
     await platform.close();
   }
   process.exit(exitCode);
 }
 
-async function stackStop(stack: ClusterStack) {
-  return stack.stop().catch((error: Error) => error.message);
+async function stackStop(stack: ClusterStack, keep: boolean) {
+  return stack.stop(keep).catch((error: Error) => error.message);
 }
 
 main().catch((error: unknown) => {
