@@ -24,7 +24,7 @@ import { promisify } from 'node:util';
 import { Connection } from '@temporalio/client';
 import { grpc } from '@temporalio/proto';
 import { binaries, repoRoot, temporalSchemaDir, temporalUiRoot } from './paths';
-import { freePort, portOpen, startProcess, type ManagedProcess } from './processes';
+import { freePort, portOpen, reservePorts, startProcess, type ManagedProcess } from './processes';
 
 const run = promisify(execFile);
 
@@ -219,17 +219,26 @@ export type TemporalServerPort = (typeof TEMPORAL_SERVER_PORTS)[number];
 export async function temporalServerPorts(
   frontendPort: number,
   portsFile: string,
+  /** Ports the stack has chosen for other servers, not all listening yet. */
+  taken: number[] = [],
 ): Promise<Record<TemporalServerPort, number>> {
-  const kept = existsSync(portsFile)
-    ? (JSON.parse(readFileSync(portsFile, 'utf8')) as Partial<Record<TemporalServerPort, number>>)
-    : {};
+  reservePorts([frontendPort, ...taken]);
+  let kept: Partial<Record<TemporalServerPort, number>> = {};
+  try {
+    kept = JSON.parse(readFileSync(portsFile, 'utf8')) as typeof kept;
+  } catch {
+    // None kept yet (or a file cut short): choose them all.
+  }
   const ports = { FRONTEND_GRPC_PORT: frontendPort } as Record<TemporalServerPort, number>;
   for (const name of TEMPORAL_SERVER_PORTS.slice(1)) {
     const port = kept[name];
-    ports[name] = port && !(await portOpen(port)) ? port : await freePort();
+    const keep = Number.isInteger(port) && !taken.includes(port!) && port !== frontendPort && !(await portOpen(port!));
+    ports[name] = keep ? port! : await freePort();
+    reservePorts([ports[name]]);
   }
   mkdirSync(dirname(portsFile), { recursive: true });
-  writeFileSync(portsFile, `${JSON.stringify(ports, null, 2)}\n`);
+  writeFileSync(`${portsFile}.new`, `${JSON.stringify(ports, null, 2)}\n`);
+  renameSync(`${portsFile}.new`, portsFile);
   return ports;
 }
 

@@ -1,7 +1,9 @@
 /**
  * The cluster mode's load balancer: one address (API_PORT) in front of the
- * API's replicas, as an AWS ALB is in production. It spreads requests over the
- * replicas (undici's BalancedPool, through @fastify/reply-from), passes bodies
+ * API's replicas, as an AWS ALB is in production. It sends requests to the
+ * replicas in turn (through @fastify/reply-from's undici pools), passes a
+ * replica that just refused a connection over for a second, and tries another
+ * replica for a request that failed where it is safe to (below). It passes bodies
  * through byte for byte, and appends the client's address to X-Forwarded-For:
  * the replicas trust one hop (TRUST_PROXY=1), so they take the address it
  * appended, whatever a client wrote before it, and still limit each client by
@@ -11,7 +13,7 @@
  *
  *   LB_PORT=3000 LB_UPSTREAMS=http://127.0.0.1:3001,http://127.0.0.1:3002 node dist/infra/load-balancer.js
  */
-import Fastify from 'fastify';
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import replyFrom from '@fastify/reply-from';
 import { loadApiConfig } from '../api/config';
 import { timeoutOptions } from '../api/http-timeouts';
@@ -25,7 +27,8 @@ const NOT_DELIVERED = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT']);
  */
 const BROKEN = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
-const RETRIES = 3;
+/** How long a replica that failed a connection is passed over, while another one answers. */
+const DOWN_MS = 1000;
 /** Above any body a replica accepts, so that the replica, not the balancer, answers an oversized one. */
 const BODY_LIMIT = 1024 * 1024;
 /**
@@ -33,12 +36,15 @@ const BODY_LIMIT = 1024 * 1024;
  * them), and what a client could write to pass for the balancer (the forwarding headers it sets itself).
  */
 const DROPPED = [
+  'connection',
   'expect',
   'keep-alive',
-  'upgrade',
+  'proxy-authorization',
   'proxy-connection',
-  'trailer',
   'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
   'forwarded',
   'x-forwarded-host',
 ];
@@ -56,26 +62,35 @@ export async function startLoadBalancer(options: { host: string; port: number; u
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: BODY_LIMIT }, (_request, body, done) =>
     done(null, body),
   );
-  await app.register(replyFrom, { base: options.upstreams, disableRequestLogging: true });
-  app.all('/*', (request, reply) =>
-    reply.from(request.url, {
+  // No `base`: each attempt names its replica, so that a retry goes to another one, never the one that failed.
+  await app.register(replyFrom, { disableRequestLogging: true });
+  const downUntil = new Map<string, number>();
+  let turn = 0;
+  /** The next replica in turn that this request has not tried, skipping those that just failed while others remain. */
+  const pick = (tried: Set<string>) => {
+    const untried = options.upstreams.filter((upstream) => !tried.has(upstream));
+    const up = untried.filter((upstream) => (downUntil.get(upstream) ?? 0) <= Date.now());
+    const choices = up.length > 0 ? up : untried;
+    return choices[turn++ % choices.length];
+  };
+  const forward = (request: FastifyRequest, reply: FastifyReply, tried: Set<string>): void => {
+    const upstream = pick(tried)!;
+    tried.add(upstream);
+    void reply.from(`${upstream}${request.url}`, {
       // As received, bytes and Content-Type (left to itself, reply-from re-encodes what it takes for JSON).
       ...(Buffer.isBuffer(request.body)
         ? { body: request.body, contentType: request.headers['content-type'] ?? 'application/octet-stream' }
         : {}),
-      retriesCount: RETRIES,
-      // Another replica at once (the pool has lowered the failed one's weight); a delay of 0 would mean no retry.
-      retryDelay: ({ err, attempt }) => {
-        const code = (err as NodeJS.ErrnoException | undefined)?.code ?? '';
-        const safe = NOT_DELIVERED.has(code) || (BROKEN.has(code) && IDEMPOTENT.has(request.method));
-        return safe && attempt < RETRIES ? 1 : null;
-      },
       onError: (failed, { error }) => {
-        const code = (error as NodeJS.ErrnoException).code ?? '';
-        const status = (error as { statusCode?: number }).statusCode;
-        if (status === 504)
+        // reply-from wraps what undici threw: the network's own code is on the cause.
+        const { cause } = error as { cause?: NodeJS.ErrnoException };
+        const code = cause?.code ?? (error as NodeJS.ErrnoException).code ?? '';
+        if (NOT_DELIVERED.has(code) || BROKEN.has(code)) downUntil.set(upstream, Date.now() + DOWN_MS);
+        const retry = NOT_DELIVERED.has(code) || (BROKEN.has(code) && IDEMPOTENT.has(request.method));
+        if (retry && tried.size < options.upstreams.length) return forward(request, failed as FastifyReply, tried);
+        if ((error as { statusCode?: number }).statusCode === 504 || code === 'UND_ERR_HEADERS_TIMEOUT')
           return void failed.code(504).send({ error: 'GatewayTimeout', message: 'No replica answered in time.' });
-        if (NOT_DELIVERED.has(code) || BROKEN.has(code) || status === 503)
+        if (NOT_DELIVERED.has(code) || BROKEN.has(code))
           return void failed
             .code(502)
             .send({ error: 'BadGateway', message: 'No API replica answered; retry in a moment.' });
@@ -96,8 +111,9 @@ export async function startLoadBalancer(options: { host: string; port: number; u
           'x-forwarded-proto': 'http',
         };
       },
-    }),
-  );
+    });
+  };
+  app.all('/*', (request, reply) => forward(request, reply, new Set()));
   await app.listen({ host: options.host, port: options.port });
   return app;
 }

@@ -34,6 +34,11 @@ export async function freePort(): Promise<number> {
 /** Ports this process already handed out, so two servers started together never get the same one. */
 const handedOut = new Set<number>();
 
+/** Keeps `freePort` from handing out these: ports already chosen elsewhere, for servers not listening yet. */
+export function reservePorts(ports: Iterable<number>): void {
+  for (const port of ports) handedOut.add(port);
+}
+
 function fixedPortRange(): [number, number] {
   const fallback: [number, number] = [20_000, 32_000];
   try {

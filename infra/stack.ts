@@ -165,7 +165,11 @@ async function main(): Promise<void> {
         }),
       );
       await setupTemporalSchema(postgres);
-      const serverPorts = await temporalServerPorts(port(temporalAddress), join(dataDir, 'temporal-ports.json'));
+      const serverPorts = await temporalServerPorts(
+        port(temporalAddress),
+        join(dataDir, 'temporal-ports.json'),
+        ports.map(([, p]) => p),
+      );
       await kept(
         supervise({
           name: 'temporal',

@@ -8,7 +8,7 @@
  * does not get it past the per-client limits; SIGINT stops everything.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Connection, Client } from '@temporalio/client';
@@ -83,6 +83,7 @@ describe('cluster mode (infra/start.sh --cluster)', () => {
       return Number(starts.pop()?.[1]);
     };
     let temporalClient: Client | undefined;
+    let failed = false;
     const mongoHandle = await connectMongo(`mongodb://127.0.0.1:${mongo}/`, 'marketplace_billing');
     const stack = {
       mongo: mongoHandle,
@@ -146,11 +147,17 @@ describe('cluster mode (infra/start.sh --cluster)', () => {
       await stack.sandbox.control('POST', `/control/customers/${buyer.sandboxCustomerId}/notifications`, {
         action: 'subscribe-success',
       });
-      await eventually(
-        () => buyer.browser.get('/api/links/current').then((r) => r.json<{ phase?: string }>().phase),
-        (phase) => phase === 'linked',
-        600,
+      // A poller killed while it long-polled leaves its receive open on the queue's side: the next message can go
+      // to that dead receive, and comes back only after the queue's visibility timeout (60 s here), as with SQS.
+      const notified = Date.now();
+      await waitFor(
+        'the second buyer linked',
+        async () =>
+          (await buyer.browser.get('/api/links/current').then((r) => r.json<{ phase?: string }>().phase)) === 'linked',
+        90_000,
+        alive,
       );
+      console.log(`after the kills, AWS's subscribe-success took ${Date.now() - notified} ms to link the buyer`);
 
       // A client cannot pass for others by writing X-Forwarded-For: the replicas take the address the balancer
       // appended, and together keep the sign-in limit (10 a minute per client, 5 on each of the two replicas).
@@ -172,18 +179,21 @@ describe('cluster mode (infra/start.sh --cluster)', () => {
       expect(attempts.every((status) => status === 429 || status === 401)).toBe(true);
       expect(child.exitCode).toBeNull();
     } catch (error) {
+      // The whole output is long (a line for each request): kept in a file, its end shown here.
+      const kept = join(root, '.local', 'cluster-stack-output.log');
+      writeFileSync(kept, output);
+      failed = true;
       throw new Error(
-        `${(error as Error).message}\n--- stack output (last 200 lines) ---\n${output.split('\n').slice(-200).join('\n')}`,
-        {
-          cause: error,
-        },
+        `${(error as Error).message}\n--- stack output (all of it in ${kept}, logs in ${localDir}; the last 200 lines) ---\n${output.split('\n').slice(-200).join('\n')}`,
+        { cause: error },
       );
     } finally {
       await temporalClient?.connection.close();
       await mongoHandle.close();
       process.kill(-child.pid!, 'SIGINT');
       expect(await exited).toBe(0);
-      rmSync(localDir, { recursive: true, force: true });
+      // A failed run keeps the stack's logs and data.
+      if (!failed) rmSync(localDir, { recursive: true, force: true });
     }
     for (const port of [temporal, ui, mongo, moto, sandbox, api, postgres, ...replicas]) {
       await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow();
