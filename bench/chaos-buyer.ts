@@ -4,8 +4,19 @@
  * the load balancer, retried as a browser (or the index page's script) would
  * retry it: an answer of 429 or 5xx, or no answer at all (a replica killed
  * mid-request, a store that stopped answering), is tried again a second later,
- * and the time from the first failure of a step to its success is that step's
- * stall.
+ * and the time from the start of a step's first failed request to its success
+ * is that step's stall. Each step also keeps its slowest single request (a
+ * request that hung through the store's freeze and then succeeded is no
+ * failure, but it is seen there), and a registration turned away by the
+ * ResolveCustomer ceiling (503 with the "busy" page: load, not a fault) is
+ * counted and timed apart.
+ *
+ * The sandbox's control API is called as AWS would act: idempotent calls
+ * (reads) are retried; calls that create something (a notification, a token)
+ * are retried only when the request cannot have been acted on (the connection
+ * was refused, or the sandbox answered that it failed); an answer lost after
+ * the request was sent throws LostAnswer, so that the caller learns what was
+ * created instead of creating it twice.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -17,6 +28,15 @@ export interface Answer {
 
 /** No answer within this: the browser gives up on the request and the buyer tries again. */
 const REQUEST_TIMEOUT_MS = 60_000;
+/** The sandbox waits on the same store: a call that creates something gets longer than the store's 30 s freeze. */
+const CONTROL_TIMEOUT_MS = 120_000;
+/** The registration page AWS's buyer sees when the ResolveCustomer ceiling turned the request away. */
+const BUSY_PAGE = 'Too many sign-ups are waiting';
+/**
+ * The ceiling answers "busy" after waiting at most 10 s for a slot (api/routes/linking/registration.ts): a busy answer
+ * that took longer waited on something else too (the store's freeze), and its stall is not counted as load alone.
+ */
+const BUSY_ANSWER_MAX_MS = 11_000;
 const RETRY_AFTER_MS = 1000;
 /** 408 and 425 never come from us; 429, 500, 502, 503, 504 are what a buyer sees from a cluster under faults. */
 const RETRYABLE = new Set([429, 500, 502, 503, 504]);
@@ -59,26 +79,59 @@ export class ChaosBrowser {
   }
 }
 
-/** Calls the sandbox's control API (AWS's side); retried while the sandbox cannot answer (its store stopped, say). */
-export function sandboxControl(url: string) {
-  return async <T = unknown>(method: string, path: string, body?: unknown): Promise<T> => {
+/** The request was sent, and no answer came: it may have been acted on. */
+export class LostAnswer extends Error {}
+
+/** Whether fetch failed before the request reached the server (nothing can have been acted on). */
+function refused(error: unknown): boolean {
+  const cause = (error as { cause?: { code?: string } }).cause;
+  return cause?.code === 'ECONNREFUSED';
+}
+
+/**
+ * Calls the sandbox's control API (AWS's side); retried while the sandbox cannot answer (its store stopped, say).
+ * `creates`: the call creates something (a notification, a token); it is retried only when it cannot have been acted
+ * on, and a lost answer throws LostAnswer.
+ */
+export function sandboxControl(url: string, lost: { count: number } = { count: 0 }) {
+  return async <T = unknown>(method: string, path: string, body?: unknown, creates = false): Promise<T> => {
     for (let attempt = 1; ; attempt++) {
+      let response: Response;
       try {
-        const response = await fetch(`${url}${path}`, {
+        response = await fetch(`${url}${path}`, {
           method,
-          signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+          signal: AbortSignal.timeout(creates ? CONTROL_TIMEOUT_MS : REQUEST_TIMEOUT_MS),
           headers: body === undefined ? {} : { 'content-type': 'application/json' },
           body: body === undefined ? undefined : JSON.stringify(body),
         });
-        const text = await response.text();
-        if (response.status >= 500 && attempt < 20) throw new Error(`sandbox answered ${response.status}: ${text}`);
-        if (response.status >= 300)
-          throw Object.assign(new Error(`sandbox answered ${response.status}: ${text}`), { final: true });
-        return (text ? JSON.parse(text) : undefined) as T;
       } catch (error) {
-        if ((error as { final?: boolean }).final || attempt >= 20) throw error;
+        if (creates && !refused(error)) {
+          lost.count++;
+          throw new LostAnswer(`${method} ${path}: no answer (${(error as Error).message})`, { cause: error });
+        }
+        if (attempt >= 20) throw error;
         await sleep(RETRY_AFTER_MS);
+        continue;
       }
+      let text: string;
+      try {
+        text = await response.text();
+      } catch (error) {
+        if (creates) {
+          lost.count++;
+          throw new LostAnswer(`${method} ${path}: answer cut (${(error as Error).message})`, { cause: error });
+        }
+        if (attempt >= 20) throw error;
+        await sleep(RETRY_AFTER_MS);
+        continue;
+      }
+      // A 5xx is the sandbox saying it failed (the publication or the store write threw): nothing was sent.
+      if (response.status >= 500 && attempt < 20) {
+        await sleep(RETRY_AFTER_MS);
+        continue;
+      }
+      if (response.status >= 300) throw new Error(`sandbox answered ${response.status}: ${text}`);
+      return (text ? JSON.parse(text) : undefined) as T;
     }
   };
 }
@@ -98,8 +151,19 @@ export interface BuyerPlan {
 
 export interface StepFigures {
   attempts: number;
+  /** Failures by kind: the status (`503-busy` for the ResolveCustomer ceiling's page), `timeout`, `no-answer`. */
   failures: Record<string, number>;
+  /** From the start of the first failed request to the start of the answer that was not a failure. */
   stalledMs: number;
+  /**
+   * The part of stalledMs spent in stalls whose every failure was the ResolveCustomer ceiling's, each answered within
+   * its 10 s wait (load, no fault).
+   */
+  busyStalledMs: number;
+  /** The slowest single request of the step, whatever its answer, and when it started (epoch ms). */
+  slowestMs: number;
+  slowestOutcome?: string;
+  slowestStartedAt?: number;
 }
 
 export interface JourneyResult {
@@ -109,10 +173,14 @@ export interface JourneyResult {
   steps: Record<string, StepFigures>;
   /** Every step's stall, added up: how long this buyer waited on failed requests. */
   stalledMs: number;
+  /** The part of stalledMs that was the ResolveCustomer ceiling's alone (503 busy: load, not a fault). */
+  busyStalledMs: number;
   /** From AWS's subscribe-success (sent by the sandbox) to the index page showing `linked`. */
   syncMs?: number;
   /** The message ids of the subscribe-success notifications the sandbox sent. */
   subscribeMessageIds: string[];
+  /** subscribe-success notifications whose answer was lost (sent, id unknown: the caller learns it). */
+  lostSubscribeSuccess: number;
   linkedAt?: number;
   /** Tokens the buyer needed: a second one when a registration's answer was lost and the token was then refused. */
   tokens: number;
@@ -130,28 +198,55 @@ async function step(
   deadline: number,
   send: () => Promise<Answer>,
 ): Promise<Answer> {
-  const f = (figures[name] ??= { attempts: 0, failures: {}, stalledMs: 0 });
+  const f = (figures[name] ??= { attempts: 0, failures: {}, stalledMs: 0, busyStalledMs: 0, slowestMs: 0 });
   let firstFailure: number | undefined;
+  let onlyBusy = true;
+  const stalled = (end: number) => {
+    if (firstFailure === undefined) return;
+    f.stalledMs += end - firstFailure;
+    if (onlyBusy) f.busyStalledMs += end - firstFailure;
+  };
   for (;;) {
     f.attempts++;
-    let failure: string;
+    const started = Date.now();
+    let failure: string | undefined;
+    let answer: Answer | undefined;
     try {
-      const answer = await send();
-      if (!RETRYABLE.has(answer.status)) {
-        if (firstFailure !== undefined) f.stalledMs += Date.now() - firstFailure;
-        return answer;
-      }
-      failure = String(answer.status);
+      answer = await send();
+      if (RETRYABLE.has(answer.status))
+        failure = answer.status === 503 && answer.text.includes(BUSY_PAGE) ? '503-busy' : String(answer.status);
     } catch (error) {
       failure = (error as Error).name === 'TimeoutError' ? 'timeout' : 'no-answer';
     }
+    const tookMs = Date.now() - started;
+    if (tookMs > f.slowestMs) {
+      f.slowestMs = tookMs;
+      f.slowestOutcome = failure ?? String(answer!.status);
+      f.slowestStartedAt = started;
+    }
+    if (failure === undefined) {
+      stalled(Date.now());
+      return answer!;
+    }
     f.failures[failure] = (f.failures[failure] ?? 0) + 1;
-    firstFailure ??= Date.now();
+    if (failure !== '503-busy' || tookMs > BUSY_ANSWER_MAX_MS) onlyBusy = false;
+    firstFailure ??= started;
     if (Date.now() > deadline) {
-      f.stalledMs += Date.now() - firstFailure;
+      stalled(Date.now());
       throw new StepFailed(`${name}: still failing (${failure}) at the deadline`);
     }
     await sleep(RETRY_AFTER_MS);
+  }
+}
+
+/** A new registration token; a lost answer mints another (a token nobody posts changes nothing). */
+async function mintToken(control: SandboxControl, customerId: string): Promise<string> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return (await control<{ token: string }>('POST', `/control/customers/${customerId}/tokens`, {}, true)).token;
+    } catch (error) {
+      if (!(error instanceof LostAnswer) || attempt >= 5) throw error;
+    }
   }
 }
 
@@ -171,7 +266,9 @@ export async function buyerJourney(
     ok: false,
     steps: figures,
     stalledMs: 0,
+    busyStalledMs: 0,
     subscribeMessageIds: [],
+    lostSubscribeSuccess: 0,
     tokens: 1,
   };
   const { deadline } = options;
@@ -186,12 +283,7 @@ export async function buyerJourney(
       // The first POST was acted on but its answer (and the binding cookie) was lost: the token is spent for any
       // other browser. As AWS's buyer would, go back to AWS and press "Set up your account" again: a new token.
       if (registered.status === 409 && Date.now() < deadline) {
-        const fresh = await control<{ token: string }>(
-          'POST',
-          `/control/customers/${plan.sandboxCustomerId}/tokens`,
-          {},
-        );
-        token = fresh.token;
+        token = await mintToken(control, plan.sandboxCustomerId);
         result.tokens++;
         browser = new ChaosBrowser(lb);
         continue;
@@ -213,22 +305,24 @@ export async function buyerJourney(
     );
     if (linked.status !== 202) throw new StepFailed(`link answered ${linked.status}: ${linked.text.slice(0, 200)}`);
 
-    const notified = await control<{ messageId: string }>(
-      'POST',
-      `/control/customers/${plan.sandboxCustomerId}/notifications`,
-      { action: 'subscribe-success' },
-    );
     const sentAt = Date.now();
-    result.subscribeMessageIds.push(notified.messageId);
+    const subscribeSuccess = async () => {
+      try {
+        const sent = await control<{ messageId: string }>(
+          'POST',
+          `/control/customers/${plan.sandboxCustomerId}/notifications`,
+          { action: 'subscribe-success' },
+          true,
+        );
+        result.subscribeMessageIds.push(sent.messageId);
+      } catch (error) {
+        if (!(error instanceof LostAnswer)) throw error;
+        result.lostSubscribeSuccess++;
+      }
+    };
+    await subscribeSuccess();
     // AWS sends subscribe-success again (an amended offer, a redrive): a second message, the same meaning.
-    if (options.extraSubscribeSuccess) {
-      const again = await control<{ messageId: string }>(
-        'POST',
-        `/control/customers/${plan.sandboxCustomerId}/notifications`,
-        { action: 'subscribe-success' },
-      );
-      result.subscribeMessageIds.push(again.messageId);
-    }
+    if (options.extraSubscribeSuccess) await subscribeSuccess();
     for (;;) {
       const current = await step(figures, 'status', deadline, () => browser.request('GET', '/api/links/current'));
       if (current.status === 200 && (JSON.parse(current.text) as { phase?: string }).phase === 'linked') break;
@@ -243,5 +337,6 @@ export async function buyerJourney(
     result.error = (error as Error).message;
   }
   result.stalledMs = Object.values(figures).reduce((sum, f) => sum + f.stalledMs, 0);
+  result.busyStalledMs = Object.values(figures).reduce((sum, f) => sum + f.busyStalledMs, 0);
   return result;
 }

@@ -3,8 +3,11 @@
  * --cluster`), started as test/cluster-stack.test.ts starts it: on free ports,
  * in a temporary STACK_DIR, detached in its own process group. It keeps the
  * stack's output, reads each supervised process's current pid from the
- * supervisor's lines, sends signals to one process by that pid, and stops the
- * whole group with SIGINT.
+ * supervisor's lines (and every pid a restart reported, every exit), tells
+ * whether a pid is in the stack's process group (/proc/<pid>/stat), and stops
+ * the whole group with SIGINT (SIGCONT first, for a store left stopped), then
+ * SIGKILL after 90 s: by the group's id, so the replicas are stopped even if
+ * the stack's own process already died.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -38,6 +41,14 @@ export interface ClusterStack {
   pidOf(name: string): number | undefined;
   /** How many times the supervisor reported `name` restarted. */
   restartsOf(name: string): number;
+  /** The pids the supervisor reported for `name`'s restarts, in order. */
+  restartPidsOf(name: string): number[];
+  /** How many times the supervisor reported `name` exited (each exit it did not cause). */
+  exitsOf(name: string): number;
+  /** Every name the supervisor reported running. */
+  supervisedNames(): string[];
+  /** Whether `pid` is in the stack's process group. */
+  inGroup(pid: number): boolean;
   /** The main queue and dead-letter queue URLs the stack printed. */
   queues(): { queueUrl: string; deadLetterQueueUrl: string; eventsQueueUrl: string; eventsDeadLetterQueueUrl: string };
   /** Stops the whole group; the run directory (logs, data) is kept when `keep` is set, for a failed run. */
@@ -53,6 +64,17 @@ export function commandOf(pid: number): string {
   }
 }
 
+/** The process group of `pid` (field 5 of /proc/<pid>/stat, after the command's parenthesised name), or undefined. */
+export function processGroupOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+    return pgrp > 0 ? pgrp : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -64,7 +86,25 @@ export function isAlive(pid: number): boolean {
 
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-export async function startClusterStack(extraEnv: Record<string, string>, timeoutMs = 420_000): Promise<ClusterStack> {
+/** Signals the whole group; false when there is no such group any more. */
+function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
+  try {
+    process.kill(-pgid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Starts the stack; `onSpawn` gets the handle as soon as the process exists, so that a SIGINT during the start-up
+ * can stop it too.
+ */
+export async function startClusterStack(
+  extraEnv: Record<string, string>,
+  timeoutMs = 420_000,
+  onSpawn?: (stack: ClusterStack) => void,
+): Promise<ClusterStack> {
   const dir = mkdtempSync(join(tmpdir(), 'chaos-cluster-'));
   const [temporal, ui, mongo, moto, sandbox, api, postgres, ...replicas] = await Promise.all(
     Array.from({ length: 13 }, freePort),
@@ -142,7 +182,21 @@ export async function startClusterStack(extraEnv: Record<string, string>, timeou
       return pid > 0 ? pid : undefined;
     },
     restartsOf(name) {
-      return [...output.matchAll(new RegExp(`\\[stack\\] ${escape(name)} restarted \\(`, 'g'))].length;
+      return stack.restartPidsOf(name).length;
+    },
+    restartPidsOf(name) {
+      return [
+        ...output.matchAll(new RegExp(`\\[stack\\] ${escape(name)} restarted \\(restart \\d+, pid (\\d+)\\)`, 'g')),
+      ].map((m) => Number(m[1]));
+    },
+    exitsOf(name) {
+      return [...output.matchAll(new RegExp(`\\[stack\\] ${escape(name)} exited \\(`, 'g'))].length;
+    },
+    supervisedNames() {
+      return [...new Set([...output.matchAll(/\[stack\] (\S+) running \(pid \d+\)/g)].map((m) => m[1]!))];
+    },
+    inGroup(pid) {
+      return child.pid !== undefined && processGroupOf(pid) === child.pid;
     },
     queues() {
       const queue = /Queue\s+(\S+)\s+\(dead letters: (\S+)\)/.exec(output);
@@ -155,28 +209,31 @@ export async function startClusterStack(extraEnv: Record<string, string>, timeou
         eventsDeadLetterQueueUrl: events[2]!,
       };
     },
-    async stop(keep = false) {
-      if (alive()) {
-        // A store left stopped would never answer the stack's shutdown.
-        const ferret = stack.pidOf('ferretdb');
-        if (ferret && isAlive(ferret)) process.kill(ferret, 'SIGCONT');
-        process.kill(-child.pid!, 'SIGINT');
-        const hard = setTimeout(() => {
-          try {
-            process.kill(-child.pid!, 'SIGKILL');
-          } catch {
-            // gone already
-          }
-        }, 90_000);
-        const code = await exited;
-        clearTimeout(hard);
-        if (!keep) rmSync(dir, { recursive: true, force: true });
-        return code;
-      }
-      if (!keep) rmSync(dir, { recursive: true, force: true });
-      return child.exitCode;
+    stop(keep = false) {
+      stopping ??= stopGroup(keep);
+      return stopping;
     },
   };
+  let stopping: Promise<number | null> | undefined;
+  const stopGroup = async (keep: boolean) => {
+    const pgid = child.pid!;
+    // A store left stopped would never answer the stack's shutdown: every process of the group is continued first.
+    signalGroup(pgid, 'SIGCONT');
+    // By the group, not the stack's process: if that one died, its replicas still run in the group.
+    signalGroup(pgid, 'SIGINT');
+    let hardDone = false;
+    const hard = setTimeout(() => {
+      hardDone = true;
+      signalGroup(pgid, 'SIGKILL');
+    }, 90_000);
+    if (alive()) await exited;
+    // The stack's process is gone; anything of its group still running gets the rest of the 90 s, then SIGKILL.
+    while (signalGroup(pgid, 0) && !hardDone) await new Promise((resolve) => setTimeout(resolve, 250));
+    clearTimeout(hard);
+    if (!keep) rmSync(dir, { recursive: true, force: true });
+    return child.exitCode;
+  };
+  onSpawn?.(stack);
   try {
     await waitFor(
       'the cluster stack',
