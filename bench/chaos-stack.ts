@@ -13,24 +13,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, waitFor } from '../infra/processes';
+import { waitFor } from '../infra/processes';
+import { freeStackPorts, stackPortsEnv, type StackPorts } from '../infra/stack-ports';
+import { supervisedPid } from '../infra/supervisor';
 import { repoRoot } from '../infra/paths';
 
-export interface ClusterPorts {
-  temporal: number;
-  ui: number;
-  mongo: number;
-  moto: number;
-  sandbox: number;
-  api: number;
-  postgres: number;
-  apiReplicas: [number, number];
-  workerMetrics: [number, number];
-  pollerMetrics: [number, number];
-}
-
 export interface ClusterStack {
-  ports: ClusterPorts;
+  ports: StackPorts;
   dir: string;
   /** The sandbox's SNS signing key and certificate (SANDBOX_SNS_SIGNING_DIR). */
   signingDir: string;
@@ -106,40 +95,13 @@ export async function startClusterStack(
   onSpawn?: (stack: ClusterStack) => void,
 ): Promise<ClusterStack> {
   const dir = mkdtempSync(join(tmpdir(), 'chaos-cluster-'));
-  const [temporal, ui, mongo, moto, sandbox, api, postgres, ...replicas] = await Promise.all(
-    Array.from({ length: 13 }, freePort),
-  );
-  const r = replicas;
-  const ports: ClusterPorts = {
-    temporal: temporal!,
-    ui: ui!,
-    mongo: mongo!,
-    moto: moto!,
-    sandbox: sandbox!,
-    api: api!,
-    postgres: postgres!,
-    apiReplicas: [r[0]!, r[1]!],
-    workerMetrics: [r[2]!, r[3]!],
-    pollerMetrics: [r[4]!, r[5]!],
-  };
+  const ports = await freeStackPorts({ cluster: true });
   const env: Record<string, string | undefined> = {
     ...process.env,
     STACK_DIR: dir,
-    TEMPORAL_ADDRESS: `127.0.0.1:${ports.temporal}`,
-    TEMPORAL_UI_PORT: String(ports.ui),
-    MONGODB_URI: `mongodb://127.0.0.1:${ports.mongo}/`,
-    MOTO_PORT: String(ports.moto),
-    AWS_ENDPOINT_URL_SQS: `http://127.0.0.1:${ports.moto}`,
-    AWS_ENDPOINT_URL_SNS: `http://127.0.0.1:${ports.moto}`,
-    SANDBOX_PORT: String(ports.sandbox),
-    AWS_ENDPOINT_URL_MARKETPLACE_METERING: `http://127.0.0.1:${ports.sandbox}`,
+    ...stackPortsEnv(ports),
     SANDBOX_REGISTRATION_URL: `http://localhost:${ports.api}/marketplace/register`,
-    API_PORT: String(ports.api),
     PUBLIC_BASE_URL: `http://127.0.0.1:${ports.api}`,
-    POSTGRES_PORT: String(ports.postgres),
-    CLUSTER_API_PORTS: ports.apiReplicas.join(','),
-    CLUSTER_WORKER_METRICS_PORTS: ports.workerMetrics.join(','),
-    CLUSTER_POLLER_METRICS_PORTS: ports.pollerMetrics.join(','),
     // Where the sandbox keeps its SNS signing key: the bench signs envelopes of its own with it.
     SANDBOX_SNS_SIGNING_DIR: join(dir, 'sns-signing'),
     ...extraEnv,
@@ -174,13 +136,7 @@ export async function startClusterStack(
     child,
     alive,
     output: () => output,
-    pidOf(name) {
-      const starts = [
-        ...output.matchAll(new RegExp(`\\[stack\\] ${escape(name)} (?:running|restarted) \\(.*pid (\\d+)\\)`, 'g')),
-      ];
-      const pid = Number(starts.pop()?.[1]);
-      return pid > 0 ? pid : undefined;
-    },
+    pidOf: (name) => supervisedPid(output, name),
     restartsOf(name) {
       return stack.restartPidsOf(name).length;
     },

@@ -114,7 +114,7 @@ import { hashPassword } from '../lib/passwords';
 import { accountsOf } from '../lib/store/accounts';
 import { DEMO_PASSWORD } from '../lib/store/demo-accounts';
 import { customerKey, marketplaceLinksOf, notificationsOf } from '../lib/store/marketplace';
-import { meteringHoursOf } from '../lib/store/metering-ledger';
+import { markHoursMetered } from '../lib/store/metering-ledger';
 import { subscriptionsOf } from '../lib/store/subscriptions';
 import { HOUR_MS, hourStart, usageOf } from '../lib/store/usage';
 import { connectClient } from '../lib/temporal';
@@ -132,7 +132,7 @@ import {
   type StepFigures,
 } from './chaos-buyer';
 import { commandOf, isAlive, startClusterStack, type ClusterStack } from './chaos-stack';
-import { startRecordingPlatform, type PlatformDeployment } from './recording-platform';
+import { startRecordingPlatform, typicalDeployments, type PlatformDeployment } from './recording-platform';
 
 const NAMESPACE = 'marketplace';
 const TASK_QUEUE = 'marketplace-billing';
@@ -140,7 +140,6 @@ const DATABASE = 'marketplace_billing';
 const SANDBOX_DATABASE = 'marketplace_sandbox';
 const REGION = 'us-east-1';
 const STORE_OUTAGE_MS = 30_000;
-const DAY_MS = 86_400_000;
 /** What each replica runs: a signal goes only to a process whose command line says so. */
 const SCRIPT_OF = { api: /api\/server\.js/, worker: /worker\/main\.js/, poller: /poller\/main\.js/ };
 
@@ -201,22 +200,6 @@ interface Buyer {
 const seconds = (ms: number) => Number((ms / 1000).toFixed(1));
 const random = (lo: number, hi: number) => lo + Math.random() * (hi - lo);
 
-function deploymentsFor(index: number, accountId: string): PlatformDeployment[] {
-  const deployment = (name: string, plan: 'trial' | 'standard', state: 'running' | 'stopped') => ({
-    id: `${accountId}-${name}`,
-    accountId,
-    name,
-    plan,
-    state,
-  });
-  return [
-    { ...deployment('trial', 'trial', 'running'), trialEndsAt: new Date(Date.now() + 7 * DAY_MS).toISOString() },
-    deployment('prod', 'standard', 'running'),
-    ...(index % 2 === 0 ? [deployment('staging', 'standard', 'running')] : []),
-    ...(index % 3 === 0 ? [{ ...deployment('old', 'standard', 'stopped'), stoppedBy: 'platform:maintenance' }] : []),
-  ];
-}
-
 /** The promise, or a rejection at `deadline` (epoch ms): a call that never answers cannot hang the run. */
 function beforeDeadline<T>(promise: Promise<T>, deadline: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -272,7 +255,7 @@ async function main(): Promise<void> {
 
   // The platform's accounts and deployments, known before the worker asks about them.
   const accountIds = Array.from({ length: opts.buyers }, (_, i) => `acct-chaos-${runTag}-${i}`);
-  const allDeployments = accountIds.flatMap((id, i) => deploymentsFor(i, id));
+  const allDeployments = accountIds.flatMap((id, i) => typicalDeployments(i, id));
   const platform = await startRecordingPlatform(allDeployments, platformToken);
   console.log(
     `chaos: ${opts.durationS} s, K=${opts.kills} kills per process, ${opts.buyers} buyers, ${opts.metered} metered customers, grace ${opts.graceS} s`,
@@ -462,24 +445,7 @@ async function main(): Promise<void> {
     const notDue = Array.from({ length: 34 }, (_, i) => new Date(lastHour.getTime() - (i - 3) * HOUR_MS))
       .filter((h) => h.getTime() !== lastHour.getTime())
       .map((h) => h.toISOString());
-    await meteringHoursOf(serviceDb).bulkWrite(
-      notDue.map((h) => ({
-        updateOne: {
-          filter: { _id: h },
-          update: {
-            $set: {
-              state: 'complete' as const,
-              customers: 0,
-              records: 0,
-              conflicts: 0,
-              notSubscribed: 0,
-              at: new Date(),
-            },
-          },
-          upsert: true,
-        },
-      })),
-    );
+    await markHoursMetered(serviceDb, notDue);
     console.log(`seeded ${buyers.length} buyers and ${metered.length} metered customers for ${lastHour.toISOString()}`);
 
     // --- The chaos phase. ---

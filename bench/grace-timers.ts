@@ -54,7 +54,12 @@ import { connectClient } from '../lib/temporal';
 import { sumOfSeries } from '../poller/metrics';
 import { loadWorkerConfig } from '../worker/config';
 import { cpuMeter, peakRssMb, rssMb } from './process-stats';
-import { startRecordingPlatform, type PlatformCall, type PlatformDeployment } from './recording-platform';
+import {
+  startRecordingPlatform,
+  typicalDeployments,
+  type PlatformCall,
+  type PlatformDeployment,
+} from './recording-platform';
 
 const GIB_MB = 1024;
 const TASK_QUEUE = 'bench-grace-timers';
@@ -93,19 +98,7 @@ function customer(index: number): Customer {
     licenseArn: `arn:aws:license-manager::111122223333:license/l-grace${index}`,
   };
   const accountId = `acct-grace-${index}`;
-  const deployment = (name: string, plan: 'trial' | 'standard', state: 'running' | 'stopped') => ({
-    id: `${accountId}-${name}`,
-    accountId,
-    name,
-    plan,
-    state,
-  });
-  const deployments: PlatformDeployment[] = [
-    { ...deployment('trial', 'trial', 'running'), trialEndsAt: new Date(Date.now() + 7 * DAY_MS).toISOString() },
-    deployment('prod', 'standard', 'running'),
-    ...(index % 2 === 0 ? [deployment('staging', 'standard', 'running')] : []),
-    ...(index % 3 === 0 ? [{ ...deployment('old', 'standard', 'stopped'), stoppedBy: 'platform:maintenance' }] : []),
-  ];
+  const deployments = typicalDeployments(index, accountId);
   return { index, ref, key: customerKey(ref), accountId, deployments };
 }
 

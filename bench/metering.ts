@@ -22,7 +22,7 @@ import { stopWhenInterrupted } from './interrupted';
 import { bulkWriteInChunks, connectMongo } from '../lib/mongo';
 import { ensureIndexes } from '../lib/store/indexes';
 import { marketplaceLinksOf } from '../lib/store/marketplace';
-import { meteringHoursOf } from '../lib/store/metering-ledger';
+import { markHoursMetered } from '../lib/store/metering-ledger';
 import { HOUR_MS, hourStart, usageOf } from '../lib/store/usage';
 import { usageFor } from '../lib/store/usage-generator';
 import { connectClient } from '../lib/temporal';
@@ -123,22 +123,7 @@ async function main(): Promise<void> {
     usage.map((doc) => ({ insertOne: { document: doc } })),
   );
   const others = Array.from({ length: 30 }, (_, i) => new Date(hour.getTime() - (i + 1) * HOUR_MS).toISOString());
-  await bulkWriteInChunks(
-    meteringHoursOf(service.db),
-    others.map((h) => ({
-      insertOne: {
-        document: {
-          _id: h,
-          state: 'complete' as const,
-          customers: 0,
-          records: 0,
-          conflicts: 0,
-          notSubscribed: 0,
-          at: new Date(),
-        },
-      },
-    })),
-  );
+  await markHoursMetered(service.db, others);
   console.log(`seeded in ${((Date.now() - seeded) / 1000).toFixed(1)} s`);
 
   const taskQueue = 'bench-metering';

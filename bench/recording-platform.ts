@@ -24,6 +24,29 @@ export interface PlatformCall {
   at: number;
 }
 
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * A customer's deployments as the benches give them: a trial, a production one, every other customer a
+ * staging one, and every third an old one somebody else stopped. A cancellation must stop and delete the
+ * production and staging ones only.
+ */
+export function typicalDeployments(index: number, accountId: string): PlatformDeployment[] {
+  const deployment = (name: string, plan: 'trial' | 'standard', state: 'running' | 'stopped') => ({
+    id: `${accountId}-${name}`,
+    accountId,
+    name,
+    plan,
+    state,
+  });
+  return [
+    { ...deployment('trial', 'trial', 'running'), trialEndsAt: new Date(Date.now() + 7 * DAY_MS).toISOString() },
+    deployment('prod', 'standard', 'running'),
+    ...(index % 2 === 0 ? [deployment('staging', 'standard', 'running')] : []),
+    ...(index % 3 === 0 ? [{ ...deployment('old', 'standard', 'stopped'), stoppedBy: 'platform:maintenance' }] : []),
+  ];
+}
+
 export async function startRecordingPlatform(deployments: PlatformDeployment[], token: string) {
   const byId = new Map(deployments.map((d) => [d.id, { ...d }]));
   const byAccount = new Map<string, PlatformDeployment[]>();

@@ -93,34 +93,24 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$1" >/dev/null
 }
 
+# debian_package NAME PRESENT-CHECK VERSION-COMMAND [HINT]: installs Debian's NAME unless the check passes.
+debian_package() {
+  if eval "$2" >/dev/null 2>&1; then
+    log "$1: $(eval "$3" 2>/dev/null | head -1)"
+  elif command -v apt-get >/dev/null 2>&1; then
+    apt_install "$1"
+  else
+    echo "install: $1 is missing and apt-get is not available${4:+; $4}" >&2
+    exit 1
+  fi
+}
+
 # 4a. PostgreSQL for the cluster mode's Temporal server.
-if compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null; then
-  log "postgresql: $(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
-elif command -v apt-get >/dev/null 2>&1; then
-  apt_install postgresql
-else
-  echo "install: PostgreSQL is missing and apt-get is not available" >&2
-  exit 1
-fi
-
+debian_package postgresql 'compgen -G "/usr/lib/postgresql/*/bin/postgres"' 'ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1'
 # 4. Debian's Chromium for the browser journey test (playwright-core drives it; it never downloads a browser).
-if [ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
-  log "chromium: $("${CHROMIUM_PATH:-/usr/bin/chromium}" --version 2>/dev/null | head -1)"
-elif command -v apt-get >/dev/null 2>&1; then
-  apt_install chromium
-else
-  echo "install: Chromium is missing and apt-get is not available; set CHROMIUM_PATH to a Chromium binary" >&2
-  exit 1
-fi
-
+debian_package chromium '[ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]' '"${CHROMIUM_PATH:-/usr/bin/chromium}" --version' \
+  'set CHROMIUM_PATH to a Chromium binary'
 # 5. openssl makes the sandbox's SNS signing certificate (sandbox/sns-signing.ts).
-if command -v openssl >/dev/null 2>&1; then
-  log "openssl: $(openssl version)"
-elif command -v apt-get >/dev/null 2>&1; then
-  apt_install openssl
-else
-  echo "install: openssl is missing and apt-get is not available" >&2
-  exit 1
-fi
+debian_package openssl 'command -v openssl' 'openssl version'
 
 log "done"

@@ -108,3 +108,13 @@ export async function supervise(options: SupervisorOptions): Promise<Supervised>
     },
   };
 }
+
+/** The pid the stack's output last gave `name` (its `running` or `restarted` line), if any. */
+export function supervisedPid(output: string, name: string): number | undefined {
+  const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const starts = [
+    ...output.matchAll(new RegExp(`\\[stack\\] ${escaped} (?:running|restarted) \\(.*pid (\\d+)\\)`, 'g')),
+  ];
+  const pid = Number(starts.pop()?.[1]);
+  return pid > 0 ? pid : undefined;
+}

@@ -13,7 +13,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Connection, Client } from '@temporalio/client';
 import { customSearchAttributes } from '../domain/search-attributes';
-import { freePort, waitFor } from '../infra/processes';
+import { waitFor } from '../infra/processes';
+import { freeStackPorts, stackPortsEnv } from '../infra/stack-ports';
+import { supervisedPid } from '../infra/supervisor';
 import { connectMongo } from '../lib/mongo';
 import { linkNewBuyer, registerNewBuyer } from './helpers/buyer';
 import { sandboxControl } from './helpers/sandbox';
@@ -31,36 +33,16 @@ describe('cluster mode (infra/start.sh --cluster)', () => {
   it('runs the journey on the Temporal server on PostgreSQL with two replicas of each process, and restarts what dies', async () => {
     if (!existsSync(stackScript)) throw new Error('dist/ is missing: infra/test.sh builds before running the tests');
     const localDir = mkdtempSync(join(tmpdir(), 'cluster-'));
-    const [temporal, ui, mongo, moto, sandbox, api, postgres, ...replicas] = await Promise.all(
-      Array.from({ length: 13 }, freePort),
-    );
-    const [api1, api2, worker1, worker2, poller1, poller2] = replicas as [
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-    ];
+    const ports = await freeStackPorts({ cluster: true });
+    const { temporal, ui, mongo, sandbox, api } = ports;
+    const { postgres, apiReplicas } = ports.cluster!;
     const env = {
       ...process.env,
       STACK_DIR: localDir,
-      TEMPORAL_ADDRESS: `127.0.0.1:${temporal}`,
-      TEMPORAL_UI_PORT: String(ui),
-      MONGODB_URI: `mongodb://127.0.0.1:${mongo}/`,
-      MOTO_PORT: String(moto),
-      AWS_ENDPOINT_URL_SQS: `http://127.0.0.1:${moto}`,
-      AWS_ENDPOINT_URL_SNS: `http://127.0.0.1:${moto}`,
-      SANDBOX_PORT: String(sandbox),
-      AWS_ENDPOINT_URL_MARKETPLACE_METERING: `http://127.0.0.1:${sandbox}`,
+      ...stackPortsEnv(ports),
       SANDBOX_REGISTRATION_URL: `http://localhost:${api}/marketplace/register`,
-      API_PORT: String(api),
       // The address the test's browser uses, which the API's Origin check compares with.
       PUBLIC_BASE_URL: `http://127.0.0.1:${api}`,
-      POSTGRES_PORT: String(postgres),
-      CLUSTER_API_PORTS: `${api1},${api2}`,
-      CLUSTER_WORKER_METRICS_PORTS: `${worker1},${worker2}`,
-      CLUSTER_POLLER_METRICS_PORTS: `${poller1},${poller2}`,
       // A line for each request: which replica answered.
       LOG_LEVEL: 'info',
     };
@@ -76,12 +58,7 @@ describe('cluster mode (infra/start.sh --cluster)', () => {
     const alive = () => child.exitCode === null;
     const lb = `http://127.0.0.1:${api}`;
     const readyThroughBalancer = async () => (await fetch(`${lb}/ready`)).status;
-    const pidOf = (name: string) => {
-      const starts = [
-        ...output.matchAll(new RegExp(`\\[stack\\] ${name} (?:running|restarted) \\(.*pid (\\d+)\\)`, 'g')),
-      ];
-      return Number(starts.pop()?.[1]);
-    };
+    const pidOf = (name: string) => Number(supervisedPid(output, name));
     let temporalClient: Client | undefined;
     let failed = false;
     const mongoHandle = await connectMongo(`mongodb://127.0.0.1:${mongo}/`, 'marketplace_billing');
@@ -195,7 +172,18 @@ describe('cluster mode (infra/start.sh --cluster)', () => {
       // A failed run keeps the stack's logs and data.
       if (!failed) rmSync(localDir, { recursive: true, force: true });
     }
-    for (const port of [temporal, ui, mongo, moto, sandbox, api, postgres, ...replicas]) {
+    for (const port of [
+      temporal,
+      ui,
+      mongo,
+      ports.moto,
+      sandbox,
+      api,
+      postgres,
+      ...apiReplicas,
+      ...ports.workerMetrics,
+      ...ports.pollerMetrics,
+    ]) {
       await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow();
     }
   });

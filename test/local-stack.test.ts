@@ -10,7 +10,9 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetQueueUrlCommand } from '@aws-sdk/client-sqs';
-import { freePort, waitFor } from '../infra/processes';
+import { waitFor } from '../infra/processes';
+import { freeStackPorts, stackPortsEnv } from '../infra/stack-ports';
+import { supervisedPid } from '../infra/supervisor';
 import { createSqsClient } from '../lib/aws';
 
 const root = join(__dirname, '..');
@@ -22,23 +24,14 @@ describe('local stack (infra/start.sh)', () => {
   it('starts everything, answers on its ports, restarts what dies, and stops everything on Ctrl-C', async () => {
     if (!existsSync(stackScript)) throw new Error('dist/ is missing: infra/test.sh builds before running the tests');
     const localDir = mkdtempSync(join(tmpdir(), 'stack-'));
-    const [temporal, ui, mongo, moto, sandbox, api, metrics, workerMetrics] = await Promise.all(
-      Array.from({ length: 8 }, freePort),
-    );
+    const ports = await freeStackPorts();
+    const { temporal, ui, mongo, moto, sandbox, api } = ports;
+    const [metrics] = ports.pollerMetrics as [number];
+    const [workerMetrics] = ports.workerMetrics as [number];
     const env = {
       ...process.env,
       STACK_DIR: localDir,
-      TEMPORAL_ADDRESS: `127.0.0.1:${temporal}`,
-      TEMPORAL_UI_PORT: String(ui),
-      MONGODB_URI: `mongodb://127.0.0.1:${mongo}/`,
-      MOTO_PORT: String(moto),
-      AWS_ENDPOINT_URL_SQS: `http://127.0.0.1:${moto}`,
-      AWS_ENDPOINT_URL_SNS: `http://127.0.0.1:${moto}`,
-      SANDBOX_PORT: String(sandbox),
-      AWS_ENDPOINT_URL_MARKETPLACE_METERING: `http://127.0.0.1:${sandbox}`,
-      API_PORT: String(api),
-      POLLER_METRICS_PORT: String(metrics),
-      WORKER_METRICS_PORT: String(workerMetrics),
+      ...stackPortsEnv(ports),
       LOG_LEVEL: 'warn',
     };
     const child = spawn(join(root, 'node_modules', '.bin', 'node'), [stackScript], {
@@ -74,12 +67,7 @@ describe('local stack (infra/start.sh)', () => {
       expect(await certificate.text()).toContain('-----BEGIN CERTIFICATE-----');
 
       // kill -9 the worker, then moto: each is started again, the stack keeps running, nothing else restarts.
-      const pidOf = (name: string) => {
-        const starts = [
-          ...output.matchAll(new RegExp(`\\[stack\\] ${name} (?:running|restarted) \\(.*pid (\\d+)\\)`, 'g')),
-        ];
-        return Number(starts.pop()?.[1]);
-      };
+      const pidOf = (name: string) => Number(supervisedPid(output, name));
       for (const name of ['worker', 'moto']) {
         const pid = pidOf(name);
         expect(pid).toBeGreaterThan(0);

@@ -28,6 +28,7 @@ import {
   meteringPlanKey,
   meteringPlansOf,
   recordOutcomes,
+  emptyHour,
   type EntryWithStatus,
   type LedgerEntry,
   type MeteringCallDoc,
@@ -437,16 +438,7 @@ export function createMeteringActivities({ db, metering, settings }: MeteringDep
           missed.map((hour) => ({
             updateOne: {
               filter: { _id: hour },
-              update: {
-                $setOnInsert: {
-                  state: 'missed' as const,
-                  customers: 0,
-                  records: 0,
-                  conflicts: 0,
-                  notSubscribed: 0,
-                  at: new Date(),
-                },
-              },
+              update: { $setOnInsert: emptyHour('missed') },
               upsert: true,
             },
           })),

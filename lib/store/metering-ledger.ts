@@ -8,7 +8,7 @@
  * the first final answer for a key is the one that counts.
  */
 import type { Db } from 'mongodb';
-import { collectionOf, insertNew } from '../mongo';
+import { bulkWriteInChunks, collectionOf, insertNew } from '../mongo';
 
 export const LEDGER_STATUSES = ['pending', 'sent', 'conflict', 'not-subscribed', 'rejected'] as const;
 export type LedgerStatus = (typeof LEDGER_STATUSES)[number];
@@ -63,6 +63,21 @@ export const ledgerOf = collectionOf<LedgerEntry>('metering_ledger');
 export const ledgerResultsOf = collectionOf<LedgerResult>('metering_results');
 
 export const meteringHoursOf = collectionOf<MeteringHourDoc>('metering_hours');
+
+/** An hour's record with nothing metered in it. */
+export function emptyHour(state: HourState, at = new Date()): Omit<MeteringHourDoc, '_id'> {
+  return { state, customers: 0, records: 0, conflicts: 0, notSubscribed: 0, at };
+}
+
+/** Records these hours as done, so that no run meters them: for tests and benches that meter one hour alone. */
+export async function markHoursMetered(db: Db, hours: string[]): Promise<void> {
+  await bulkWriteInChunks(
+    meteringHoursOf(db),
+    hours.map((hour) => ({
+      updateOne: { filter: { _id: hour }, update: { $set: emptyHour('complete') }, upsert: true },
+    })),
+  );
+}
 
 /**
  * One BatchMeterUsage call of an hour's plan: the frozen entries it sends.

@@ -11,7 +11,7 @@ import { loadMeteringConfig, type MeteringConfig } from '../../lib/config';
 import { connectMongo, type MongoHandle } from '../../lib/mongo';
 import { ensureIndexes } from '../../lib/store/indexes';
 import { customerKey, marketplaceLinksOf, type MarketplaceLinkDoc } from '../../lib/store/marketplace';
-import { meteringHoursOf } from '../../lib/store/metering-ledger';
+import { markHoursMetered } from '../../lib/store/metering-ledger';
 import { HOUR_MS, hourStart, usageOf } from '../../lib/store/usage';
 import { connectClient, connectionOptions } from '../../lib/temporal';
 import { hourlyMetering, type HourlyMeteringInput } from '../../workflows/metering/hourly-metering';
@@ -174,24 +174,7 @@ export async function startMeteringStack(
       const hours = Array.from({ length: 33 }, (_, i) =>
         new Date(lastHour.getTime() - (i - 3) * HOUR_MS).toISOString(),
       ).filter((h) => !kept.has(h));
-      await meteringHoursOf(mongo.db).bulkWrite(
-        hours.map((h) => ({
-          updateOne: {
-            filter: { _id: h },
-            update: {
-              $set: {
-                state: 'complete' as const,
-                customers: 0,
-                records: 0,
-                conflicts: 0,
-                notSubscribed: 0,
-                at: new Date(),
-              },
-            },
-            upsert: true,
-          },
-        })),
-      );
+      await markHoursMetered(mongo.db, hours);
     },
     run(input = {}) {
       return temporal.workflow.execute(hourlyMetering, {
