@@ -5,9 +5,10 @@
  * is enforced with inserts on unique keys, the one atomic primitive FerretDB
  * offers under concurrency.
  */
-import type { Collection } from 'mongodb';
+import type { Collection, Db } from 'mongodb';
 import { collectionOf, isDuplicateKeyError } from '../mongo';
-import type { AwsCustomerRef, OfferType } from './marketplace';
+import { saveResolvedCustomer, type AwsCustomerRef, type OfferType, type ResolvedCustomer } from './marketplace';
+import { refOfCustomer } from './subscription-lookup';
 
 export interface RedeemedTokenDoc extends AwsCustomerRef {
   /** sha256 of the registration token. */
@@ -57,4 +58,57 @@ export async function insertOnce<T extends { _id: string }>(
     if (!stored) throw error;
     return { inserted: false, stored };
   }
+}
+
+/** What a link code grants, and to which browser. */
+export interface LinkCodeGrant {
+  /** sha256 of the link code. */
+  codeHash: string;
+  bindingHash: string;
+  offerType: OfferType;
+  ttlSeconds: number;
+}
+
+/** Stores a one-time link code for `customer`. Its lifetime starts when it is issued, after any wait for ResolveCustomer, as the cookie's does. */
+export async function issueLinkCode(
+  db: Db,
+  customer: AwsCustomerRef,
+  grant: LinkCodeGrant,
+  now = Date.now(),
+): Promise<void> {
+  await linkCodesOf(db).insertOne({
+    _id: grant.codeHash,
+    awsAccountId: customer.awsAccountId,
+    productCode: customer.productCode,
+    ...(customer.licenseArn ? { licenseArn: customer.licenseArn } : {}),
+    offerType: grant.offerType,
+    bindingHash: grant.bindingHash,
+    createdAt: new Date(now),
+    expiresAt: new Date(now + grant.ttlSeconds * 1000),
+  });
+}
+
+/**
+ * A first redemption's writes: the customer (keyed as the store keys its subscription: by its license, or by
+ * account and product when registered before licenses were keys), then the redeemed token and the link code
+ * together. Returns the redeemed token as stored: another browser's when it redeemed the token meanwhile, in which
+ * case the code is never shown to anyone and expires unused.
+ */
+export async function recordRedemption(
+  db: Db,
+  customer: ResolvedCustomer,
+  tokenHash: string,
+  grant: LinkCodeGrant,
+): Promise<RedeemedTokenDoc> {
+  const saved = refOfCustomer(await saveResolvedCustomer(db, customer));
+  const [{ stored }] = await Promise.all([
+    insertOnce(redeemedTokensOf(db), {
+      _id: tokenHash,
+      ...saved,
+      bindingHash: grant.bindingHash,
+      redeemedAt: new Date(),
+    }),
+    issueLinkCode(db, saved, grant),
+  ]);
+  return stored;
 }

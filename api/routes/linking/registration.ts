@@ -9,11 +9,14 @@ import type { Db } from 'mongodb';
 import type { RegistrationError, ResolvedRegistration } from '../../../activities/marketplace';
 import { StringEnum, Type } from '../../../lib/schema';
 import { randomSecret, sha256 } from '../../../lib/secrets';
-import { saveResolvedCustomer, type AwsCustomerRef } from '../../../lib/store/marketplace';
-import { insertOnce, linkCodesOf, redeemedTokensOf } from '../../../lib/store/registrations';
+import {
+  issueLinkCode,
+  recordRedemption,
+  redeemedTokensOf,
+  type LinkCodeGrant,
+} from '../../../lib/store/registrations';
 import { registrationProblemPage, type RegistrationFailure } from '../../pages/registration';
 import { sendPage } from '../../pages/views';
-import { refOfCustomer } from '../../../lib/store/subscription-lookup';
 import { clientKeyOf, type PerClientCeiling } from '../../../lib/rate-limiter';
 import { BINDING_COOKIE, setBindingCookie, type SessionSettings } from '../../common/session';
 
@@ -120,24 +123,19 @@ export function registerRegistrationRoute(root: FastifyInstance, deps: Registrat
       const tokenHash = sha256(token);
 
       const code = randomSecret();
-      // Its lifetime starts when it is issued, after any wait for ResolveCustomer, as the cookie's does.
-      const issueLinkCode = (customer: AwsCustomerRef, now = Date.now()) =>
-        linkCodesOf(deps.db).insertOne({
-          _id: sha256(code),
-          awsAccountId: customer.awsAccountId,
-          productCode: customer.productCode,
-          ...(customer.licenseArn ? { licenseArn: customer.licenseArn } : {}),
-          offerType,
-          bindingHash,
-          createdAt: new Date(now),
-          expiresAt: new Date(now + deps.linkCodeTtlSeconds * 1000),
-        });
+      // Stored as its hash only: the code itself travels in the redirect and nowhere else.
+      const grant: LinkCodeGrant = {
+        codeHash: sha256(code),
+        bindingHash,
+        offerType,
+        ttlSeconds: deps.linkCodeTtlSeconds,
+      };
 
       const earlier = await redeemedTokensOf(deps.db).findOne({ _id: tokenHash });
       if (earlier) {
         // The same browser posting twice (a double click, a reload) goes on; any other browser is refused.
         if (earlier.bindingHash !== bindingHash) return problem(reply, 'replayed');
-        await issueLinkCode(earlier);
+        await issueLinkCode(deps.db, earlier, grant);
       } else {
         if (!(await deps.resolveCustomerCeiling.tryAcquire(clientKeyOf(request.ip)))) {
           request.log.warn('registration turned away: the ResolveCustomer ceiling is reached');
@@ -156,14 +154,7 @@ export function registerRegistrationRoute(root: FastifyInstance, deps: Registrat
           );
           return problem(reply, failure);
         }
-        // The subscription as the store keys it: by its license, or by account and product when registered before licenses were keys.
-        const saved = refOfCustomer(await saveResolvedCustomer(deps.db, { ...resolved, offerType }));
-        // One store round trip for both: if another browser redeemed the token meanwhile, this code is never
-        // shown to anyone and expires unused.
-        const [{ stored }] = await Promise.all([
-          insertOnce(redeemedTokensOf(deps.db), { _id: tokenHash, ...saved, bindingHash, redeemedAt: new Date() }),
-          issueLinkCode(saved),
-        ]);
+        const stored = await recordRedemption(deps.db, { ...resolved, offerType }, tokenHash, grant);
         if (stored.bindingHash !== bindingHash) return problem(reply, 'replayed');
       }
       setBindingCookie(reply, binding, deps.session, deps.linkCodeTtlSeconds);
