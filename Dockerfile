@@ -27,5 +27,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 # The worker runs the workflow bundles `npm run build` made in dist/workflow-bundles: no webpack at start-up.
 COPY --from=build /app/dist ./dist
+# The benchmarks are built with the rest but are no service: one run against production data would redeem real tokens.
+RUN rm -rf dist/bench
 USER node
 CMD ["node", "dist/api/server.js"]

@@ -53,7 +53,7 @@ async function main(): Promise<void> {
       };
       if (await redeemedTokensOf(mongo.db).findOne({ _id: tokenHash })) return reply.code(409).send();
       const customer = await resolveCustomer(token);
-      await recordRedemption(mongo.db, { ...customer, offerType: 'standard' }, tokenHash, grant);
+      await recordRedemption(mongo.db, customer, tokenHash, grant);
       return reply.redirect(`/?link=${code}`, 303);
     } catch {
       return reply.code(403).send();

@@ -97,6 +97,7 @@ export function sandboxControl(url: string, lost: { count: number } = { count: 0
   return async <T = unknown>(method: string, path: string, body?: unknown, creates = false): Promise<T> => {
     for (let attempt = 1; ; attempt++) {
       let response: Response;
+      let text: string;
       try {
         response = await fetch(`${url}${path}`, {
           method,
@@ -104,22 +105,12 @@ export function sandboxControl(url: string, lost: { count: number } = { count: 0
           headers: body === undefined ? {} : { 'content-type': 'application/json' },
           body: body === undefined ? undefined : JSON.stringify(body),
         });
+        text = await response.text();
       } catch (error) {
+        // A refused connection never reached the sandbox; anything else (a cut answer too) may have been acted on.
         if (creates && !refused(error)) {
           lost.count++;
           throw new LostAnswer(`${method} ${path}: no answer (${(error as Error).message})`, { cause: error });
-        }
-        if (attempt >= 20) throw error;
-        await sleep(RETRY_AFTER_MS);
-        continue;
-      }
-      let text: string;
-      try {
-        text = await response.text();
-      } catch (error) {
-        if (creates) {
-          lost.count++;
-          throw new LostAnswer(`${method} ${path}: answer cut (${(error as Error).message})`, { cause: error });
         }
         if (attempt >= 20) throw error;
         await sleep(RETRY_AFTER_MS);
@@ -179,8 +170,8 @@ export interface JourneyResult {
   syncMs?: number;
   /** The message ids of the subscribe-success notifications the sandbox sent. */
   subscribeMessageIds: string[];
-  /** subscribe-success notifications whose answer was lost (sent, id unknown: the caller learns it). */
-  lostSubscribeSuccess: number;
+  /** Notifications whose answer was lost (sent, id unknown: the caller learns it), by action. */
+  lostActions: string[];
   linkedAt?: number;
   /** Tokens the buyer needed: a second one when a registration's answer was lost and the token was then refused. */
   tokens: number;
@@ -239,6 +230,29 @@ async function step(
   }
 }
 
+/**
+ * Has the sandbox send a notification (through SNS into the queue, as AWS does); its message id, or undefined when the
+ * answer was lost. Not retried once sent: a lost answer is a notification whose id the store tells, not a second one.
+ */
+export async function sendNotification(
+  control: SandboxControl,
+  sandboxCustomerId: string,
+  action: string,
+): Promise<string | undefined> {
+  try {
+    const sent = await control<{ messageId: string }>(
+      'POST',
+      `/control/customers/${sandboxCustomerId}/notifications`,
+      { action },
+      true,
+    );
+    return sent.messageId;
+  } catch (error) {
+    if (!(error instanceof LostAnswer)) throw error;
+    return undefined;
+  }
+}
+
 /** A new registration token; a lost answer mints another (a token nobody posts changes nothing). */
 async function mintToken(control: SandboxControl, customerId: string): Promise<string> {
   for (let attempt = 1; ; attempt++) {
@@ -268,7 +282,7 @@ export async function buyerJourney(
     stalledMs: 0,
     busyStalledMs: 0,
     subscribeMessageIds: [],
-    lostSubscribeSuccess: 0,
+    lostActions: [],
     tokens: 1,
   };
   const { deadline } = options;
@@ -307,18 +321,9 @@ export async function buyerJourney(
 
     const sentAt = Date.now();
     const subscribeSuccess = async () => {
-      try {
-        const sent = await control<{ messageId: string }>(
-          'POST',
-          `/control/customers/${plan.sandboxCustomerId}/notifications`,
-          { action: 'subscribe-success' },
-          true,
-        );
-        result.subscribeMessageIds.push(sent.messageId);
-      } catch (error) {
-        if (!(error instanceof LostAnswer)) throw error;
-        result.lostSubscribeSuccess++;
-      }
+      const messageId = await sendNotification(control, plan.sandboxCustomerId, 'subscribe-success');
+      if (messageId) result.subscribeMessageIds.push(messageId);
+      else result.lostActions.push('subscribe-success');
     };
     await subscribeSuccess();
     // AWS sends subscribe-success again (an amended offer, a redrive): a second message, the same meaning.

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitFor } from '../infra/processes';
 import { freeStackPorts, stackPortsEnv, type StackPorts } from '../infra/stack-ports';
-import { supervisedPid } from '../infra/supervisor';
+import { supervisedPid, supervisorEvents } from '../infra/supervisor';
 import { repoRoot } from '../infra/paths';
 
 export interface ClusterStack {
@@ -54,7 +54,7 @@ export function commandOf(pid: number): string {
 }
 
 /** The process group of `pid` (field 5 of /proc/<pid>/stat, after the command's parenthesised name), or undefined. */
-export function processGroupOf(pid: number): number | undefined {
+function processGroupOf(pid: number): number | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
@@ -72,8 +72,6 @@ export function isAlive(pid: number): boolean {
     return false;
   }
 }
-
-const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** Signals the whole group; false when there is no such group any more. */
 function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
@@ -141,15 +139,13 @@ export async function startClusterStack(
       return stack.restartPidsOf(name).length;
     },
     restartPidsOf(name) {
-      return [
-        ...output.matchAll(new RegExp(`\\[stack\\] ${escape(name)} restarted \\(restart \\d+, pid (\\d+)\\)`, 'g')),
-      ].map((m) => Number(m[1]));
+      return supervisorEvents(output).flatMap((e) => (e.name === name && e.event === 'restarted' ? [e.pid!] : []));
     },
     exitsOf(name) {
-      return [...output.matchAll(new RegExp(`\\[stack\\] ${escape(name)} exited \\(`, 'g'))].length;
+      return supervisorEvents(output).filter((e) => e.name === name && e.event === 'exited').length;
     },
     supervisedNames() {
-      return [...new Set([...output.matchAll(/\[stack\] (\S+) running \(pid \d+\)/g)].map((m) => m[1]!))];
+      return [...new Set(supervisorEvents(output).flatMap((e) => (e.event === 'running' ? [e.name] : [])))];
     },
     inGroup(pid) {
       return child.pid !== undefined && processGroupOf(pid) === child.pid;

@@ -125,7 +125,7 @@ import type { SandboxCustomer } from '../sandbox/store';
 import { hourlyMetering } from '../workflows/metering/hourly-metering';
 import {
   buyerJourney,
-  LostAnswer,
+  sendNotification,
   sandboxControl,
   type BuyerPlan,
   type JourneyResult,
@@ -472,23 +472,35 @@ async function main(): Promise<void> {
       record.endMs = Date.now();
       record.backAfterSeconds = seconds(record.endMs - record.atMs);
     };
-    const signal = (name: string, sig: NodeJS.Signals, kind: FaultRecord['kind'], expect: RegExp) => {
-      const pid = livePid(name, expect);
+    /** Records a fault as it is injected (or skipped, saying why). */
+    const recordFault = (
+      kind: FaultRecord['kind'],
+      name: string,
+      sig: NodeJS.Signals,
+      pid: number,
+      skipped?: string,
+    ) => {
       const now = Date.now();
-      const record: FaultRecord = {
-        kind,
-        target: name,
-        pid: pid ?? stack.pidOf(name) ?? 0,
-        signal: sig,
-        atSeconds: at(now),
-        atMs: now,
-      };
+      const record: FaultRecord = { kind, target: name, pid, signal: sig, atSeconds: at(now), atMs: now };
+      if (skipped) record.skipped = skipped;
       faults.push(record);
+      return record;
+    };
+    const signal = (name: string, sig: NodeJS.Signals, kind: FaultRecord['kind'], expect: RegExp) => {
+      const last = stack.pidOf(name);
+      const pid = livePid(name, expect);
       if (!pid) {
-        const last = stack.pidOf(name);
-        record.skipped = `no live ${name} process of the stack (pid ${last}, command '${last ? commandOf(last) : ''}')`;
+        const command = last ? commandOf(last) : '';
+        recordFault(
+          kind,
+          name,
+          sig,
+          last ?? 0,
+          `no live ${name} process of the stack (pid ${last}, command '${command}')`,
+        );
         return undefined;
       }
+      const record = recordFault(kind, name, sig, pid);
       const restartsBefore = stack.restartsOf(name);
       process.kill(pid, sig);
       return { record, restartsBefore };
@@ -500,16 +512,13 @@ async function main(): Promise<void> {
       const other = names.find((n) => n !== name)!;
       // Never both replicas of one kind down at once: with the other one not up, the kill is skipped (and fails the run).
       if (!livePid(other, SCRIPT_OF[kind])) {
-        const now = Date.now();
-        faults.push({
-          kind: 'kill',
-          target: name,
-          pid: stack.pidOf(name) ?? 0,
-          signal: 'SIGKILL',
-          atSeconds: at(now),
-          atMs: now,
-          skipped: `${other} was not up: killing ${name} would leave no ${kind}`,
-        });
+        recordFault(
+          'kill',
+          name,
+          'SIGKILL',
+          stack.pidOf(name) ?? 0,
+          `${other} was not up: killing ${name} would leave no ${kind}`,
+        );
         return;
       }
       const sent = signal(name, 'SIGKILL', 'kill', SCRIPT_OF[kind]);
@@ -674,12 +683,14 @@ async function main(): Promise<void> {
         () => temporal!.workflow.getHandle(meteringId).describe(),
         Date.now() + 30_000,
       ).catch(() => undefined);
+      const startMs = described?.startTime.getTime() ?? startedAt;
+      const closeMs = described?.closeTime?.getTime() ?? resultAt;
       return {
         result,
-        startMs: described?.startTime.getTime() ?? startedAt,
-        closeMs: described?.closeTime?.getTime() ?? resultAt,
-        startedSeconds: at(described?.startTime.getTime() ?? startedAt),
-        seconds: seconds((described?.closeTime?.getTime() ?? resultAt) - (described?.startTime.getTime() ?? startedAt)),
+        startMs,
+        closeMs,
+        startedSeconds: at(startMs),
+        seconds: seconds(closeMs - startMs),
         timesFrom: described?.closeTime ? 'the workflow' : 'the bench',
       };
     })();
@@ -696,21 +707,11 @@ async function main(): Promise<void> {
         buyer.copiesSent++;
       }
     };
-    // Not retried once sent: a lost answer is a notification with an id to learn from the store, not a second one.
     const notify = async (buyer: Buyer, action: string) => {
       buyer.copiesSent++;
-      try {
-        const sent = await control<{ messageId: string }>(
-          'POST',
-          `/control/customers/${buyer.plan.sandboxCustomerId}/notifications`,
-          { action },
-          true,
-        );
-        buyer.messageIds.push(sent.messageId);
-      } catch (error) {
-        if (!(error instanceof LostAnswer)) throw error;
-        buyer.lostActions.push(action);
-      }
+      const messageId = await sendNotification(control, buyer.plan.sandboxCustomerId, action);
+      if (messageId) buyer.messageIds.push(messageId);
+      else buyer.lostActions.push(action);
     };
     /** Linking must have put the account on AWS Marketplace billing, or "billing ended" would prove nothing. */
     const onMarketplace = async (buyer: Buyer) => {
@@ -753,8 +754,8 @@ async function main(): Promise<void> {
           extraSubscribeSuccess: i % 4 === 1,
         });
         buyer.messageIds.push(...buyer.journey.subscribeMessageIds);
-        buyer.copiesSent += buyer.journey.subscribeMessageIds.length + buyer.journey.lostSubscribeSuccess;
-        for (let n = 0; n < buyer.journey.lostSubscribeSuccess; n++) buyer.lostActions.push('subscribe-success');
+        buyer.copiesSent += buyer.journey.subscribeMessageIds.length + buyer.journey.lostActions.length;
+        buyer.lostActions.push(...buyer.journey.lostActions);
         if (!buyer.journey.ok) return;
         try {
           await afterLink(buyer);

@@ -109,12 +109,27 @@ export async function supervise(options: SupervisorOptions): Promise<Supervised>
   };
 }
 
+export interface SupervisorEvent {
+  name: string;
+  event: 'running' | 'exited' | 'restarted' | 'did not come back';
+  /** On `running` and `restarted`: the new process. */
+  pid?: number;
+}
+
+/** The supervisor's lines (the `log` calls above, as the stack prints them after `[stack] `), in order, wherever they are in `output`. */
+export function supervisorEvents(output: string): SupervisorEvent[] {
+  return [
+    ...output.matchAll(
+      /\[stack\] (\S+) (running|exited|restarted|did not come back)\b(?: \((?:restart \d+, )?pid (\d+)\))?/g,
+    ),
+  ].map(([, name, event, pid]) => ({
+    name: name!,
+    event: event as SupervisorEvent['event'],
+    ...(pid ? { pid: Number(pid) } : {}),
+  }));
+}
+
 /** The pid the stack's output last gave `name` (its `running` or `restarted` line), if any. */
 export function supervisedPid(output: string, name: string): number | undefined {
-  const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const starts = [
-    ...output.matchAll(new RegExp(`\\[stack\\] ${escaped} (?:running|restarted) \\(.*pid (\\d+)\\)`, 'g')),
-  ];
-  const pid = Number(starts.pop()?.[1]);
-  return pid > 0 ? pid : undefined;
+  return supervisorEvents(output).findLast((e) => e.name === name && e.pid !== undefined)?.pid;
 }

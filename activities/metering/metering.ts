@@ -28,7 +28,7 @@ import {
   meteringPlanKey,
   meteringPlansOf,
   recordOutcomes,
-  emptyHour,
+  emptyHourRecord,
   type EntryWithStatus,
   type LedgerEntry,
   type MeteringCallDoc,
@@ -438,7 +438,7 @@ export function createMeteringActivities({ db, metering, settings }: MeteringDep
           missed.map((hour) => ({
             updateOne: {
               filter: { _id: hour },
-              update: { $setOnInsert: emptyHour('missed') },
+              update: { $setOnInsert: emptyHourRecord('missed') },
               upsert: true,
             },
           })),

@@ -64,9 +64,9 @@ export const ledgerResultsOf = collectionOf<LedgerResult>('metering_results');
 
 export const meteringHoursOf = collectionOf<MeteringHourDoc>('metering_hours');
 
-/** An hour's record with nothing metered in it. */
-export function emptyHour(state: HourState, at = new Date()): Omit<MeteringHourDoc, '_id'> {
-  return { state, customers: 0, records: 0, conflicts: 0, notSubscribed: 0, at };
+/** An hour's record with nothing metered in it, as of now (not to be confused with the workflow's own progress). */
+export function emptyHourRecord(state: HourState): Omit<MeteringHourDoc, '_id'> {
+  return { state, customers: 0, records: 0, conflicts: 0, notSubscribed: 0, at: new Date() };
 }
 
 /** Records these hours as done, so that no run meters them: for tests and benches that meter one hour alone. */
@@ -74,7 +74,7 @@ export async function markHoursMetered(db: Db, hours: string[]): Promise<void> {
   await bulkWriteInChunks(
     meteringHoursOf(db),
     hours.map((hour) => ({
-      updateOne: { filter: { _id: hour }, update: { $set: emptyHour('complete') }, upsert: true },
+      updateOne: { filter: { _id: hour }, update: { $set: emptyHourRecord('complete') }, upsert: true },
     })),
   );
 }

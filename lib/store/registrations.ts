@@ -96,11 +96,11 @@ export async function issueLinkCode(
  */
 export async function recordRedemption(
   db: Db,
-  customer: ResolvedCustomer,
+  customer: Omit<ResolvedCustomer, 'offerType'>,
   tokenHash: string,
   grant: LinkCodeGrant,
 ): Promise<RedeemedTokenDoc> {
-  const saved = refOfCustomer(await saveResolvedCustomer(db, customer));
+  const saved = refOfCustomer(await saveResolvedCustomer(db, { ...customer, offerType: grant.offerType }));
   const [{ stored }] = await Promise.all([
     insertOnce(redeemedTokensOf(db), {
       _id: tokenHash,

@@ -154,7 +154,7 @@ export function registerRegistrationRoute(root: FastifyInstance, deps: Registrat
           );
           return problem(reply, failure);
         }
-        const stored = await recordRedemption(deps.db, { ...resolved, offerType }, tokenHash, grant);
+        const stored = await recordRedemption(deps.db, resolved, tokenHash, grant);
         if (stored.bindingHash !== bindingHash) return problem(reply, 'replayed');
       }
       setBindingCookie(reply, binding, deps.session, deps.linkCodeTtlSeconds);
